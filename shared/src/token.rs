@@ -1,0 +1,798 @@
+//! Capability tokens, byte-compatible with IntentGate v3 (and v4) tokens (compat §4).
+//!
+//! Wire form: `base64url_nopad(JSON)` of `{v, jti, root_jti, iss, tenant, [zone], sub, iat,
+//! [nbf], [cav], sig}`. The signature is a Macaroon-style HMAC-SHA256 chain:
+//! `sig0 = HMAC(master, payload)`, `sig_{i+1} = HMAC(sig_i, caveat_i)`, where payload and
+//! caveats are the bytes Go's `json.Marshal` writes for them ([`crate::gojson`]). Because the
+//! chain key of each step is the previous signature, anyone holding a token can append a
+//! caveat (attenuate) but nobody can remove one.
+//!
+//! Decoding is stricter than Go's: keys must match exactly, appear once, and be known. Go
+//! accepted `"JTI"`, duplicates and unknown keys; since the signature covers re-encoded
+//! fields, that let several different byte strings carry one valid signature. Every token the
+//! Go gateway and the SDKs produce uses exact, unique, known keys, so nothing valid is lost.
+
+use std::fmt;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ring::{hmac, rand::SecureRandom};
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+use crate::gojson::ObjectWriter;
+use crate::key_ring::{KeyRing, MasterKey};
+
+/// Longest accepted wire token, in bytes; checked before any decoding.
+pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+/// Most caveats a token may carry; checked before any HMAC.
+pub const MAX_CAVEATS: usize = 64;
+/// Schema version without zones (IntentGate NG, 0.9+).
+pub const VERSION_3: i64 = 3;
+/// Schema version with `zone` (IntentGate-app 1.0+).
+pub const VERSION_4: i64 = 4;
+
+/// Caveat type names (compat §4.4).
+pub mod kind {
+    /// Token expires at `exp` (unix seconds).
+    pub const EXP: &str = "exp";
+    /// Request agent must equal `agent`.
+    pub const AGENT_LOCK: &str = "agent_lock";
+    /// Tool must be one of `tools`.
+    pub const TOOL_ALLOW: &str = "tool_allow";
+    /// Tool must not be one of `tools`.
+    pub const TOOL_DENY: &str = "tool_deny";
+    /// At most `max_calls` calls (enforced by the budget stage).
+    pub const MAX_CALLS: &str = "max_calls";
+    /// Step-up authentication happened at `step_up_at` (read by policy).
+    pub const STEP_UP: &str = "step_up";
+}
+
+/// Why a token could not be decoded or verified. Messages never contain token material.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    /// The token is empty.
+    #[error("token is empty")]
+    Empty,
+    /// The token is longer than [`MAX_TOKEN_BYTES`].
+    #[error("token is {len} bytes; the limit is {max}")]
+    TooLong {
+        /// Length seen.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The token is not unpadded base64url.
+    #[error("token is not valid unpadded base64url")]
+    NotBase64,
+    /// The decoded token is not the expected JSON object.
+    #[error("token JSON is malformed: {0}")]
+    Json(String),
+    /// `v` names a schema we do not verify.
+    #[error("unknown token schema version {0}")]
+    UnsupportedVersion(i64),
+    /// A required claim is missing or empty.
+    #[error("token {} is required", missing_label(.0))]
+    Missing(&'static str),
+    /// `zone` was present in a v3 token.
+    #[error("zone is only allowed in v4 tokens")]
+    UnexpectedZone,
+    /// More than [`MAX_CAVEATS`] caveats.
+    #[error("token has {count} caveats; the limit is {max}")]
+    TooManyCaveats {
+        /// Count seen.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// `sig` is not 32 bytes of unpadded base64url.
+    #[error("signature is not valid base64url")]
+    BadSignatureEncoding,
+    /// The HMAC chain does not match under any key of the ring.
+    #[error("signature mismatch")]
+    SignatureMismatch,
+    /// Minting needs a subject.
+    #[error("subject is required")]
+    MissingSubject,
+    /// The system random generator failed.
+    #[error("system random number generator failed")]
+    Random,
+}
+
+/// Go's wording for a missing claim, so error texts stay familiar to operators.
+fn missing_label(field: &str) -> &str {
+    match field {
+        "jti" => "id (jti)",
+        "root_jti" => "root id (root_jti)",
+        "sub" => "subject (sub)",
+        "iat" => "issued-at (iat)",
+        "sig" => "signature (sig)",
+        other => other,
+    }
+}
+
+/// Why a verified token does not allow a call (compat §4.4). Each renders as the reason the
+/// gateway returns in JSON-RPC `data` and writes to the audit log.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Denial {
+    /// `nbf` lies in the future.
+    #[error("token not yet valid (nbf in future)")]
+    NotYetValid,
+    /// Caveat number `index` (0-based) of type `kind` failed.
+    #[error("caveat {index} ({kind}): {reason}")]
+    Caveat {
+        /// Position in the chain.
+        index: usize,
+        /// The caveat's `t`.
+        kind: String,
+        /// What failed.
+        reason: CaveatFailure,
+    },
+}
+
+/// The failure inside one caveat.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CaveatFailure {
+    /// `exp` caveat with no `exp`.
+    #[error("expiry caveat missing exp value")]
+    MissingExp,
+    /// now ≥ exp.
+    #[error("expired")]
+    Expired,
+    /// `agent_lock` caveat with no agent.
+    #[error("agent_lock caveat missing agent value")]
+    MissingAgent,
+    /// The calling agent differs.
+    #[error("token bound to {expected:?}, request from {actual:?}")]
+    AgentMismatch {
+        /// Agent the caveat locks to.
+        expected: String,
+        /// Agent of the call.
+        actual: String,
+    },
+    /// Tool not in the allow list.
+    #[error("tool {0:?} not in allowed set")]
+    ToolNotAllowed(String),
+    /// Tool in the deny list.
+    #[error("tool {0:?} is forbidden")]
+    ToolDenied(String),
+    /// `step_up_at` is negative.
+    #[error("step_up caveat has negative step_up_at value")]
+    NegativeStepUp,
+    /// `max_calls` is negative.
+    #[error("max_calls caveat has negative max_calls value")]
+    NegativeMaxCalls,
+    /// A caveat type this gateway does not know.
+    #[error("unknown caveat type {0:?} (deny by default)")]
+    UnknownType(String),
+}
+
+/// One caveat. Unknown types are kept (they are signed) and deny at check time.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Caveat {
+    /// The type, `t` on the wire.
+    pub kind: String,
+    /// Tool names for `tool_allow` / `tool_deny`.
+    pub tools: Vec<String>,
+    /// Agent for `agent_lock`.
+    pub agent: String,
+    /// Expiry for `exp`, unix seconds.
+    pub exp: i64,
+    /// Call limit for `max_calls`.
+    pub max_calls: i64,
+    /// Step-up time for `step_up`, unix seconds.
+    pub step_up_at: i64,
+}
+
+impl Caveat {
+    fn of(kind: &str) -> Self {
+        Self {
+            kind: kind.to_owned(),
+            ..Self::default()
+        }
+    }
+    /// `exp` caveat.
+    pub fn exp(at: i64) -> Self {
+        Self {
+            exp: at,
+            ..Self::of(kind::EXP)
+        }
+    }
+    /// `agent_lock` caveat.
+    pub fn agent_lock(agent: &str) -> Self {
+        Self {
+            agent: agent.to_owned(),
+            ..Self::of(kind::AGENT_LOCK)
+        }
+    }
+    /// `tool_allow` caveat.
+    pub fn tool_allow<S: Into<String>>(tools: impl IntoIterator<Item = S>) -> Self {
+        Self {
+            tools: tools.into_iter().map(Into::into).collect(),
+            ..Self::of(kind::TOOL_ALLOW)
+        }
+    }
+    /// `tool_deny` caveat.
+    pub fn tool_deny<S: Into<String>>(tools: impl IntoIterator<Item = S>) -> Self {
+        Self {
+            tools: tools.into_iter().map(Into::into).collect(),
+            ..Self::of(kind::TOOL_DENY)
+        }
+    }
+    /// `max_calls` caveat.
+    pub fn max_calls(limit: i64) -> Self {
+        Self {
+            max_calls: limit,
+            ..Self::of(kind::MAX_CALLS)
+        }
+    }
+    /// `step_up` caveat.
+    pub fn step_up(at: i64) -> Self {
+        Self {
+            step_up_at: at,
+            ..Self::of(kind::STEP_UP)
+        }
+    }
+
+    /// Appends the canonical bytes the signature chain covers: Go field order
+    /// `t, tools, agent, exp, max_calls, step_up_at`, all but `t` omitted when empty.
+    pub fn write_canonical(&self, out: &mut Vec<u8>) {
+        let mut w = ObjectWriter::new(out);
+        w.str("t", &self.kind);
+        w.str_list_omitempty("tools", &self.tools);
+        w.str_omitempty("agent", &self.agent);
+        w.int_omitempty("exp", self.exp);
+        w.int_omitempty("max_calls", self.max_calls);
+        w.int_omitempty("step_up_at", self.step_up_at);
+        w.finish();
+    }
+
+    /// Canonical bytes as a new vector.
+    pub fn canonical(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64);
+        self.write_canonical(&mut out);
+        out
+    }
+
+    fn check(&self, now: i64, agent: &str, tool: &str) -> Result<(), CaveatFailure> {
+        match self.kind.as_str() {
+            kind::EXP if self.exp == 0 => Err(CaveatFailure::MissingExp),
+            kind::EXP if now >= self.exp => Err(CaveatFailure::Expired),
+            kind::AGENT_LOCK if self.agent.is_empty() => Err(CaveatFailure::MissingAgent),
+            kind::AGENT_LOCK if self.agent != agent => Err(CaveatFailure::AgentMismatch {
+                expected: self.agent.clone(),
+                actual: agent.to_owned(),
+            }),
+            kind::TOOL_ALLOW if !self.tools.iter().any(|t| t == tool) => {
+                Err(CaveatFailure::ToolNotAllowed(tool.to_owned()))
+            }
+            kind::TOOL_DENY if self.tools.iter().any(|t| t == tool) => {
+                Err(CaveatFailure::ToolDenied(tool.to_owned()))
+            }
+            kind::STEP_UP if self.step_up_at < 0 => Err(CaveatFailure::NegativeStepUp),
+            kind::MAX_CALLS if self.max_calls < 0 => Err(CaveatFailure::NegativeMaxCalls),
+            kind::EXP
+            | kind::AGENT_LOCK
+            | kind::TOOL_ALLOW
+            | kind::TOOL_DENY
+            | kind::STEP_UP
+            | kind::MAX_CALLS => Ok(()),
+            other => Err(CaveatFailure::UnknownType(other.to_owned())),
+        }
+    }
+}
+
+/// The signed claims (everything but caveats and signature).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claims {
+    /// Schema version, [`VERSION_3`] or [`VERSION_4`].
+    pub version: i64,
+    /// Token id.
+    pub jti: String,
+    /// Id of the root token of the delegation chain (equal to `jti`: attenuation keeps both).
+    pub root_jti: String,
+    /// Issuer (free text).
+    pub iss: String,
+    /// Tenant.
+    pub tenant: String,
+    /// Zone, v4 only.
+    pub zone: Option<String>,
+    /// Subject: the agent id.
+    pub sub: String,
+    /// Issued at, unix seconds.
+    pub iat: i64,
+    /// Not before, unix seconds (0 = none).
+    pub nbf: i64,
+}
+
+impl Claims {
+    /// Appends the canonical payload bytes (compat §4.2).
+    pub fn write_canonical(&self, out: &mut Vec<u8>) {
+        let mut w = ObjectWriter::new(out);
+        self.write_fields(&mut w);
+        w.finish();
+    }
+
+    fn write_fields(&self, w: &mut ObjectWriter<'_>) {
+        w.int("v", self.version);
+        w.str("jti", &self.jti);
+        w.str("root_jti", &self.root_jti);
+        w.str("iss", &self.iss);
+        w.str("tenant", &self.tenant);
+        if let Some(zone) = &self.zone {
+            w.str("zone", zone);
+        }
+        w.str("sub", &self.sub);
+        w.int("iat", self.iat);
+        w.int_omitempty("nbf", self.nbf);
+    }
+}
+
+/// A decoded capability token. Its signature is the bearer secret: `Debug` hides it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token {
+    /// Signed claims.
+    pub claims: Claims,
+    /// Caveats in chain order.
+    pub caveats: Vec<Caveat>,
+    sig: [u8; 32],
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Token")
+            .field("claims", &self.claims)
+            .field("caveats", &self.caveats)
+            .field("sig", &"<redacted>")
+            .finish()
+    }
+}
+
+/// What to put in a new token.
+#[derive(Debug, Clone, Default)]
+pub struct MintRequest {
+    /// Agent id (required).
+    pub subject: String,
+    /// Issuer.
+    pub issuer: String,
+    /// Tenant.
+    pub tenant: String,
+    /// Zone: `Some` mints a v4 token.
+    pub zone: Option<String>,
+    /// Not-before, unix seconds (0 = none).
+    pub not_before: i64,
+    /// Caveats, in order.
+    pub caveats: Vec<Caveat>,
+}
+
+fn chain_step(key: &hmac::Key, msg: &[u8]) -> [u8; 32] {
+    let tag = hmac::sign(key, msg);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(tag.as_ref());
+    out
+}
+
+/// A fresh token id: 4-byte big-endian unix seconds then 12 random bytes, base64url (22 chars).
+pub fn new_jti(now: i64) -> Result<String, TokenError> {
+    let mut bytes = [0u8; 16];
+    // Truncation to 32 bits is the format (it wraps in 2106).
+    bytes[..4].copy_from_slice(&(now as u32).to_be_bytes());
+    ring::rand::SystemRandom::new()
+        .fill(&mut bytes[4..])
+        .map_err(|_| TokenError::Random)?;
+    Ok(URL_SAFE_NO_PAD.encode(bytes))
+}
+
+impl Token {
+    /// Mints a token signed with `key` at time `now` (unix seconds).
+    pub fn mint(key: &MasterKey, req: MintRequest, now: i64) -> Result<Self, TokenError> {
+        if req.subject.trim().is_empty() {
+            return Err(TokenError::MissingSubject);
+        }
+        if req.caveats.len() > MAX_CAVEATS {
+            return Err(TokenError::TooManyCaveats {
+                count: req.caveats.len(),
+                max: MAX_CAVEATS,
+            });
+        }
+        let jti = new_jti(now)?;
+        let claims = Claims {
+            version: if req.zone.is_some() {
+                VERSION_4
+            } else {
+                VERSION_3
+            },
+            root_jti: jti.clone(),
+            jti,
+            iss: req.issuer,
+            tenant: req.tenant,
+            zone: req.zone,
+            sub: req.subject,
+            iat: now,
+            nbf: req.not_before,
+        };
+        let mut token = Self::sign(key, claims);
+        for caveat in req.caveats {
+            token = token.attenuate(caveat)?;
+        }
+        Ok(token)
+    }
+
+    /// Signs `claims` as given, with no caveats (minting with chosen ids: migrations, fixtures).
+    pub fn sign(key: &MasterKey, claims: Claims) -> Self {
+        let mut payload = Vec::with_capacity(160);
+        claims.write_canonical(&mut payload);
+        let sig = chain_step(key.hmac_key(), &payload);
+        Self {
+            claims,
+            caveats: Vec::new(),
+            sig,
+        }
+    }
+
+    /// Appends a caveat without the master key (holder-side attenuation, compat §4.3). The
+    /// child keeps `jti` and `root_jti`: they are inside the signed payload.
+    pub fn attenuate(mut self, caveat: Caveat) -> Result<Self, TokenError> {
+        if self.caveats.len() >= MAX_CAVEATS {
+            return Err(TokenError::TooManyCaveats {
+                count: self.caveats.len() + 1,
+                max: MAX_CAVEATS,
+            });
+        }
+        let key = hmac::Key::new(hmac::HMAC_SHA256, &self.sig);
+        self.sig = chain_step(&key, &caveat.canonical());
+        self.caveats.push(caveat);
+        Ok(self)
+    }
+
+    /// Decodes the wire form and checks structure (no signature check: see [`Token::verify`]).
+    pub fn decode(wire: &str) -> Result<Self, TokenError> {
+        let wire = wire.as_bytes();
+        if wire.is_empty() {
+            return Err(TokenError::Empty);
+        }
+        if wire.len() > MAX_TOKEN_BYTES {
+            return Err(TokenError::TooLong {
+                len: wire.len(),
+                max: MAX_TOKEN_BYTES,
+            });
+        }
+        let json = URL_SAFE_NO_PAD
+            .decode(wire)
+            .map_err(|_| TokenError::NotBase64)?;
+        let raw: RawToken = serde_json::from_slice(&json).map_err(|e| match e.to_string() {
+            m if m.starts_with(TOO_MANY_CAVEATS) => TokenError::TooManyCaveats {
+                count: MAX_CAVEATS + 1,
+                max: MAX_CAVEATS,
+            },
+            m => TokenError::Json(m),
+        })?;
+        raw.into_token()
+    }
+
+    /// Decodes and verifies against every key of the ring.
+    pub fn decode_verified(wire: &str, keys: &KeyRing) -> Result<Self, TokenError> {
+        let token = Self::decode(wire)?;
+        token.verify(keys)?;
+        Ok(token)
+    }
+
+    /// Recomputes the HMAC chain under each key of the ring; the final comparison is constant
+    /// time. Caveat bytes are computed once, whatever the number of keys.
+    pub fn verify(&self, keys: &KeyRing) -> Result<(), TokenError> {
+        let mut payload = Vec::with_capacity(160);
+        self.claims.write_canonical(&mut payload);
+        let mut caveat_bytes: Vec<Vec<u8>> = self.caveats.iter().map(Caveat::canonical).collect();
+        let last = caveat_bytes.pop();
+        for key in keys.keys() {
+            let ok = match &last {
+                None => hmac::verify(key.hmac_key(), &payload, &self.sig).is_ok(),
+                Some(last) => {
+                    let mut sig = chain_step(key.hmac_key(), &payload);
+                    for bytes in &caveat_bytes {
+                        sig = chain_step(&hmac::Key::new(hmac::HMAC_SHA256, &sig), bytes);
+                    }
+                    hmac::verify(&hmac::Key::new(hmac::HMAC_SHA256, &sig), last, &self.sig).is_ok()
+                }
+            };
+            if ok {
+                return Ok(());
+            }
+        }
+        Err(TokenError::SignatureMismatch)
+    }
+
+    /// Evaluates `nbf` and every caveat in chain order at `now` for a call of `tool` by
+    /// `agent`; the first failure is returned (compat §4.4).
+    pub fn check(&self, now: i64, agent: &str, tool: &str) -> Result<(), Denial> {
+        if self.claims.nbf != 0 && now < self.claims.nbf {
+            return Err(Denial::NotYetValid);
+        }
+        for (index, caveat) in self.caveats.iter().enumerate() {
+            caveat
+                .check(now, agent, tool)
+                .map_err(|reason| Denial::Caveat {
+                    index,
+                    kind: caveat.kind.clone(),
+                    reason,
+                })?;
+        }
+        Ok(())
+    }
+
+    /// The tightest positive `max_calls` limit, if any (enforced by the budget stage).
+    pub fn max_calls(&self) -> Option<i64> {
+        self.caveats
+            .iter()
+            .filter(|c| c.kind == kind::MAX_CALLS && c.max_calls > 0)
+            .map(|c| c.max_calls)
+            .min()
+    }
+
+    /// The latest `step_up_at` among `step_up` caveats, if any (copied into the policy input).
+    pub fn step_up_at(&self) -> Option<i64> {
+        self.caveats
+            .iter()
+            .filter(|c| c.kind == kind::STEP_UP && c.step_up_at > 0)
+            .map(|c| c.step_up_at)
+            .max()
+    }
+
+    /// The earliest `exp`, if any.
+    pub fn expires_at(&self) -> Option<i64> {
+        self.caveats
+            .iter()
+            .filter(|c| c.kind == kind::EXP && c.exp > 0)
+            .map(|c| c.exp)
+            .min()
+    }
+
+    /// The raw 32-byte signature. It is the bearer secret: never log it.
+    pub fn signature(&self) -> &[u8; 32] {
+        &self.sig
+    }
+
+    /// Encodes the wire form exactly as the Go gateway does.
+    pub fn encode(&self) -> String {
+        let mut json = Vec::with_capacity(256 + 64 * self.caveats.len());
+        let mut w = ObjectWriter::new(&mut json);
+        self.claims.write_fields(&mut w);
+        if !self.caveats.is_empty() {
+            let mut list = vec![b'['];
+            for (i, c) in self.caveats.iter().enumerate() {
+                if i > 0 {
+                    list.push(b',');
+                }
+                c.write_canonical(&mut list);
+            }
+            list.push(b']');
+            w.raw("cav", &list);
+        }
+        w.str("sig", &URL_SAFE_NO_PAD.encode(self.sig));
+        w.finish();
+        URL_SAFE_NO_PAD.encode(json)
+    }
+
+    /// The decoded JSON as a pretty, human-readable document (for `intentgate token decode`);
+    /// the signature is shown only as its length.
+    pub fn to_display_json(&self) -> serde_json::Value {
+        let caveats: Vec<serde_json::Value> = self
+            .caveats
+            .iter()
+            .map(|c| serde_json::from_slice(&c.canonical()).unwrap_or(serde_json::Value::Null))
+            .collect();
+        let mut doc = serde_json::json!({
+            "v": self.claims.version,
+            "jti": self.claims.jti,
+            "root_jti": self.claims.root_jti,
+            "iss": self.claims.iss,
+            "tenant": self.claims.tenant,
+            "sub": self.claims.sub,
+            "iat": self.claims.iat,
+            "caveats": caveats,
+        });
+        if let Some(obj) = doc.as_object_mut() {
+            if let Some(zone) = &self.claims.zone {
+                obj.insert("zone".into(), zone.clone().into());
+            }
+            if self.claims.nbf != 0 {
+                obj.insert("nbf".into(), self.claims.nbf.into());
+            }
+        }
+        doc
+    }
+}
+
+// ---- strict decoding ---------------------------------------------------------------------
+
+const TOO_MANY_CAVEATS: &str = "too many caveats";
+
+#[derive(Default)]
+struct RawToken {
+    v: Option<i64>,
+    jti: Option<String>,
+    root_jti: Option<String>,
+    iss: Option<String>,
+    tenant: Option<String>,
+    zone: Option<String>,
+    sub: Option<String>,
+    iat: Option<i64>,
+    nbf: Option<i64>,
+    cav: Option<Vec<Caveat>>,
+    sig: Option<String>,
+}
+
+impl RawToken {
+    fn into_token(self) -> Result<Token, TokenError> {
+        let version = self.v.unwrap_or(0);
+        if version != VERSION_3 && version != VERSION_4 {
+            return Err(TokenError::UnsupportedVersion(version));
+        }
+        let required = |v: Option<String>, name: &'static str| match v {
+            Some(s) if !s.is_empty() => Ok(s),
+            _ => Err(TokenError::Missing(name)),
+        };
+        let zone = match (version, self.zone) {
+            (VERSION_4, zone) => Some(required(zone, "zone")?),
+            (_, Some(_)) => return Err(TokenError::UnexpectedZone),
+            (_, None) => None,
+        };
+        let claims = Claims {
+            version,
+            jti: required(self.jti, "jti")?,
+            root_jti: required(self.root_jti, "root_jti")?,
+            iss: self.iss.unwrap_or_default(),
+            tenant: required(self.tenant, "tenant")?,
+            zone,
+            sub: required(self.sub, "sub")?,
+            iat: self
+                .iat
+                .filter(|&t| t != 0)
+                .ok_or(TokenError::Missing("iat"))?,
+            nbf: self.nbf.unwrap_or(0),
+        };
+        let sig_text = self.sig.ok_or(TokenError::Missing("sig"))?;
+        let sig_bytes = URL_SAFE_NO_PAD
+            .decode(sig_text)
+            .map_err(|_| TokenError::BadSignatureEncoding)?;
+        let sig: [u8; 32] = sig_bytes
+            .try_into()
+            .map_err(|_| TokenError::BadSignatureEncoding)?;
+        Ok(Token {
+            claims,
+            caveats: self.cav.unwrap_or_default(),
+            sig,
+        })
+    }
+}
+
+/// Stores the value of a key, refusing a second occurrence.
+fn set_once<'de, A: MapAccess<'de>, T: de::Deserialize<'de>>(
+    slot: &mut Option<T>,
+    seen: &mut bool,
+    key: &'static str,
+    map: &mut A,
+) -> Result<(), A::Error> {
+    if std::mem::replace(seen, true) {
+        return Err(de::Error::custom(format_args!("duplicate field `{key}`")));
+    }
+    // JSON null leaves the field unset, as Go does.
+    *slot = map.next_value::<Option<T>>()?;
+    Ok(())
+}
+
+impl<'de> de::Deserialize<'de> for RawToken {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawToken;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a token object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawToken, A::Error> {
+                let mut t = RawToken::default();
+                let mut seen = [false; 11];
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    match key.as_ref() {
+                        "v" => set_once(&mut t.v, &mut seen[0], "v", &mut map)?,
+                        "jti" => set_once(&mut t.jti, &mut seen[1], "jti", &mut map)?,
+                        "root_jti" => {
+                            set_once(&mut t.root_jti, &mut seen[2], "root_jti", &mut map)?
+                        }
+                        "iss" => set_once(&mut t.iss, &mut seen[3], "iss", &mut map)?,
+                        "tenant" => set_once(&mut t.tenant, &mut seen[4], "tenant", &mut map)?,
+                        "zone" => set_once(&mut t.zone, &mut seen[5], "zone", &mut map)?,
+                        "sub" => set_once(&mut t.sub, &mut seen[6], "sub", &mut map)?,
+                        "iat" => set_once(&mut t.iat, &mut seen[7], "iat", &mut map)?,
+                        "nbf" => set_once(&mut t.nbf, &mut seen[8], "nbf", &mut map)?,
+                        "cav" => {
+                            let mut list: Option<CaveatList> = None;
+                            set_once(&mut list, &mut seen[9], "cav", &mut map)?;
+                            t.cav = list.map(|l| l.0);
+                        }
+                        "sig" => set_once(&mut t.sig, &mut seen[10], "sig", &mut map)?,
+                        other => {
+                            return Err(de::Error::custom(format_args!("unknown field `{other}`")));
+                        }
+                    }
+                }
+                Ok(t)
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// A caveat list that stops reading at [`MAX_CAVEATS`] + 1 entries.
+struct CaveatList(Vec<Caveat>);
+
+impl<'de> de::Deserialize<'de> for CaveatList {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = CaveatList;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list of caveats")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<CaveatList, A::Error> {
+                let mut out = Vec::new();
+                while let Some(c) = seq.next_element::<Caveat>()? {
+                    if out.len() == MAX_CAVEATS {
+                        return Err(de::Error::custom(TOO_MANY_CAVEATS));
+                    }
+                    out.push(c);
+                }
+                Ok(CaveatList(out))
+            }
+        }
+        d.deserialize_seq(V)
+    }
+}
+
+impl<'de> de::Deserialize<'de> for Caveat {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Caveat;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a caveat object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Caveat, A::Error> {
+                let (mut t, mut tools, mut agent, mut exp, mut max_calls, mut step_up_at) =
+                    (None, None, None, None, None, None);
+                let mut seen = [false; 6];
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    match key.as_ref() {
+                        "t" => set_once(&mut t, &mut seen[0], "t", &mut map)?,
+                        "tools" => set_once(&mut tools, &mut seen[1], "tools", &mut map)?,
+                        "agent" => set_once(&mut agent, &mut seen[2], "agent", &mut map)?,
+                        "exp" => set_once(&mut exp, &mut seen[3], "exp", &mut map)?,
+                        "max_calls" => {
+                            set_once(&mut max_calls, &mut seen[4], "max_calls", &mut map)?
+                        }
+                        "step_up_at" => {
+                            set_once(&mut step_up_at, &mut seen[5], "step_up_at", &mut map)?
+                        }
+                        other => {
+                            let _: IgnoredAny = map.next_value()?;
+                            return Err(de::Error::custom(format_args!(
+                                "unknown caveat field `{other}`"
+                            )));
+                        }
+                    }
+                }
+                Ok(Caveat {
+                    kind: t.ok_or_else(|| de::Error::custom("caveat is missing `t`"))?,
+                    tools: tools.unwrap_or_default(),
+                    agent: agent.unwrap_or_default(),
+                    exp: exp.unwrap_or_default(),
+                    max_calls: max_calls.unwrap_or_default(),
+                    step_up_at: step_up_at.unwrap_or_default(),
+                })
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+#[cfg(test)]
+mod tests;
