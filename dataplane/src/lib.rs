@@ -2,8 +2,12 @@
 //! (capability, intent, policy, budget) against immutable snapshots, forwards allowed calls
 //! and pushes one audit record per decision into its ring.
 //!
-//! The workers arrive with the data plane issue; this crate already holds the boundary that
-//! matters most: it depends on `intentgate-shared` and on nothing async besides monoio
-//! (checked by `tests/tests/architecture.rs`).
+//! Module map: `http` (sans-IO framing), `jsonrpc` (borrowed envelopes), `pipeline` (the
+//! checks), `budget` (cross-core counters), `audit_ring` (the handoff to the chain writer).
+//! It depends on nothing async besides monoio (checked by `tests/tests/architecture.rs`).
 
-pub use intentgate_shared as shared;
+pub mod audit_ring;
+pub mod budget;
+pub mod http;
+pub mod jsonrpc;
+pub mod pipeline;

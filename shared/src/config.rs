@@ -12,6 +12,7 @@ use std::path::PathBuf;
 
 use crate::audit::redaction::Redaction;
 use crate::key_ring::KeyRing;
+use crate::policy::Syntax;
 
 /// A value that must never be printed: `Debug` and `Display` show `<redacted>`.
 #[derive(Clone, PartialEq, Eq)]
@@ -86,6 +87,8 @@ pub struct Config {
     pub extractor_url: Option<String>,
     /// `INTENTGATE_POLICY_FILE`.
     pub policy_file: Option<PathBuf>,
+    /// `INTENTGATE_POLICY_SYNTAX`: Rego v1 (default) or v0 for policies written for the Go gateway.
+    pub policy_syntax: Syntax,
     /// `INTENTGATE_REDIS_URL`.
     pub redis_url: Option<Secret>,
     /// `INTENTGATE_AUDIT_TARGET`.
@@ -253,6 +256,11 @@ pub const VARIABLES: &[VarDoc] = &[
         name: "INTENTGATE_POLICY_FILE",
         default: "",
         help: "Rego policy file; unset: embedded default policy",
+    },
+    VarDoc {
+        name: "INTENTGATE_POLICY_SYNTAX",
+        default: "v1",
+        help: "Rego syntax of policies: v1 | v0 (v0: as the Go gateway parsed them)",
     },
     VarDoc {
         name: "INTENTGATE_REDIS_URL",
@@ -679,6 +687,12 @@ impl Config {
             require_budget: r.bool("INTENTGATE_REQUIRE_BUDGET", false),
             extractor_url: r.url("INTENTGATE_EXTRACTOR_URL"),
             policy_file: r.raw("INTENTGATE_POLICY_FILE").map(PathBuf::from),
+            policy_syntax: r.choice(
+                "INTENTGATE_POLICY_SYNTAX",
+                Syntax::V1,
+                &[("v1", Syntax::V1), ("v0", Syntax::V0)],
+                "v1, v0",
+            ),
             redis_url: r.secret("INTENTGATE_REDIS_URL"),
             audit_target: r.choice(
                 "INTENTGATE_AUDIT_TARGET",

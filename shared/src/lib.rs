@@ -8,6 +8,7 @@ pub mod config;
 pub mod gojson;
 pub mod key_ring;
 pub mod policy;
+pub mod snapshot;
 pub mod timestamp;
 pub mod token;
 

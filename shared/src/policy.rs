@@ -165,6 +165,11 @@ impl Policy {
         })
     }
 
+    /// Identity of the compiled policy (stable across clones): per-core evaluator caches key on it.
+    pub fn id(&self) -> usize {
+        Arc::as_ptr(&self.backend) as usize
+    }
+
     /// The embedded default policy.
     pub fn default_policy() -> Result<Self, PolicyError> {
         Self::compile(DEFAULT_POLICY, Syntax::V1)

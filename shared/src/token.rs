@@ -253,7 +253,15 @@ impl Caveat {
         out
     }
 
-    fn check(&self, now: i64, agent: &str, tool: &str) -> Result<(), CaveatFailure> {
+    /// `tool` `None` skips the tool caveats (for calls that name no tool).
+    fn check(&self, now: i64, agent: &str, tool: Option<&str>) -> Result<(), CaveatFailure> {
+        let Some(tool) = tool else {
+            return match self.kind.as_str() {
+                kind::TOOL_ALLOW | kind::TOOL_DENY => Ok(()),
+                // Every other rule ignores the tool name.
+                _ => self.check(now, agent, Some("")),
+            };
+        };
         match self.kind.as_str() {
             kind::EXP if self.exp == 0 => Err(CaveatFailure::MissingExp),
             kind::EXP if now >= self.exp => Err(CaveatFailure::Expired),
@@ -504,6 +512,16 @@ impl Token {
     /// Evaluates `nbf` and every caveat in chain order at `now` for a call of `tool` by
     /// `agent`; the first failure is returned (compat §4.4).
     pub fn check(&self, now: i64, agent: &str, tool: &str) -> Result<(), Denial> {
+        self.check_caveats(now, agent, Some(tool))
+    }
+
+    /// Like [`Token::check`] for a call that names no tool (`initialize`, `tools/list`):
+    /// `nbf`, expiry, agent lock and unknown caveats apply; tool lists do not.
+    pub fn check_validity(&self, now: i64, agent: &str) -> Result<(), Denial> {
+        self.check_caveats(now, agent, None)
+    }
+
+    fn check_caveats(&self, now: i64, agent: &str, tool: Option<&str>) -> Result<(), Denial> {
         if self.claims.nbf != 0 && now < self.claims.nbf {
             return Err(Denial::NotYetValid);
         }

@@ -67,6 +67,7 @@ fn values_are_parsed() {
         ),
         ("INTENTGATE_BUDGET_AGENT_PER_HOUR", "100"),
         ("INTENTGATE_ADMIN_TOKEN", "root"),
+        ("INTENTGATE_POLICY_SYNTAX", "V0"),
     ])
     .unwrap();
     assert_eq!(c.addr.to_string(), "127.0.0.1:9000");
@@ -87,6 +88,7 @@ fn values_are_parsed() {
     );
     assert_eq!(c.budget_agent_per_hour, Some(100));
     assert!(c.admin_enabled());
+    assert_eq!(c.policy_syntax, crate::policy::Syntax::V0);
 }
 
 #[test]
@@ -129,6 +131,7 @@ fn each_invalid_value_names_the_variable_and_what_it_accepts() {
             "s3",
             "accepted: off, memory, postgres",
         ),
+        ("INTENTGATE_POLICY_SYNTAX", "v2", "accepted: v1, v0"),
         ("INTENTGATE_APPROVAL_TIMEOUT_S", "-1", "an integer >= 0"),
         ("INTENTGATE_UPSTREAM_TIMEOUT_MS", "0", "an integer >= 1"),
         ("INTENTGATE_MAX_BODY_BYTES", "1MB", "an integer >= 1"),

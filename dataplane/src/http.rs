@@ -1,0 +1,327 @@
+//! Sans-IO HTTP/1.1: request framing (heads via `httparse`, Content-Length and chunked bodies)
+//! and response writing. No sockets here, so every limit and every malformed input is tested
+//! without a server.
+//!
+//! Framing is strict because a gateway that frames differently from the server behind it can be
+//! smuggled past: a request with both `Content-Length` and `Transfer-Encoding`, with differing
+//! `Content-Length` values, or with a transfer coding other than `chunked` is refused.
+
+use std::ops::Range;
+
+/// Largest request head (request line + headers).
+pub const MAX_HEAD_BYTES: usize = 16 * 1024;
+/// Most headers in one request.
+pub const MAX_HEADERS: usize = 64;
+
+/// A request the server answers with an HTTP error (and then closes the connection).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpError {
+    /// Status code.
+    pub status: u16,
+    /// Message for the JSON body `{"error": ...}`.
+    pub message: &'static str,
+}
+
+impl HttpError {
+    const fn new(status: u16, message: &'static str) -> Self {
+        Self { status, message }
+    }
+}
+
+/// Request method, as far as routing cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// GET.
+    Get,
+    /// POST.
+    Post,
+    /// DELETE.
+    Delete,
+    /// Anything else.
+    Other,
+}
+
+/// The parts of a request head the gateway uses, as byte ranges into the connection buffer
+/// (no copies: the buffer outlives the request).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Head {
+    /// Method.
+    pub method: Option<Method>,
+    /// Path without the query string.
+    pub path: Range<usize>,
+    /// HTTP/1.1 (true) or HTTP/1.0.
+    pub http11: bool,
+    /// The client asked to close (or HTTP/1.0 without keep-alive).
+    pub close: bool,
+    /// `Authorization` value.
+    pub authorization: Option<Range<usize>>,
+    /// `X-Intent-Prompt` value.
+    pub intent_prompt: Option<Range<usize>>,
+    /// `Origin` value.
+    pub origin: Option<Range<usize>>,
+    /// `X-Forwarded-For` value.
+    pub forwarded_for: Option<Range<usize>>,
+    /// `Expect: 100-continue` was sent.
+    pub expect_continue: bool,
+    /// Body framing.
+    pub body: BodyFraming,
+}
+
+/// How the body is delimited.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum BodyFraming {
+    /// No body.
+    #[default]
+    Empty,
+    /// `Content-Length: n`.
+    Length(usize),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+}
+
+fn range_of(buf: &[u8], part: &[u8]) -> Range<usize> {
+    // httparse hands out subslices of `buf`; their offset is a pointer difference.
+    let start = (part.as_ptr() as usize).saturating_sub(buf.as_ptr() as usize);
+    start..start + part.len()
+}
+
+fn trim(v: &[u8]) -> &[u8] {
+    let start = v
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(v.len());
+    let end = v
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(start, |e| e + 1);
+    &v[start..end]
+}
+
+fn parse_usize(v: &[u8]) -> Option<usize> {
+    if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(v).ok()?.parse().ok()
+}
+
+/// Parses a request head at the start of `buf`. `Ok(None)`: incomplete, read more.
+/// On success returns the head and its length in bytes.
+pub fn parse_head(buf: &[u8], max_body: usize) -> Result<Option<(Head, usize)>, HttpError> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    let len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => {
+            return if buf.len() > MAX_HEAD_BYTES {
+                Err(HttpError::new(431, "request head exceeds 16 KiB"))
+            } else {
+                Ok(None)
+            };
+        }
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(HttpError::new(431, "too many request headers"));
+        }
+        Err(_) => return Err(HttpError::new(400, "malformed HTTP request")),
+    };
+    if len > MAX_HEAD_BYTES {
+        return Err(HttpError::new(431, "request head exceeds 16 KiB"));
+    }
+    let http11 = req.version == Some(1);
+    let method = match req.method {
+        Some("GET") => Method::Get,
+        Some("POST") => Method::Post,
+        Some("DELETE") => Method::Delete,
+        _ => Method::Other,
+    };
+    let path = req.path.unwrap_or("/");
+    let path = path.split_once('?').map_or(path, |(p, _)| p);
+    let mut head = Head {
+        method: Some(method),
+        path: range_of(buf, path.as_bytes()),
+        http11,
+        close: !http11,
+        ..Head::default()
+    };
+    let mut content_length: Option<usize> = None;
+    let mut chunked = false;
+    for h in req.headers.iter() {
+        let value = trim(h.value);
+        let name = h.name;
+        if name.eq_ignore_ascii_case("content-length") {
+            let n = parse_usize(value).ok_or(HttpError::new(400, "invalid Content-Length"))?;
+            if content_length.is_some_and(|prev| prev != n) {
+                return Err(HttpError::new(400, "conflicting Content-Length headers"));
+            }
+            content_length = Some(n);
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            if !value.eq_ignore_ascii_case(b"chunked") || chunked {
+                return Err(HttpError::new(
+                    501,
+                    "only Transfer-Encoding: chunked is supported",
+                ));
+            }
+            chunked = true;
+        } else if name.eq_ignore_ascii_case("connection") {
+            for token in value.split(|b| *b == b',').map(trim) {
+                if token.eq_ignore_ascii_case(b"close") {
+                    head.close = true;
+                } else if token.eq_ignore_ascii_case(b"keep-alive") && !http11 {
+                    head.close = false;
+                }
+            }
+        } else if name.eq_ignore_ascii_case("authorization") {
+            head.authorization = Some(range_of(buf, value));
+        } else if name.eq_ignore_ascii_case("x-intent-prompt") {
+            head.intent_prompt = Some(range_of(buf, value));
+        } else if name.eq_ignore_ascii_case("origin") {
+            head.origin = Some(range_of(buf, value));
+        } else if name.eq_ignore_ascii_case("x-forwarded-for") {
+            head.forwarded_for = Some(range_of(buf, value));
+        } else if name.eq_ignore_ascii_case("expect") {
+            if !value.eq_ignore_ascii_case(b"100-continue") {
+                return Err(HttpError::new(417, "unsupported Expect header"));
+            }
+            head.expect_continue = true;
+        }
+    }
+    head.body = match (content_length, chunked) {
+        (Some(_), true) => {
+            return Err(HttpError::new(
+                400,
+                "both Content-Length and Transfer-Encoding",
+            ));
+        }
+        (Some(n), false) if n > max_body => {
+            return Err(HttpError::new(413, "request body too large"));
+        }
+        (Some(0), false) | (None, false) => BodyFraming::Empty,
+        (Some(n), false) => BodyFraming::Length(n),
+        (None, true) => BodyFraming::Chunked,
+    };
+    Ok(Some((head, len)))
+}
+
+/// Decodes a chunked body starting at `input[0]`. `Ok(None)`: incomplete. On success returns
+/// the decoded body and the bytes consumed (trailers included).
+pub fn decode_chunked(
+    input: &[u8],
+    max_body: usize,
+    out: &mut Vec<u8>,
+) -> Result<Option<usize>, HttpError> {
+    const BAD: HttpError = HttpError::new(400, "malformed chunked body");
+    out.clear();
+    let mut pos = 0;
+    loop {
+        let Some(line_end) = find_crlf(&input[pos..]) else {
+            return if input.len() - pos > 1024 {
+                Err(BAD)
+            } else {
+                Ok(None)
+            };
+        };
+        let line = &input[pos..pos + line_end];
+        let size_part = line
+            .split(|b| *b == b';')
+            .next()
+            .map(trim)
+            .unwrap_or_default();
+        if size_part.is_empty()
+            || size_part.len() > 15
+            || !size_part.iter().all(u8::is_ascii_hexdigit)
+        {
+            return Err(BAD);
+        }
+        let size = usize::from_str_radix(std::str::from_utf8(size_part).map_err(|_| BAD)?, 16)
+            .map_err(|_| BAD)?;
+        pos += line_end + 2;
+        if size == 0 {
+            // Trailers: header lines until an empty line.
+            loop {
+                let Some(end) = find_crlf(&input[pos..]) else {
+                    return if input.len() - pos > 8 * 1024 {
+                        Err(BAD)
+                    } else {
+                        Ok(None)
+                    };
+                };
+                pos += end + 2;
+                if end == 0 {
+                    return Ok(Some(pos));
+                }
+            }
+        }
+        if out.len() + size > max_body {
+            return Err(HttpError::new(413, "request body too large"));
+        }
+        if input.len() < pos + size + 2 {
+            return Ok(None);
+        }
+        out.extend_from_slice(&input[pos..pos + size]);
+        if &input[pos + size..pos + size + 2] != b"\r\n" {
+            return Err(BAD);
+        }
+        pos += size + 2;
+    }
+}
+
+fn find_crlf(b: &[u8]) -> Option<usize> {
+    b.windows(2).position(|w| w == b"\r\n")
+}
+
+/// Reason phrase for the statuses we send.
+pub fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        202 => "Accepted",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        413 => "Payload Too Large",
+        417 => "Expectation Failed",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        _ => "Unknown",
+    }
+}
+
+/// Appends a complete response. `body` empty with status 202/204 sends no content type.
+pub fn write_response(
+    out: &mut Vec<u8>,
+    status: u16,
+    body: &[u8],
+    close: bool,
+    extra: &[(&str, &str)],
+) {
+    use std::io::Write as _;
+    let _ = write!(out, "HTTP/1.1 {status} {}\r\n", reason_phrase(status));
+    if !body.is_empty() {
+        out.extend_from_slice(b"Content-Type: application/json\r\n");
+    }
+    let _ = write!(out, "Content-Length: {}\r\n", body.len());
+    for (k, v) in extra {
+        let _ = write!(out, "{k}: {v}\r\n");
+    }
+    if close {
+        out.extend_from_slice(b"Connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body);
+}
+
+/// Appends an error response with body `{"error": message}`.
+pub fn write_error(out: &mut Vec<u8>, err: HttpError, close: bool) {
+    let mut body = Vec::with_capacity(64);
+    body.extend_from_slice(b"{\"error\":");
+    intentgate_shared::gojson::write_str(&mut body, err.message);
+    body.push(b'}');
+    write_response(out, err.status, &body, close, &[]);
+}
+
+#[cfg(test)]
+mod tests;

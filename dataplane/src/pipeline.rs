@@ -1,0 +1,379 @@
+//! The decision for one call: capability → intent → policy → budget (compat §4.5, §5).
+//!
+//! Sans-IO and synchronous: it reads the snapshot and the per-core caches and returns a
+//! [`Verdict`] holding the JSON-RPC error (if any) and the audit record. Forwarding happens
+//! afterwards in the server. Every stage fails closed.
+
+use std::collections::HashMap;
+use std::hash::RandomState;
+use std::sync::Arc;
+
+use regorus::Value;
+use serde_json::value::RawValue;
+
+use intentgate_shared::audit::{AuditEvent, Check, Decision};
+use intentgate_shared::policy::{self, AgentInput, CapabilityInput, Evaluator, Input};
+use intentgate_shared::snapshot::Snapshot;
+use intentgate_shared::timestamp::Timestamp;
+use intentgate_shared::token::Token;
+
+use crate::budget::Budget;
+use crate::jsonrpc::{RpcError, code};
+
+/// Verified tokens kept per core before the cache is cleared.
+pub const TOKEN_CACHE_ENTRIES: usize = 4096;
+
+/// Decision switches from the configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// Deny calls without a token.
+    pub require_capability: bool,
+    /// Deny calls without an intent prompt.
+    pub require_intent: bool,
+    /// Deny token-less calls at the budget stage.
+    pub require_budget: bool,
+}
+
+/// A token verified under the current snapshot, with what every call re-derives from it.
+#[derive(Debug)]
+pub struct VerifiedToken {
+    /// The token.
+    pub token: Token,
+    /// `input.capability` for policies.
+    pub capability: Value,
+    /// Tightest `max_calls`, if any.
+    pub max_calls: Option<u64>,
+}
+
+/// Per-core decision state: verified-token cache and policy evaluators. Cleared whenever a
+/// new snapshot version appears (keys, revocations or policies may have changed).
+pub struct Core {
+    version: u64,
+    tokens: HashMap<Box<[u8]>, Arc<VerifiedToken>, RandomState>,
+    evaluators: HashMap<usize, Evaluator>,
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core")
+            .field("version", &self.version)
+            .field("tokens", &self.tokens.len())
+            .finish()
+    }
+}
+
+impl Default for Core {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// What the request carries that the checks read.
+#[derive(Debug, Clone, Copy)]
+pub struct Call<'a> {
+    /// `Authorization` header value.
+    pub authorization: Option<&'a [u8]>,
+    /// `X-Intent-Prompt` header value.
+    pub intent_prompt: Option<&'a [u8]>,
+    /// Tool name (`tools/call`) or method (other methods).
+    pub tool: &'a str,
+    /// Raw arguments.
+    pub arguments: Option<&'a RawValue>,
+    /// Caller address.
+    pub remote_ip: &'a str,
+    /// Decision time.
+    pub now: Timestamp,
+}
+
+/// The outcome. `event` is the audit record of this decision point (not yet pushed).
+#[derive(Debug)]
+pub enum Verdict {
+    /// All checks passed.
+    Allow {
+        /// Audit record (decision allow).
+        event: AuditEvent,
+    },
+    /// A check refused.
+    Deny {
+        /// Error for the agent.
+        error: RpcError,
+        /// Audit record (decision block).
+        event: AuditEvent,
+    },
+}
+
+fn deny(
+    mut event: AuditEvent,
+    check: Check,
+    code: i32,
+    message: &'static str,
+    reason: String,
+) -> Verdict {
+    event.decision = Decision::Block.as_str().to_owned();
+    event.check = check.as_str().to_owned();
+    let error = RpcError::with_reason(code, message, &reason);
+    event.reason = reason;
+    Verdict::Deny { error, event }
+}
+
+fn arg_keys(arguments: Option<&RawValue>) -> Vec<String> {
+    let Some(raw) = arguments else {
+        return Vec::new();
+    };
+    let mut keys: Vec<String> =
+        serde_json::from_str::<HashMap<String, serde::de::IgnoredAny>>(raw.get())
+            .map(|m| m.into_keys().collect())
+            .unwrap_or_default();
+    keys.sort_unstable();
+    keys
+}
+
+impl Core {
+    /// Empty caches.
+    pub fn new() -> Self {
+        Self {
+            version: 0,
+            tokens: HashMap::default(),
+            evaluators: HashMap::new(),
+        }
+    }
+
+    fn sync(&mut self, snap: &Snapshot) {
+        if self.version != snap.version {
+            self.version = snap.version;
+            self.tokens.clear();
+            self.evaluators.clear();
+        }
+    }
+
+    /// Verifies (or finds in the cache) the bearer token of `authorization`.
+    pub fn verify(
+        &mut self,
+        snap: &Snapshot,
+        authorization: &[u8],
+    ) -> Result<Arc<VerifiedToken>, String> {
+        self.sync(snap);
+        let Some(raw) = authorization.strip_prefix(b"Bearer ") else {
+            return Err("expected \"Bearer <token>\" Authorization header".into());
+        };
+        let raw = raw.trim_ascii();
+        if let Some(hit) = self.tokens.get(raw) {
+            return Ok(Arc::clone(hit));
+        }
+        let text = std::str::from_utf8(raw)
+            .map_err(|_| "token is not valid unpadded base64url".to_string())?;
+        let token = Token::decode_verified(text, &snap.keys).map_err(|e| e.to_string())?;
+        let capability = CapabilityInput {
+            subject: token.claims.sub.clone(),
+            issuer: token.claims.iss.clone(),
+            tenant: token.claims.tenant.clone(),
+            step_up_at: token.step_up_at().unwrap_or(0),
+        }
+        .to_value();
+        let max_calls = token.max_calls().and_then(|n| u64::try_from(n).ok());
+        let verified = Arc::new(VerifiedToken {
+            token,
+            capability,
+            max_calls,
+        });
+        if self.tokens.len() >= TOKEN_CACHE_ENTRIES {
+            self.tokens.clear();
+        }
+        self.tokens.insert(raw.into(), Arc::clone(&verified));
+        Ok(verified)
+    }
+
+    /// The capability stage alone, for methods other than `tools/call`: a present token must
+    /// verify, be unrevoked and be valid now (nbf, exp, agent lock); tool caveats do not apply.
+    pub fn authorize_session(
+        &mut self,
+        snap: &Snapshot,
+        settings: &Settings,
+        call: &Call<'_>,
+    ) -> Verdict {
+        let mut event = AuditEvent::new(call.now, Decision::Allow, call.tool);
+        event.remote_ip = call.remote_ip.to_owned();
+        match self.capability(snap, settings, call, &mut event, false) {
+            Ok(_) => Verdict::Allow { event },
+            Err(reason) => deny(
+                event,
+                Check::Capability,
+                code::CAPABILITY,
+                "capability check failed",
+                reason,
+            ),
+        }
+    }
+
+    fn capability(
+        &mut self,
+        snap: &Snapshot,
+        settings: &Settings,
+        call: &Call<'_>,
+        event: &mut AuditEvent,
+        tool_caveats: bool,
+    ) -> Result<Option<Arc<VerifiedToken>>, String> {
+        let Some(auth) = call.authorization else {
+            return if settings.require_capability {
+                Err("capability token required (send Authorization: Bearer <token>)".into())
+            } else {
+                Ok(None)
+            };
+        };
+        let v = self.verify(snap, auth)?;
+        let claims = &v.token.claims;
+        event.agent_id.clone_from(&claims.sub);
+        event.tenant.clone_from(&claims.tenant);
+        event.capability_token_id.clone_from(&claims.jti);
+        event.root_capability_token_id.clone_from(&claims.root_jti);
+        event.caveat_count = v.token.caveats.len() as i64;
+        if snap.revoked.is_revoked(&claims.jti, &claims.tenant)
+            || snap.revoked.is_revoked(&claims.root_jti, &claims.tenant)
+        {
+            return Err("token revoked".into());
+        }
+        let now = call.now.unix_seconds();
+        let checked = if tool_caveats {
+            v.token.check(now, &claims.sub, call.tool)
+        } else {
+            v.token.check_validity(now, &claims.sub)
+        };
+        checked.map_err(|d| d.to_string())?;
+        Ok(Some(v))
+    }
+
+    /// Runs the four checks for a `tools/call`.
+    pub fn decide(
+        &mut self,
+        snap: &Snapshot,
+        settings: &Settings,
+        budget: &Budget,
+        call: &Call<'_>,
+    ) -> Verdict {
+        let mut event = AuditEvent::new(call.now, Decision::Allow, call.tool);
+        event.remote_ip = call.remote_ip.to_owned();
+        event.arg_keys = arg_keys(call.arguments);
+
+        let token = match self.capability(snap, settings, call, &mut event, true) {
+            Ok(t) => t,
+            Err(reason) => {
+                return deny(
+                    event,
+                    Check::Capability,
+                    code::CAPABILITY,
+                    "capability check failed",
+                    reason,
+                );
+            }
+        };
+
+        // Intent: no extractor in this build; a required intent therefore fails closed.
+        if settings.require_intent {
+            let reason = if call.intent_prompt.is_none() {
+                "intent prompt required (send X-Intent-Prompt)"
+            } else {
+                "intent prompt provided but no extractor URL is configured"
+            };
+            return deny(
+                event,
+                Check::Intent,
+                code::INTENT,
+                "intent check failed",
+                reason.into(),
+            );
+        }
+
+        let now_s = call.now.unix_seconds();
+        let tenant = token
+            .as_ref()
+            .map_or("", |t| t.token.claims.tenant.as_str());
+        let agent = token.as_ref().map_or("", |t| t.token.claims.sub.as_str());
+        let args = match call
+            .arguments
+            .map(|a| policy::args_from_json(a.get()))
+            .transpose()
+        {
+            Ok(a) => a,
+            Err(e) => return deny(event, Check::Policy, code::POLICY, "policy check failed", e),
+        };
+        let stats = budget.stats(tenant, agent, call.tool, now_s);
+        let input = Input {
+            tool: call.tool,
+            args,
+            agent_id: agent,
+            session_id: "",
+            intent: None,
+            capability: token.as_ref().map(|t| t.capability.clone()),
+            agent: Some(
+                AgentInput {
+                    id: agent.to_owned(),
+                    calls_today: stats.calls_today,
+                    calls_today_for_tool: stats.calls_today_for_tool,
+                    calls_this_hour: stats.calls_this_hour,
+                }
+                .to_value(),
+            ),
+        }
+        .to_value();
+        self.sync(snap);
+        let policy = snap.policy_for(tenant);
+        let decision = self
+            .evaluators
+            .entry(policy.id())
+            .or_insert_with(|| policy.evaluator())
+            .evaluate(input);
+        event.requires_step_up = decision.requires_step_up;
+        if decision.escalate {
+            let reason = format!(
+                "escalation requested ({}) but the approvals queue is not available in this build",
+                decision.reason
+            );
+            return deny(
+                event,
+                Check::Policy,
+                code::POLICY,
+                "policy escalation required",
+                reason,
+            );
+        }
+        if !decision.allow {
+            return deny(
+                event,
+                Check::Policy,
+                code::POLICY,
+                "policy check failed",
+                decision.reason,
+            );
+        }
+
+        match &token {
+            None if settings.require_budget => {
+                let reason = "budget enforcement requires a verified capability token".to_string();
+                return deny(
+                    event,
+                    Check::Budget,
+                    code::BUDGET,
+                    "budget check failed",
+                    reason,
+                );
+            }
+            _ => {}
+        }
+        let root = token.as_ref().map(|t| t.token.claims.root_jti.as_str());
+        let max_calls = token.as_ref().and_then(|t| t.max_calls);
+        if let Err(d) = budget.charge(root, max_calls, tenant, agent, call.tool, now_s) {
+            return deny(
+                event,
+                Check::Budget,
+                code::BUDGET,
+                "budget check failed",
+                d.to_string(),
+            );
+        }
+        event.reason = decision.reason;
+        Verdict::Allow { event }
+    }
+}
+
+#[cfg(test)]
+mod tests;
