@@ -8,6 +8,9 @@
 
 pub mod audit_ring;
 pub mod budget;
+pub mod demo_upstream;
 pub mod http;
 pub mod jsonrpc;
 pub mod pipeline;
+pub mod server;
+pub mod upstream;

@@ -1,6 +1,7 @@
 //! `intentgate`: the gateway binary. Parses the command line, then hands over to the
 //! libraries; no logic of its own beyond wiring.
 
+mod gateway;
 mod token;
 
 use std::process::ExitCode;
@@ -39,11 +40,13 @@ struct MigrateArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve | Command::Dev => {
-            eprintln!(
-                "intentgate: the gateway server arrives with the data plane; today this binary offers `token` and `migrate`"
-            );
-            return ExitCode::from(2);
+        Command::Serve => {
+            init_logs(true);
+            gateway::serve()
+        }
+        Command::Dev => {
+            init_logs(false);
+            gateway::dev()
         }
         Command::Migrate(args) => migrate(&args),
         Command::Token(cmd) => token::run(cmd),
@@ -54,6 +57,23 @@ fn main() -> ExitCode {
             eprintln!("intentgate: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Logs go to stderr (stdout carries audit lines in `serve`): JSON for `serve`, compact for
+/// `dev`; the level comes from `LOG_LEVEL` (default info).
+fn init_logs(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_new(
+        std::env::var("LOG_LEVEL").unwrap_or_else(|_| "info".into()),
+    )
+    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.compact().init();
     }
 }
 

@@ -1,0 +1,269 @@
+//! `intentgate serve` and `intentgate dev`: wire configuration, snapshot, budgets, audit and
+//! the data plane workers together, then wait for SIGTERM / Ctrl-C and shut down in order
+//! (stop accepting, finish in-flight calls, drain the audit rings).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail};
+use intentgate_controlplane::store;
+use intentgate_dataplane::audit_ring::{self, AuditCounters, MemorySink};
+use intentgate_dataplane::budget::Budget;
+use intentgate_dataplane::demo_upstream;
+use intentgate_dataplane::pipeline::Settings;
+use intentgate_dataplane::server::{self, ServerConfig, Shared};
+use intentgate_dataplane::upstream::UpstreamTarget;
+use intentgate_shared::config::{AuditTarget, Config, StoreBackend};
+use intentgate_shared::key_ring::MasterKey;
+use intentgate_shared::policy::{Policy, Syntax};
+use intentgate_shared::snapshot::{RevocationSet, Snapshot, SnapshotCell};
+use intentgate_shared::timestamp::Timestamp;
+use intentgate_shared::token::{Caveat, MintRequest, Token};
+
+/// How long in-flight calls get to finish on shutdown.
+const GRACE: Duration = Duration::from_secs(15);
+
+/// Features configured that this build does not provide yet: refusing to start beats
+/// silently running without them.
+fn refuse_unsupported(cfg: &Config) -> Result<()> {
+    let mut missing = Vec::new();
+    if cfg.extractor_url.is_some() {
+        missing.push("INTENTGATE_EXTRACTOR_URL (intent extraction)");
+    }
+    if cfg.audit_persist {
+        missing.push("INTENTGATE_AUDIT_PERSIST=true (the Postgres chain writer)");
+    }
+    if cfg.policy_store != StoreBackend::Off {
+        missing.push("INTENTGATE_POLICY_STORE (policy drafts)");
+    }
+    if cfg.approvals_backend == StoreBackend::Postgres {
+        missing.push("INTENTGATE_APPROVALS_BACKEND=postgres");
+    }
+    if cfg.redis_url.is_some() {
+        missing.push("INTENTGATE_REDIS_URL (budgets are kept in process, exact across cores)");
+    }
+    if cfg.webhook.is_some()
+        || cfg.splunk.is_some()
+        || cfg.datadog.is_some()
+        || cfg.sentinel.is_some()
+    {
+        missing.push("webhook / SIEM forwarding");
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        bail!(
+            "not supported by this build yet: {} — unset them to start",
+            missing.join(", ")
+        )
+    }
+}
+
+fn load_policy(cfg: &Config) -> Result<Policy> {
+    match &cfg.policy_file {
+        Some(path) => {
+            let src = std::fs::read_to_string(path).with_context(|| {
+                format!("INTENTGATE_POLICY_FILE: cannot read {}", path.display())
+            })?;
+            Policy::compile(&src, cfg.policy_syntax).with_context(|| {
+                format!(
+                    "INTENTGATE_POLICY_FILE: {} does not compile",
+                    path.display()
+                )
+            })
+        }
+        None => Ok(Policy::default_policy()?),
+    }
+}
+
+struct Plan {
+    cfg: Config,
+    policy: Policy,
+    upstream: Option<UpstreamTarget>,
+}
+
+fn settings(cfg: &Config) -> Settings {
+    Settings {
+        require_capability: cfg.require_capability,
+        require_intent: cfg.require_intent,
+        require_budget: cfg.require_budget,
+    }
+}
+
+fn run(plan: Plan, banner: impl FnOnce(&server::Running)) -> Result<()> {
+    let Plan {
+        cfg,
+        policy,
+        upstream,
+    } = plan;
+    let threads = cfg.dataplane_threads.map_or_else(
+        || std::thread::available_parallelism().map_or(1, usize::from),
+        usize::from,
+    );
+    let snapshot = Snapshot {
+        version: 0,
+        built_at: Timestamp::now(),
+        keys: cfg.keys.clone(),
+        revoked: Arc::new(RevocationSet::default()),
+        default_policy: policy,
+        tenant_policies: Arc::new(HashMap::new()),
+    };
+    let shared = Arc::new(Shared {
+        snapshot: Arc::new(SnapshotCell::new(snapshot)),
+        budget: Arc::new(Budget::new(
+            cfg.budget_agent_per_hour,
+            cfg.budget_tenant_per_hour,
+        )),
+        stopping: AtomicBool::new(false),
+        connections: AtomicUsize::new(0),
+    });
+    let counters = Arc::new(AuditCounters::default());
+    let sink = MemorySink::new(10_000, cfg.audit_target == AuditTarget::Stdout);
+    let (producers, drain) = audit_ring::start(threads, sink, Arc::clone(&counters));
+    let mut sc = ServerConfig::new(cfg.addr, settings(&cfg));
+    sc.threads = threads;
+    sc.max_body = cfg.max_body_bytes;
+    sc.upstream = upstream;
+    let running = server::start(sc, Arc::clone(&shared), producers)
+        .with_context(|| format!("cannot start the data plane on {}", cfg.addr))?;
+    tracing::info!(addr = %running.local_addr, driver = running.driver, threads, "data plane listening");
+    banner(&running);
+    wait_for_signal()?;
+    tracing::info!("shutting down: no new connections; finishing in-flight calls");
+    running.shutdown(GRACE);
+    drain.stop();
+    tracing::info!(
+        records = counters
+            .delivered
+            .load(std::sync::atomic::Ordering::Relaxed),
+        "audit drained; bye"
+    );
+    Ok(())
+}
+
+fn wait_for_signal() -> Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start signal runtime")?;
+    rt.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("cannot listen for SIGTERM")?;
+        tokio::select! {
+            _ = term.recv() => {}
+            r = tokio::signal::ctrl_c() => r.context("cannot listen for Ctrl-C")?,
+        }
+        Ok(())
+    })
+}
+
+/// `intentgate serve`.
+pub fn serve() -> Result<()> {
+    let cfg = Config::from_env()?;
+    refuse_unsupported(&cfg)?;
+    if cfg.keys.is_ephemeral() {
+        tracing::warn!(
+            "INTENTGATE_MASTER_KEY is unset: using a random key; tokens die with this process"
+        );
+    }
+    if !cfg.require_capability {
+        tracing::warn!(
+            "INTENTGATE_REQUIRE_CAPABILITY=false: calls without a token reach the policy (unsafe)"
+        );
+    }
+    if let Some(url) = &cfg.postgres_url {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let applied = rt.block_on(async {
+            let pool = store::connect(url.expose(), 2).await?;
+            store::migrate(&pool).await
+        })?;
+        tracing::info!(?applied, "database schema up to date");
+    }
+    let policy = load_policy(&cfg)?;
+    let upstream = cfg
+        .upstream_url
+        .as_deref()
+        .map(|u| {
+            UpstreamTarget::parse(
+                u,
+                Duration::from_millis(cfg.upstream_timeout_ms),
+                cfg.max_body_bytes,
+            )
+        })
+        .transpose()?;
+    run(
+        Plan {
+            cfg,
+            policy,
+            upstream,
+        },
+        |_| {},
+    )
+}
+
+/// `intentgate dev`: in-memory everything, the demo upstream and the runbook's policy, on
+/// loopback unless `INTENTGATE_ADDR` says otherwise.
+pub fn dev() -> Result<()> {
+    let mut cfg = Config::from_source(|name| match name {
+        // Loopback by default: a quickstart must not expose itself to the network.
+        "INTENTGATE_ADDR" => Some(std::env::var(name).unwrap_or_else(|_| "127.0.0.1:8080".into())),
+        "INTENTGATE_DATAPLANE_THREADS" => Some(std::env::var(name).unwrap_or_else(|_| "2".into())),
+        "INTENTGATE_AUDIT_TARGET" => Some(std::env::var(name).unwrap_or_else(|_| "none".into())),
+        _ => std::env::var(name).ok(),
+    })?;
+    refuse_unsupported(&cfg)?;
+    let (demo_addr, _demo) = demo_upstream::start().context("cannot start the demo upstream")?;
+    let upstream = UpstreamTarget::parse(
+        &format!("http://{demo_addr}/mcp"),
+        Duration::from_secs(10),
+        cfg.max_body_bytes,
+    )?;
+    cfg.upstream_url = Some(format!("http://{demo_addr}/mcp"));
+    let policy = Policy::compile(demo_upstream::DEMO_POLICY, Syntax::V1)?;
+    // A random value to become the superadmin token once the admin API exists.
+    let (_, admin_token) = MasterKey::generate()?;
+    let now = Timestamp::now().unix_seconds();
+    let agent = Token::mint(
+        cfg.keys.current(),
+        MintRequest {
+            subject: "demo-agent".into(),
+            issuer: "intentgate dev".into(),
+            tenant: "default".into(),
+            caveats: vec![
+                Caveat::agent_lock("demo-agent"),
+                Caveat::exp(now + 24 * 3600),
+                Caveat::tool_allow(demo_upstream::TOOLS.iter().copied()),
+            ],
+            ..MintRequest::default()
+        },
+        now,
+    )?;
+    let agent_token = agent.encode();
+    run(
+        Plan {
+            cfg,
+            policy,
+            upstream: Some(upstream),
+        },
+        move |running| {
+            let url = format!("http://{}", running.local_addr);
+            println!(
+                "IntentGate dev gateway on {url} ({} driver); demo MCP upstream on {demo_addr}",
+                running.driver
+            );
+            println!(
+                "admin token:      {admin_token}   (the admin API arrives with the control plane)"
+            );
+            println!("demo agent token: {agent_token}");
+            println!("try it:");
+            println!(
+                "  curl -s {url}/v1/mcp -H 'Authorization: Bearer {agent_token}' -H 'Content-Type: application/json' \\\n    -d '{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{{\"name\":\"read_invoice\",\"arguments\":{{\"id\":\"INV-42\"}}}}}}'"
+            );
+            println!("Ctrl-C to stop.");
+        },
+    )
+}

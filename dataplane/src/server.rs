@@ -1,0 +1,800 @@
+//! The monoio workers: one thread per core, each with its own SO_REUSEPORT listener, its own
+//! decision caches, upstream pool and audit ring. Threads share only the snapshot cell, the
+//! budget counters and a few atomic counters.
+
+use std::cell::{Cell, RefCell};
+use std::io;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use monoio::buf::IoBufMut;
+use monoio::io::{AsyncReadRent, AsyncWriteRentExt, Canceller};
+use monoio::net::{ListenerOpts, TcpListener, TcpStream};
+use serde_json::value::RawValue;
+
+use intentgate_shared::audit::{AuditEvent, Check, Decision};
+use intentgate_shared::snapshot::SnapshotCell;
+use intentgate_shared::timestamp::Timestamp;
+
+use crate::audit_ring::AuditProducer;
+use crate::budget::Budget;
+use crate::http::{self, BodyFraming, Head, HttpError, Method};
+use crate::jsonrpc::{self, RpcError, code};
+use crate::pipeline::{Call, Core, Settings, Verdict};
+use crate::upstream::{Upstream, UpstreamTarget};
+
+/// Everything the workers need, fixed at startup.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Listen address (every worker binds it with SO_REUSEPORT).
+    pub addr: SocketAddr,
+    /// Worker threads.
+    pub threads: usize,
+    /// Pin worker `i` to CPU `i`.
+    pub pin: bool,
+    /// Largest request body.
+    pub max_body: usize,
+    /// Time allowed to receive a request head (and its body).
+    pub header_timeout: Duration,
+    /// Keep-alive idle time before the connection is closed.
+    pub idle_timeout: Duration,
+    /// Open connections per worker before new ones are refused.
+    pub max_connections_per_core: usize,
+    /// Decision switches.
+    pub settings: Settings,
+    /// Upstream, if any.
+    pub upstream: Option<UpstreamTarget>,
+    /// `/healthz` answers 503 when the snapshot is older than this (None: no bound).
+    pub max_staleness: Option<Duration>,
+}
+
+impl ServerConfig {
+    /// Defaults for `addr`: 5 s head timeout, 120 s idle, 10k connections per core.
+    pub fn new(addr: SocketAddr, settings: Settings) -> Self {
+        Self {
+            addr,
+            threads: std::thread::available_parallelism().map_or(1, usize::from),
+            pin: true,
+            max_body: 1 << 20,
+            header_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(120),
+            max_connections_per_core: 10_000,
+            settings,
+            upstream: None,
+            max_staleness: None,
+        }
+    }
+}
+
+/// State shared by all workers.
+#[derive(Debug)]
+pub struct Shared {
+    /// Published snapshot.
+    pub snapshot: Arc<SnapshotCell>,
+    /// Budget counters.
+    pub budget: Arc<Budget>,
+    /// Set to stop accepting; workers finish in-flight requests and exit.
+    pub stopping: AtomicBool,
+    /// Open connections, all workers.
+    pub connections: AtomicUsize,
+}
+
+/// A running data plane.
+#[derive(Debug)]
+pub struct Running {
+    /// The driver the workers use (`io_uring` or `epoll`).
+    pub driver: &'static str,
+    /// The bound address (useful with port 0).
+    pub local_addr: SocketAddr,
+    shared: Arc<Shared>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stops accepting, waits up to `grace` for open connections to finish, joins the workers.
+    pub fn shutdown(self, grace: Duration) {
+        self.shared.stopping.store(true, Ordering::Release);
+        let deadline = Instant::now() + grace;
+        while self.shared.connections.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+type Runtime = monoio::FusionRuntime<
+    monoio::time::TimeDriver<monoio::IoUringDriver>,
+    monoio::time::TimeDriver<monoio::LegacyDriver>,
+>;
+
+fn build_runtime() -> io::Result<(Runtime, &'static str)> {
+    let rt: Runtime = match monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
+        .enable_timer()
+        .with_entries(1024)
+        .build()
+    {
+        Ok(rt) => rt,
+        // The io_uring probe can pass while the full ring fails (e.g. locked-memory limits).
+        Err(_) => monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .enable_timer()
+            .with_entries(1024)
+            .build()?
+            .into(),
+    };
+    let kind = match &rt {
+        monoio::FusionRuntime::Uring(_) => "io_uring",
+        monoio::FusionRuntime::Legacy(_) => "epoll",
+    };
+    Ok((rt, kind))
+}
+
+/// Starts the workers. Returns once every worker has bound its listener.
+pub fn start(
+    config: ServerConfig,
+    shared: Arc<Shared>,
+    producers: Vec<AuditProducer>,
+) -> io::Result<Running> {
+    if producers.len() != config.threads {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "one audit producer per worker is required",
+        ));
+    }
+    let mut addr = config.addr;
+    let mut threads = Vec::new();
+    let mut driver = "epoll";
+    for (i, producer) in producers.into_iter().enumerate() {
+        let (ready_tx, ready_rx) =
+            std::sync::mpsc::channel::<io::Result<(SocketAddr, &'static str)>>();
+        let config = ServerConfig {
+            addr,
+            ..config.clone()
+        };
+        let shared = Arc::clone(&shared);
+        let t = std::thread::Builder::new()
+            .name(format!("dataplane-{i}"))
+            .spawn(move || {
+                if config.pin {
+                    // Pinning is an optimisation: a container without the CPU keeps running unpinned.
+                    let _ = monoio::utils::bind_to_cpu_set([i]);
+                }
+                let (mut rt, kind) = match build_runtime() {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    let opts = ListenerOpts::new()
+                        .reuse_port(true)
+                        .reuse_addr(true)
+                        .backlog(4096);
+                    let listener = match TcpListener::bind_with_config(config.addr, &opts) {
+                        Ok(l) => l,
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e));
+                            return;
+                        }
+                    };
+                    let local = listener.local_addr().unwrap_or(config.addr);
+                    let _ = ready_tx.send(Ok((local, kind)));
+                    Worker::new(config, shared, producer).serve(listener).await;
+                });
+            })?;
+        let (local, kind) = ready_rx
+            .recv()
+            .map_err(|_| io::Error::other("data plane worker died during startup"))??;
+        // With port 0 the first worker picks the port; the others share it.
+        addr = local;
+        driver = kind;
+        threads.push(t);
+    }
+    Ok(Running {
+        driver,
+        local_addr: addr,
+        shared,
+        threads,
+    })
+}
+
+struct Worker {
+    config: ServerConfig,
+    shared: Arc<Shared>,
+    core: RefCell<Core>,
+    audit: RefCell<AuditProducer>,
+    upstream: Option<Upstream>,
+    open: Cell<usize>,
+}
+
+impl Worker {
+    fn new(config: ServerConfig, shared: Arc<Shared>, audit: AuditProducer) -> Rc<Self> {
+        let upstream = config.upstream.clone().map(Upstream::new);
+        Rc::new(Self {
+            config,
+            shared,
+            core: RefCell::new(Core::new()),
+            audit: RefCell::new(audit),
+            upstream,
+            open: Cell::new(0),
+        })
+    }
+
+    async fn serve(self: Rc<Self>, listener: TcpListener) {
+        'accept: loop {
+            // A cancelable accept survives the shutdown tick: under io_uring, dropping an
+            // in-flight accept could lose a connection the kernel already accepted.
+            let canceller = Canceller::new();
+            let mut accept = std::pin::pin!(listener.cancelable_accept(canceller.handle()));
+            let accepted = loop {
+                monoio::select! {
+                    r = &mut accept => break r,
+                    _ = monoio::time::sleep(Duration::from_millis(100)) => {
+                        if self.shared.stopping.load(Ordering::Acquire) {
+                            let _ = canceller.cancel();
+                            // A connection accepted during the race is closed: we are stopping.
+                            let _ = accept.await;
+                            break 'accept;
+                        }
+                    }
+                }
+            };
+            let Ok((stream, peer)) = accepted else {
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            if self.open.get() >= self.config.max_connections_per_core {
+                monoio::spawn(refuse(stream));
+                continue;
+            }
+            self.open.set(self.open.get() + 1);
+            self.shared.connections.fetch_add(1, Ordering::AcqRel);
+            let me = Rc::clone(&self);
+            monoio::spawn(async move {
+                me.connection(stream, peer).await;
+                me.open.set(me.open.get() - 1);
+                me.shared.connections.fetch_sub(1, Ordering::AcqRel);
+            });
+        }
+        // Let open connections finish their current request.
+        while self.open.get() > 0 {
+            monoio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    async fn connection(&self, mut stream: TcpStream, peer: SocketAddr) {
+        let mut buf: Vec<u8> = Vec::with_capacity(4096);
+        let mut out: Vec<u8> = Vec::with_capacity(4096);
+        let mut body_scratch = Vec::new();
+        let remote = peer.to_string();
+        let mut started: Option<Instant> = None;
+        loop {
+            // Serve every complete request already buffered (pipelining), then write once.
+            let mut close = false;
+            loop {
+                match self.frame(&buf, &mut body_scratch) {
+                    Ok(Some((head, consumed, chunked))) => {
+                        started = None;
+                        let body: &[u8] = if chunked {
+                            &body_scratch
+                        } else {
+                            body_of(&buf, &head, consumed)
+                        };
+                        close = head.close || self.shared.stopping.load(Ordering::Acquire);
+                        self.handle(&buf, &head, body, &remote, close, &mut out)
+                            .await;
+                        buf.drain(..consumed);
+                        if close {
+                            break;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        http::write_error(&mut out, e, true);
+                        close = true;
+                        break;
+                    }
+                }
+            }
+            if !out.is_empty() {
+                let (res, back) = stream.write_all(std::mem::take(&mut out)).await;
+                out = back;
+                out.clear();
+                if res.is_err() {
+                    return;
+                }
+            }
+            if close {
+                return;
+            }
+            // Need more bytes: the head timeout runs from the first byte of a request, the
+            // idle timeout between requests.
+            let deadline = if buf.is_empty() {
+                if self.shared.stopping.load(Ordering::Acquire) {
+                    return;
+                }
+                Instant::now() + self.config.idle_timeout
+            } else {
+                *started.get_or_insert_with(Instant::now) + self.config.header_timeout
+            };
+            let wait = deadline.saturating_duration_since(Instant::now());
+            let ready = monoio::time::timeout(wait, stream.readable(false)).await;
+            if !matches!(ready, Ok(Ok(()))) {
+                if !buf.is_empty() {
+                    http::write_error(
+                        &mut out,
+                        HttpError {
+                            status: 408,
+                            message: "request not received in time",
+                        },
+                        true,
+                    );
+                    let _ = stream.write_all(out).await;
+                }
+                return;
+            }
+            if buf.capacity() - buf.len() < 4096 {
+                buf.reserve(8192);
+            }
+            let len = buf.len();
+            let (res, slice) = stream.read(buf.slice_mut(len..)).await;
+            buf = slice.into_inner();
+            match res {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {
+                    if started.is_none() {
+                        started = Some(Instant::now());
+                    }
+                }
+            }
+        }
+    }
+
+    /// A complete request at the start of `buf`: its head, total length, and whether the body
+    /// was de-chunked into `scratch`.
+    fn frame(
+        &self,
+        buf: &[u8],
+        scratch: &mut Vec<u8>,
+    ) -> Result<Option<(Head, usize, bool)>, HttpError> {
+        let Some((head, head_len)) = http::parse_head(buf, self.config.max_body)? else {
+            return Ok(None);
+        };
+        match head.body {
+            BodyFraming::Empty => Ok(Some((head, head_len, false))),
+            BodyFraming::Length(n) if buf.len() >= head_len + n => {
+                Ok(Some((head, head_len + n, false)))
+            }
+            BodyFraming::Length(_) => Ok(None),
+            BodyFraming::Chunked => {
+                match http::decode_chunked(&buf[head_len..], self.config.max_body, scratch)? {
+                    Some(used) => Ok(Some((head, head_len + used, true))),
+                    None => Ok(None),
+                }
+            }
+        }
+    }
+
+    async fn handle(
+        &self,
+        buf: &[u8],
+        head: &Head,
+        body: &[u8],
+        remote: &str,
+        close: bool,
+        out: &mut Vec<u8>,
+    ) {
+        let path = &buf[head.path.clone()];
+        let method = head.method.unwrap_or(Method::Other);
+        match (path, method) {
+            (b"/healthz", Method::Get) => {
+                let snap = self.shared.snapshot.load();
+                let stale = self.config.max_staleness.is_some_and(|max| {
+                    let age = Timestamp::now()
+                        .unix_micros()
+                        .saturating_sub(snap.built_at.unix_micros());
+                    age > i64::try_from(max.as_micros()).unwrap_or(i64::MAX)
+                });
+                let body = if stale {
+                    format!(
+                        "{{\"status\":\"stale\",\"version\":\"{}\"}}",
+                        intentgate_shared::VERSION
+                    )
+                } else {
+                    format!(
+                        "{{\"status\":\"ok\",\"version\":\"{}\"}}",
+                        intentgate_shared::VERSION
+                    )
+                };
+                http::write_response(
+                    out,
+                    if stale { 503 } else { 200 },
+                    body.as_bytes(),
+                    close,
+                    &[],
+                );
+            }
+            (b"/v1/mcp", Method::Post) => self.mcp(buf, head, body, remote, close, out).await,
+            (b"/v1/tool-call", Method::Post) => {
+                self.tool_call(buf, head, body, remote, close, out).await
+            }
+            (b"/healthz" | b"/v1/mcp" | b"/v1/tool-call", _) => {
+                http::write_error(
+                    out,
+                    HttpError {
+                        status: 405,
+                        message: "method not allowed",
+                    },
+                    close,
+                );
+            }
+            (p, _) if p.starts_with(b"/v1/admin/") || p == b"/v1/admin" => {
+                http::write_error(
+                    out,
+                    HttpError {
+                        status: 404,
+                        message: "admin API is not enabled on this listener",
+                    },
+                    close,
+                );
+            }
+            _ => http::write_error(
+                out,
+                HttpError {
+                    status: 404,
+                    message: "no such route",
+                },
+                close,
+            ),
+        }
+    }
+
+    fn call<'a>(
+        &self,
+        buf: &'a [u8],
+        head: &Head,
+        tool: &'a str,
+        arguments: Option<&'a RawValue>,
+        remote: &'a str,
+    ) -> Call<'a> {
+        Call {
+            authorization: head.authorization.clone().map(|r| &buf[r]),
+            intent_prompt: head.intent_prompt.clone().map(|r| &buf[r]),
+            tool,
+            arguments,
+            remote_ip: remote,
+            now: Timestamp::now(),
+        }
+    }
+
+    /// Records a decision that forwards nothing. False: the ring is full and the caller must
+    /// answer 503 instead.
+    fn record(&self, event: AuditEvent) -> bool {
+        self.audit.borrow_mut().push(event).is_ok()
+    }
+
+    async fn mcp(
+        &self,
+        buf: &[u8],
+        head: &Head,
+        body: &[u8],
+        remote: &str,
+        close: bool,
+        out: &mut Vec<u8>,
+    ) {
+        let started = Instant::now();
+        let mut payload = Vec::with_capacity(256);
+        let req = match jsonrpc::parse_request(body) {
+            Ok(r) => r,
+            Err((err, id)) => {
+                jsonrpc::write_error(&mut payload, id, &err);
+                http::write_response(out, 200, &payload, close, &[]);
+                return;
+            }
+        };
+        let notification = req.is_notification();
+        let snap = self.shared.snapshot.load();
+        if req.method != "tools/call" {
+            let verdict = self.core.borrow_mut().authorize_session(
+                &snap,
+                &self.config.settings,
+                &self.call(buf, head, &req.method, None, remote),
+            );
+            match verdict {
+                Verdict::Deny { error, event } => {
+                    return self.respond_denied(req.id, &error, event, notification, close, out);
+                }
+                Verdict::Allow { mut event } => {
+                    let Some(slot) = self.audit.borrow_mut().reserve() else {
+                        return audit_full(out, close);
+                    };
+                    let result = self.passthrough(&req, body, &mut event).await;
+                    event.latency_ms = elapsed_ms(started);
+                    self.audit.borrow_mut().push_reserved(slot, event);
+                    if notification {
+                        http::write_response(out, 202, b"", close, &[]);
+                    } else {
+                        http::write_response(out, 200, &result, close, &[]);
+                    }
+                }
+            }
+            return;
+        }
+        let call = match jsonrpc::parse_tool_call(req.params) {
+            Ok(c) => c,
+            Err(err) => {
+                jsonrpc::write_error(&mut payload, req.id, &err);
+                return http::write_response(out, 200, &payload, close, &[]);
+            }
+        };
+        let verdict = self.core.borrow_mut().decide(
+            &snap,
+            &self.config.settings,
+            &self.shared.budget,
+            &self.call(buf, head, &call.name, call.arguments, remote),
+        );
+        match verdict {
+            Verdict::Deny { error, mut event } => {
+                event.latency_ms = elapsed_ms(started);
+                self.respond_denied(req.id, &error, event, notification, close, out)
+            }
+            Verdict::Allow { mut event } => {
+                let Some(slot) = self.audit.borrow_mut().reserve() else {
+                    return audit_full(out, close);
+                };
+                let forwarded = self.forward_call(&req, body, &mut event, started).await;
+                event.latency_ms = elapsed_ms(started);
+                self.audit.borrow_mut().push_reserved(slot, event);
+                if notification {
+                    http::write_response(out, 202, b"", close, &[]);
+                } else {
+                    http::write_response(out, 200, &forwarded, close, &[]);
+                }
+            }
+        }
+    }
+
+    fn respond_denied(
+        &self,
+        id: Option<&RawValue>,
+        error: &RpcError,
+        event: AuditEvent,
+        notification: bool,
+        close: bool,
+        out: &mut Vec<u8>,
+    ) {
+        if !self.record(event) {
+            return audit_full(out, close);
+        }
+        if notification {
+            return http::write_response(out, 202, b"", close, &[]);
+        }
+        let mut payload = Vec::with_capacity(256);
+        jsonrpc::write_error(&mut payload, id, error);
+        http::write_response(out, 200, &payload, close, &[]);
+    }
+
+    /// Forwards an allowed `tools/call`, or answers with the stub result without an upstream.
+    async fn forward_call(
+        &self,
+        req: &jsonrpc::Request<'_>,
+        body: &[u8],
+        event: &mut AuditEvent,
+        started: Instant,
+    ) -> Vec<u8> {
+        let mut payload = Vec::with_capacity(512);
+        let Some(upstream) = &self.upstream else {
+            let block = jsonrpc::intentgate_block(
+                "stub: no upstream configured",
+                elapsed_ms(started) as u64,
+            );
+            let result = serde_json::json!({
+                "content": [{"type": "text", "text": "stub: no upstream configured; gateway authorized this call"}],
+                "isError": false,
+                "_intentgate": block,
+            });
+            event.reason = format!("{} (stub upstream)", event.reason);
+            jsonrpc::write_result(&mut payload, req.id, result.to_string().as_bytes());
+            return payload;
+        };
+        match upstream.post(body).await {
+            Ok(resp) => {
+                event.upstream_status = i64::from(resp.status);
+                match inject_block(&resp.body, elapsed_ms(started) as u64) {
+                    Some(b) => b,
+                    None => {
+                        event.decision = Decision::Block.as_str().into();
+                        event.check = Check::Upstream.as_str().into();
+                        event.reason = "upstream returned non-JSON-RPC body".into();
+                        let err =
+                            RpcError::new(code::INTERNAL, "upstream returned non-JSON-RPC body");
+                        jsonrpc::write_error(&mut payload, req.id, &err);
+                        payload
+                    }
+                }
+            }
+            Err(e) => {
+                event.decision = Decision::Block.as_str().into();
+                event.check = Check::Upstream.as_str().into();
+                event.upstream_status = i64::from(e.status());
+                event.reason = format!("upstream {}: {}", e.kind(), e.detail());
+                let data = serde_json::json!({"upstream_status": e.status(), "detail": e.detail()});
+                let err = RpcError {
+                    code: code::INTERNAL,
+                    message: format!("upstream {}", e.kind()).into(),
+                    data: Some(data.to_string().into_bytes()),
+                };
+                jsonrpc::write_error(&mut payload, req.id, &err);
+                payload
+            }
+        }
+    }
+
+    /// Methods other than `tools/call`: forwarded as they are, or the local fallbacks.
+    async fn passthrough(
+        &self,
+        req: &jsonrpc::Request<'_>,
+        body: &[u8],
+        event: &mut AuditEvent,
+    ) -> Vec<u8> {
+        let mut payload = Vec::with_capacity(256);
+        if let Some(upstream) = &self.upstream {
+            match upstream.post(body).await {
+                Ok(resp)
+                    if serde_json::from_slice::<&RawValue>(&resp.body).is_ok()
+                        || resp.body.is_empty() =>
+                {
+                    event.upstream_status = i64::from(resp.status);
+                    return resp.body;
+                }
+                Ok(resp) => {
+                    event.upstream_status = i64::from(resp.status);
+                    let err = RpcError::new(code::INTERNAL, "upstream returned non-JSON-RPC body");
+                    jsonrpc::write_error(&mut payload, req.id, &err);
+                }
+                Err(e) => {
+                    event.decision = Decision::Block.as_str().into();
+                    event.check = Check::Upstream.as_str().into();
+                    event.reason = format!("upstream {}: {}", e.kind(), e.detail());
+                    let data =
+                        serde_json::json!({"upstream_status": e.status(), "detail": e.detail()});
+                    let err = RpcError {
+                        code: code::INTERNAL,
+                        message: format!("upstream {}", e.kind()).into(),
+                        data: Some(data.to_string().into_bytes()),
+                    };
+                    jsonrpc::write_error(&mut payload, req.id, &err);
+                }
+            }
+            return payload;
+        }
+        let result: &[u8] = match req.method.as_ref() {
+            "initialize" => br#"{"protocolVersion":"2025-03-26","serverInfo":{"name":"intentgate","version":"0.2"},"capabilities":{"tools":{}}}"#,
+            "tools/list" => br#"{"tools":[]}"#,
+            "ping" => b"{}",
+            other => {
+                let err = RpcError::new(code::METHOD_NOT_FOUND, format!("method not implemented: {other}"));
+                jsonrpc::write_error(&mut payload, req.id, &err);
+                return payload;
+            }
+        };
+        jsonrpc::write_result(&mut payload, req.id, result);
+        payload
+    }
+
+    /// `POST /v1/tool-call` `{tool, args, agent_id?, session_id?}`: the same checks as a
+    /// `tools/call` (the Go gateway's always-allow stub is not copied).
+    async fn tool_call(
+        &self,
+        buf: &[u8],
+        head: &Head,
+        body: &[u8],
+        remote: &str,
+        close: bool,
+        out: &mut Vec<u8>,
+    ) {
+        #[derive(serde::Deserialize)]
+        struct Req<'a> {
+            tool: Option<String>,
+            #[serde(borrow)]
+            args: Option<&'a RawValue>,
+        }
+        let started = Instant::now();
+        let bad = |out: &mut Vec<u8>, error: &str, detail: &str| {
+            let b = serde_json::json!({"error": error, "detail": detail}).to_string();
+            http::write_response(out, 400, b.as_bytes(), close, &[]);
+        };
+        let req: Req<'_> = match serde_json::from_slice(body) {
+            Ok(r) => r,
+            Err(e) => return bad(out, "invalid_json", &e.to_string()),
+        };
+        let Some(tool) = req.tool.filter(|t| !t.trim().is_empty()) else {
+            return bad(out, "missing_tool", "tool is required");
+        };
+        let args = req.args.filter(|a| a.get() != "null");
+        if args.is_some_and(|a| !a.get().starts_with('{')) {
+            return bad(out, "invalid_args", "args must be an object");
+        }
+        let snap = self.shared.snapshot.load();
+        let verdict = self.core.borrow_mut().decide(
+            &snap,
+            &self.config.settings,
+            &self.shared.budget,
+            &self.call(buf, head, &tool, args, remote),
+        );
+        let (status, doc, mut event) = match verdict {
+            Verdict::Deny { error, event } => {
+                let doc = serde_json::json!({"decision": "block", "check": event.check, "reason": event.reason, "code": error.code});
+                (403, doc, event)
+            }
+            Verdict::Allow { event } => {
+                let doc = serde_json::json!({"decision": "allow", "reason": event.reason, "latency_ms": elapsed_ms(started)});
+                (200, doc, event)
+            }
+        };
+        event.latency_ms = elapsed_ms(started);
+        if !self.record(event) {
+            return audit_full(out, close);
+        }
+        http::write_response(out, status, doc.to_string().as_bytes(), close, &[]);
+    }
+}
+
+fn body_of<'a>(buf: &'a [u8], head: &Head, consumed: usize) -> &'a [u8] {
+    match head.body {
+        BodyFraming::Length(n) => &buf[consumed - n..consumed],
+        _ => &[],
+    }
+}
+
+fn elapsed_ms(started: Instant) -> i64 {
+    i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX)
+}
+
+fn audit_full(out: &mut Vec<u8>, close: bool) {
+    http::write_response(
+        out,
+        503,
+        br#"{"error":"audit queue full: call refused so that no decision goes unrecorded"}"#,
+        close,
+        &[("Retry-After", "1")],
+    );
+}
+
+/// Adds `_intentgate` to a JSON-RPC result object; `None` when the body is not JSON-RPC.
+fn inject_block(body: &[u8], latency_ms: u64) -> Option<Vec<u8>> {
+    let mut doc: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let obj = doc.as_object_mut()?;
+    if !obj.contains_key("result") && !obj.contains_key("error") {
+        return None;
+    }
+    if let Some(result) = obj
+        .get_mut("result")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        result.insert(
+            "_intentgate".into(),
+            jsonrpc::intentgate_block("forwarded", latency_ms),
+        );
+    }
+    serde_json::to_vec(&doc).ok()
+}
+
+async fn refuse(mut stream: TcpStream) {
+    let mut out = Vec::new();
+    http::write_error(
+        &mut out,
+        HttpError {
+            status: 503,
+            message: "too many connections on this core; retry later",
+        },
+        true,
+    );
+    let _ = stream.write_all(out).await;
+}

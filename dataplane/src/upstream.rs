@@ -1,0 +1,382 @@
+//! The upstream MCP server client: HTTP/1.1 over a per-core keep-alive pool.
+//!
+//! One pool per core (no locks, no cross-thread handoff). The agent's capability token is
+//! never forwarded: requests carry only the headers built here.
+
+use std::cell::RefCell;
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::Duration;
+
+use monoio::buf::IoBufMut;
+use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+use monoio::net::TcpStream;
+
+use crate::http::decode_chunked;
+
+/// Idle connections kept per core.
+const POOL_SIZE: usize = 64;
+
+/// Where to forward, resolved once at startup.
+#[derive(Debug, Clone)]
+pub struct UpstreamTarget {
+    /// Resolved address.
+    pub addr: SocketAddr,
+    /// `Host` header value.
+    pub host: String,
+    /// Request path (with query).
+    pub path: String,
+    /// Per-call timeout.
+    pub timeout: Duration,
+    /// Largest response body accepted.
+    pub max_body: usize,
+}
+
+/// A target URL that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TargetError {
+    /// Not `http://host[:port][/path]`.
+    #[error("INTENTGATE_UPSTREAM_URL must look like http://host:port/path")]
+    Malformed,
+    /// `https://` (TLS upstreams arrive later).
+    #[error(
+        "INTENTGATE_UPSTREAM_URL: https upstreams are not supported by this build yet; use http:// on a trusted network"
+    )]
+    Https,
+    /// DNS resolution failed.
+    #[error("INTENTGATE_UPSTREAM_URL: cannot resolve {0}")]
+    Resolve(String),
+}
+
+impl UpstreamTarget {
+    /// Parses and resolves `url`.
+    pub fn parse(url: &str, timeout: Duration, max_body: usize) -> Result<Self, TargetError> {
+        if url.starts_with("https://") {
+            return Err(TargetError::Https);
+        }
+        let rest = url.strip_prefix("http://").ok_or(TargetError::Malformed)?;
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        if authority.is_empty() || authority.contains('@') {
+            return Err(TargetError::Malformed);
+        }
+        let with_port = if authority
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+        {
+            authority.to_owned()
+        } else {
+            format!("{authority}:80")
+        };
+        let addr = with_port
+            .to_socket_addrs()
+            .map_err(|_| TargetError::Resolve(authority.to_owned()))?
+            .next()
+            .ok_or_else(|| TargetError::Resolve(authority.to_owned()))?;
+        Ok(Self {
+            addr,
+            host: authority.to_owned(),
+            path: path.to_owned(),
+            timeout,
+            max_body,
+        })
+    }
+}
+
+/// Why a forward failed (compat §3: -32603 `upstream <kind>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpstreamError {
+    /// No answer within the timeout.
+    Timeout,
+    /// Connect, write or read failed.
+    Transport(String),
+    /// Status ≥ 400, or a response we cannot frame.
+    Http {
+        /// Status (0 when the response was unreadable).
+        status: u16,
+        /// What went wrong.
+        detail: String,
+    },
+}
+
+impl UpstreamError {
+    /// `transport`, `timeout`, `upstream_http`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Timeout => "timeout",
+            Self::Transport(_) => "transport",
+            Self::Http { .. } => "upstream_http",
+        }
+    }
+
+    /// Status for the error data (0 when none).
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Http { status, .. } => *status,
+            _ => 0,
+        }
+    }
+
+    /// Human-readable detail.
+    pub fn detail(&self) -> String {
+        match self {
+            Self::Timeout => "no response within the upstream timeout".into(),
+            Self::Transport(d) | Self::Http { detail: d, .. } => d.clone(),
+        }
+    }
+}
+
+/// A complete upstream response.
+#[derive(Debug)]
+pub struct Response {
+    /// Status code.
+    pub status: u16,
+    /// Decoded body.
+    pub body: Vec<u8>,
+}
+
+/// Per-core client.
+#[derive(Debug)]
+pub struct Upstream {
+    target: UpstreamTarget,
+    idle: RefCell<Vec<TcpStream>>,
+}
+
+impl Upstream {
+    /// A client with an empty pool.
+    pub fn new(target: UpstreamTarget) -> Self {
+        Self {
+            target,
+            idle: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// POSTs `body` (JSON) and returns the response. A pooled connection that turns out to
+    /// be closed is retried once on a fresh one.
+    pub async fn post(&self, body: &[u8]) -> Result<Response, UpstreamError> {
+        match monoio::time::timeout(self.target.timeout, self.post_inner(body)).await {
+            Ok(r) => r,
+            Err(_) => Err(UpstreamError::Timeout),
+        }
+    }
+
+    async fn post_inner(&self, body: &[u8]) -> Result<Response, UpstreamError> {
+        let pooled = self.idle.borrow_mut().pop();
+        if let Some(conn) = pooled {
+            match self.exchange(conn, body).await {
+                Err(Attempt::Stale) => {}
+                Err(Attempt::Failed(e)) => return Err(e),
+                Ok(r) => return Ok(r),
+            }
+        }
+        let conn = TcpStream::connect_addr(self.target.addr)
+            .await
+            .map_err(|e| UpstreamError::Transport(format!("connect {}: {e}", self.target.addr)))?;
+        let _ = conn.set_nodelay(true);
+        match self.exchange(conn, body).await {
+            Ok(r) => Ok(r),
+            Err(Attempt::Failed(e)) => Err(e),
+            Err(Attempt::Stale) => Err(UpstreamError::Transport(
+                "upstream closed the connection".into(),
+            )),
+        }
+    }
+
+    async fn exchange(&self, mut conn: TcpStream, body: &[u8]) -> Result<Response, Attempt> {
+        let t = &self.target;
+        let mut req = Vec::with_capacity(256 + body.len());
+        req.extend_from_slice(b"POST ");
+        req.extend_from_slice(t.path.as_bytes());
+        req.extend_from_slice(b" HTTP/1.1\r\nHost: ");
+        req.extend_from_slice(t.host.as_bytes());
+        req.extend_from_slice(b"\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nUser-Agent: intentgate\r\nContent-Length: ");
+        req.extend_from_slice(body.len().to_string().as_bytes());
+        req.extend_from_slice(b"\r\n\r\n");
+        req.extend_from_slice(body);
+        let (res, _) = conn.write_all(req).await;
+        if res.is_err() {
+            return Err(Attempt::Stale);
+        }
+        let mut buf = Vec::with_capacity(8192);
+        loop {
+            if let Some((resp, keep)) = parse_response(&buf, t.max_body).map_err(Attempt::Failed)? {
+                if keep && self.idle.borrow().len() < POOL_SIZE {
+                    self.idle.borrow_mut().push(conn);
+                }
+                return Ok(resp);
+            }
+            if buf.capacity() - buf.len() < 4096 {
+                buf.reserve(8192);
+            }
+            let len = buf.len();
+            let (res, slice) = conn.read(buf.slice_mut(len..)).await;
+            buf = slice.into_inner();
+            match res {
+                Ok(0) if len == 0 => return Err(Attempt::Stale),
+                Ok(0) => {
+                    return Err(Attempt::Failed(UpstreamError::Transport(
+                        "upstream closed mid-response".into(),
+                    )));
+                }
+                Ok(_) => {}
+                Err(e) if len == 0 && is_reset(&e) => return Err(Attempt::Stale),
+                Err(e) => {
+                    return Err(Attempt::Failed(UpstreamError::Transport(format!(
+                        "read: {e}"
+                    ))));
+                }
+            }
+        }
+    }
+}
+
+enum Attempt {
+    /// The pooled connection was dead before any byte came back: safe to retry.
+    Stale,
+    Failed(UpstreamError),
+}
+
+fn is_reset(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe | io::ErrorKind::UnexpectedEof
+    )
+}
+
+/// Frames a response in `buf`: `Ok(None)` incomplete; `(response, keep_alive)` when done.
+fn parse_response(buf: &[u8], max_body: usize) -> Result<Option<(Response, bool)>, UpstreamError> {
+    let bad = |detail: &str| UpstreamError::Http {
+        status: 0,
+        detail: detail.to_owned(),
+    };
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut resp = httparse::Response::new(&mut headers);
+    let head_len = match resp.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) if buf.len() > 64 * 1024 => {
+            return Err(bad("response head too large"));
+        }
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(_) => return Err(bad("malformed HTTP response")),
+    };
+    let status = resp.code.unwrap_or(0);
+    let (mut length, mut chunked, mut keep) = (None, false, resp.version == Some(1));
+    for h in resp.headers.iter() {
+        if h.name.eq_ignore_ascii_case("content-length") {
+            length = std::str::from_utf8(h.value)
+                .ok()
+                .and_then(|v| v.trim().parse::<usize>().ok());
+            if length.is_none() {
+                return Err(bad("invalid Content-Length in response"));
+            }
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            chunked = h.value.eq_ignore_ascii_case(b"chunked");
+        } else if h.name.eq_ignore_ascii_case("connection")
+            && h.value.eq_ignore_ascii_case(b"close")
+        {
+            keep = false;
+        }
+    }
+    let rest = &buf[head_len..];
+    let body = if chunked {
+        let mut out = Vec::new();
+        match decode_chunked(rest, max_body, &mut out) {
+            Ok(Some(_)) => out,
+            Ok(None) => return Ok(None),
+            Err(e) => return Err(bad(e.message)),
+        }
+    } else if let Some(n) = length {
+        if n > max_body {
+            return Err(UpstreamError::Http {
+                status,
+                detail: "upstream response body too large".into(),
+            });
+        }
+        if rest.len() < n {
+            return Ok(None);
+        }
+        rest[..n].to_vec()
+    } else if status == 204 || status == 202 || status == 304 {
+        Vec::new()
+    } else {
+        // Delimited by close: we do not read-to-EOF responses; refuse them clearly.
+        return Err(bad(
+            "upstream response has neither Content-Length nor chunked encoding",
+        ));
+    };
+    if status >= 400 {
+        let detail = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
+        return Err(UpstreamError::Http { status, detail });
+    }
+    Ok(Some((Response { status, body }, keep)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_parse_and_refuse_what_we_cannot_do() {
+        let t =
+            UpstreamTarget::parse("http://127.0.0.1:9000/mcp", Duration::from_secs(1), 10).unwrap();
+        assert_eq!(
+            (t.addr.port(), t.host.as_str(), t.path.as_str()),
+            (9000, "127.0.0.1:9000", "/mcp")
+        );
+        let t = UpstreamTarget::parse("http://127.0.0.1", Duration::from_secs(1), 10).unwrap();
+        assert_eq!((t.addr.port(), t.path.as_str()), (80, "/"));
+        assert_eq!(
+            UpstreamTarget::parse("https://x", Duration::ZERO, 1).unwrap_err(),
+            TargetError::Https
+        );
+        assert_eq!(
+            UpstreamTarget::parse("ftp://x", Duration::ZERO, 1).unwrap_err(),
+            TargetError::Malformed
+        );
+        assert_eq!(
+            UpstreamTarget::parse("http://u:p@h/", Duration::ZERO, 1).unwrap_err(),
+            TargetError::Malformed
+        );
+    }
+
+    #[test]
+    fn responses_frame_by_length_and_chunks() {
+        let (r, keep) = parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}", 10)
+            .unwrap()
+            .unwrap();
+        assert_eq!((r.status, r.body.as_slice(), keep), (200, &b"{}"[..], true));
+        assert!(
+            parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n{}", 10)
+                .unwrap()
+                .is_none()
+        );
+        let (r, keep) =
+            parse_response(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n2\r\n{}\r\n0\r\n\r\n", 10)
+                .unwrap()
+                .unwrap();
+        assert_eq!((r.body.as_slice(), keep), (&b"{}"[..], false));
+    }
+
+    #[test]
+    fn bad_responses_are_upstream_errors() {
+        let e = parse_response(
+            b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 4\r\n\r\noops",
+            10,
+        )
+        .unwrap_err();
+        assert_eq!(
+            (e.kind(), e.status(), e.detail().as_str()),
+            ("upstream_http", 502, "oops")
+        );
+        assert_eq!(
+            parse_response(b"garbage\r\n\r\n", 10).unwrap_err().kind(),
+            "upstream_http"
+        );
+        let e = parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n", 10).unwrap_err();
+        assert_eq!(e.detail(), "upstream response body too large");
+        let e = parse_response(b"HTTP/1.1 200 OK\r\n\r\n{}", 10).unwrap_err();
+        assert!(e.detail().contains("neither Content-Length"));
+    }
+}
