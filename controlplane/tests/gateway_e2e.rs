@@ -1,0 +1,556 @@
+//! The real binary end to end: `intentgate dev` (demo upstream, runbook policy) and
+//! `intentgate serve`, driven over raw TCP so malformed input can be sent byte for byte.
+
+// Test helpers fail the test by panicking; that is their job.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use intentgate_shared::key_ring::MasterKey;
+use intentgate_shared::timestamp::Timestamp;
+use intentgate_shared::token::{Caveat, MintRequest, Token};
+use serde_json::{Value, json};
+
+const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
+
+struct Gateway {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn(mode: &str, env: &[(&str, &str)]) -> Gateway {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_intentgate"));
+    cmd.arg(mode)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("INTENTGATE_ADDR", "127.0.0.1:0")
+        .env("INTENTGATE_MASTER_KEY", KEY)
+        .env("INTENTGATE_DATAPLANE_THREADS", "2")
+        .env("INTENTGATE_AUDIT_TARGET", "none")
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    // Both modes log "data plane listening addr=…" on stderr.
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let addr = loop {
+        assert!(Instant::now() < deadline, "gateway did not start");
+        let Some(Ok(line)) = lines.next() else {
+            panic!("gateway exited before listening: {:?}", child.wait())
+        };
+        if let Some(i) = line.find("127.0.0.1:") {
+            if line.contains("listening") {
+                let rest: String = line[i..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
+                    .collect();
+                break rest.parse().unwrap();
+            }
+        }
+    };
+    // Keep draining stderr so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Gateway { child, addr }
+}
+
+fn key() -> MasterKey {
+    MasterKey::parse(KEY).unwrap()
+}
+
+fn mint(tools: &[&str], extra: Vec<Caveat>) -> String {
+    let now = Timestamp::now().unix_seconds();
+    let mut caveats = vec![Caveat::agent_lock("agent-1"), Caveat::exp(now + 600)];
+    if !tools.is_empty() {
+        caveats.push(Caveat::tool_allow(tools.iter().copied()));
+    }
+    caveats.extend(extra);
+    let req = MintRequest {
+        subject: "agent-1".into(),
+        tenant: "acme".into(),
+        caveats,
+        ..MintRequest::default()
+    };
+    Token::mint(&key(), req, now).unwrap().encode()
+}
+
+struct Reply {
+    status: u16,
+    head: String,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&self.body)))
+    }
+}
+
+/// Reads one response from `s` (Content-Length framed).
+fn read_reply(s: &mut TcpStream, pending: &mut Vec<u8>) -> Reply {
+    let mut tmp = [0u8; 8192];
+    loop {
+        if let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&pending[..end]).to_string();
+            let len: usize = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse().unwrap())
+                })
+                .unwrap_or(0);
+            if pending.len() >= end + 4 + len {
+                let body = pending[end + 4..end + 4 + len].to_vec();
+                pending.drain(..end + 4 + len);
+                let status = head[9..12].parse().unwrap();
+                return Reply { status, head, body };
+            }
+        }
+        let n = s.read(&mut tmp).unwrap();
+        assert!(
+            n > 0,
+            "connection closed before a full response; got {:?}",
+            String::from_utf8_lossy(pending)
+        );
+        pending.extend_from_slice(&tmp[..n]);
+    }
+}
+
+fn raw(addr: SocketAddr, bytes: &[u8]) -> Reply {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    s.write_all(bytes).unwrap();
+    read_reply(&mut s, &mut Vec::new())
+}
+
+fn post(addr: SocketAddr, path: &str, token: Option<&str>, body: &str) -> Reply {
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let req = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    raw(addr, req.as_bytes())
+}
+
+fn call(addr: SocketAddr, token: Option<&str>, tool: &str, args: Value) -> Value {
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": tool, "arguments": args}});
+    let r = post(addr, "/v1/mcp", token, &body.to_string());
+    assert_eq!(r.status, 200, "JSON-RPC answers are HTTP 200");
+    r.json()
+}
+
+fn error_of(v: &Value) -> (i64, String) {
+    (
+        v["error"]["code"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("no error in {v}")),
+        v["error"]["data"].as_str().unwrap_or("").to_owned(),
+    )
+}
+
+#[test]
+fn dev_allows_forwards_and_denies_each_check() {
+    let gw = spawn("dev", &[]);
+    let token = mint(
+        &["read_invoice", "send_email_internal", "delete_customer"],
+        vec![],
+    );
+    let ok = call(
+        gw.addr,
+        Some(&token),
+        "read_invoice",
+        json!({"id": "INV-7"}),
+    );
+    assert!(
+        ok["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("INV-7"),
+        "{ok}"
+    );
+    assert_eq!(ok["result"]["_intentgate"]["decision"], "allow");
+    assert_eq!(ok["id"], 1);
+
+    let (code, reason) = error_of(&call(gw.addr, Some(&token), "delete_customer", json!({})));
+    assert_eq!((code, reason.as_str()), (-32012, "denied by default"));
+
+    let (code, reason) = error_of(&call(gw.addr, None, "read_invoice", json!({})));
+    assert_eq!(code, -32010);
+    assert!(reason.starts_with("capability token required"), "{reason}");
+
+    let narrow = mint(&["read_invoice"], vec![]);
+    let (code, reason) = error_of(&call(
+        gw.addr,
+        Some(&narrow),
+        "send_email_internal",
+        json!({}),
+    ));
+    assert_eq!(
+        (code, reason.as_str()),
+        (
+            -32010,
+            "caveat 2 (tool_allow): tool \"send_email_internal\" not in allowed set"
+        )
+    );
+
+    let (code, reason) = error_of(&call(
+        gw.addr,
+        Some("not-a-token!"),
+        "read_invoice",
+        json!({}),
+    ));
+    assert_eq!(
+        (code, reason.as_str()),
+        (-32010, "token is not valid unpadded base64url")
+    );
+
+    let foreign = Token::mint(
+        &MasterKey::from_bytes(&[1; 32]),
+        MintRequest {
+            subject: "agent-1".into(),
+            tenant: "acme".into(),
+            ..Default::default()
+        },
+        Timestamp::now().unix_seconds(),
+    )
+    .unwrap()
+    .encode();
+    let (code, reason) = error_of(&call(gw.addr, Some(&foreign), "read_invoice", json!({})));
+    assert_eq!((code, reason.as_str()), (-32010, "signature mismatch"));
+
+    let expired = mint(&[], vec![Caveat::exp(Timestamp::now().unix_seconds() - 1)]);
+    let (code, reason) = error_of(&call(gw.addr, Some(&expired), "read_invoice", json!({})));
+    assert_eq!((code, reason.as_str()), (-32010, "caveat 2 (exp): expired"));
+}
+
+#[test]
+fn budget_exhaustion_is_shared_with_attenuated_children() {
+    let gw = spawn("dev", &[]);
+    let parent = mint(&["read_invoice"], vec![Caveat::max_calls(2)]);
+    let child = Token::decode(&parent)
+        .unwrap()
+        .attenuate(Caveat::tool_allow(["read_invoice"]))
+        .unwrap()
+        .encode();
+    assert!(call(gw.addr, Some(&parent), "read_invoice", json!({}))["result"].is_object());
+    assert!(call(gw.addr, Some(&child), "read_invoice", json!({}))["result"].is_object());
+    let (code, reason) = error_of(&call(gw.addr, Some(&child), "read_invoice", json!({})));
+    assert_eq!(
+        (code, reason.as_str()),
+        (-32013, "max_calls exceeded (3 > 2)")
+    );
+}
+
+#[test]
+fn policy_sees_agent_call_counts() {
+    // The runbook policy escalates send_email_internal from the 51st call of the day; the
+    // approvals queue is not in this build, so escalation denies with a policy error.
+    let gw = spawn("dev", &[]);
+    let token = mint(&["send_email_internal"], vec![]);
+    for _ in 0..50 {
+        assert!(
+            call(
+                gw.addr,
+                Some(&token),
+                "send_email_internal",
+                json!({"to": "a@b"})
+            )["result"]
+                .is_object()
+        );
+    }
+    let v = call(
+        gw.addr,
+        Some(&token),
+        "send_email_internal",
+        json!({"to": "a@b"}),
+    );
+    assert_eq!(v["error"]["code"], -32012);
+    assert_eq!(v["error"]["message"], "policy escalation required");
+}
+
+#[test]
+fn other_methods_pass_through_after_the_capability_check() {
+    let gw = spawn("dev", &[]);
+    let token = mint(&["read_invoice"], vec![]);
+    let r = post(
+        gw.addr,
+        "/v1/mcp",
+        Some(&token),
+        r#"{"jsonrpc":"2.0","id":"t","method":"tools/list"}"#,
+    );
+    assert_eq!(r.json()["result"]["tools"].as_array().unwrap().len(), 3);
+    let r = post(
+        gw.addr,
+        "/v1/mcp",
+        None,
+        r#"{"jsonrpc":"2.0","id":"t","method":"tools/list"}"#,
+    );
+    assert_eq!(r.json()["error"]["code"], -32010);
+    let r = post(
+        gw.addr,
+        "/v1/mcp",
+        Some(&token),
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+    );
+    assert_eq!((r.status, r.body.len()), (202, 0));
+    let r = post(
+        gw.addr,
+        "/v1/mcp",
+        Some(&token),
+        r#"{"jsonrpc":"2.0","method":"tools/call","params":{"name":"read_invoice"}}"#,
+    );
+    assert_eq!(
+        (r.status, r.body.len()),
+        (202, 0),
+        "a tools/call notification runs the pipeline and answers 202"
+    );
+}
+
+#[test]
+fn every_malformed_request_gets_a_precise_answer() {
+    let gw = spawn("dev", &[("INTENTGATE_MAX_BODY_BYTES", "4096")]);
+    let token = mint(&["read_invoice"], vec![]);
+    let a = gw.addr;
+    let rpc = |body: &str| post(a, "/v1/mcp", Some(&token), body).json();
+    assert_eq!(rpc("{nope")["error"]["code"], -32700);
+    assert_eq!(
+        rpc(r#"[{"jsonrpc":"2.0","id":1,"method":"ping"}]"#)["error"]["code"],
+        -32600
+    );
+    assert_eq!(
+        rpc(r#"{"jsonrpc":"2.0","id":1,"method":"ping","method":"tools/call"}"#)["error"]["code"],
+        -32600
+    );
+    let deep = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"ping","params":{}1{}}}"#,
+        "[".repeat(80),
+        "]".repeat(80)
+    );
+    assert_eq!(
+        rpc(&deep)["error"]["message"],
+        "request nests deeper than 64 levels"
+    );
+    assert_eq!(
+        rpc(r#"{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{}}"#)["error"]["code"],
+        -32602
+    );
+    assert_eq!(
+        rpc(r#"{"jsonrpc":"2.0","id":9,"method":"resources/list"}"#)["error"]["code"],
+        -32601
+    );
+
+    let big = "x".repeat(5000);
+    assert_eq!(post(a, "/v1/mcp", Some(&token), &big).status, 413);
+    assert_eq!(
+        raw(
+            a,
+            format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(17 * 1024)).as_bytes()
+        )
+        .status,
+        431
+    );
+    assert_eq!(raw(a, b"BLAH\r\n\r\n").status, 400);
+    assert_eq!(
+        raw(a, b"GET /v1/mcp HTTP/1.1\r\nHost: x\r\n\r\n").status,
+        405
+    );
+    assert_eq!(
+        raw(a, b"GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n").status,
+        404
+    );
+    let r = raw(
+        a,
+        b"POST /v1/mcp HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        String::from_utf8_lossy(&r.body),
+        r#"{"error":"both Content-Length and Transfer-Encoding"}"#
+    );
+}
+
+#[test]
+fn keep_alive_pipelining_and_chunked_bodies() {
+    let gw = spawn("dev", &[]);
+    let token = mint(&["read_invoice"], vec![]);
+    let body = r#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"read_invoice","arguments":{"id":"A"}}}"#;
+    let one = format!(
+        "POST /v1/mcp HTTP/1.1\r\nAuthorization: Bearer {token}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let (first, second) = body.split_at(20);
+    let chunked = format!(
+        "POST /v1/mcp HTTP/1.1\r\nAuthorization: Bearer {token}\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{first}\r\n{:x}\r\n{second}\r\n0\r\n\r\n",
+        first.len(),
+        second.len()
+    );
+    let mut s = TcpStream::connect(gw.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    // Three requests in one write: three answers, in order, on one connection.
+    s.write_all(format!("{one}{chunked}GET /healthz HTTP/1.1\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut pending = Vec::new();
+    let r1 = read_reply(&mut s, &mut pending);
+    let r2 = read_reply(&mut s, &mut pending);
+    let r3 = read_reply(&mut s, &mut pending);
+    assert_eq!(r1.json()["id"], 5);
+    assert!(
+        r2.json()["result"]["content"].is_array(),
+        "{:?}",
+        String::from_utf8_lossy(&r2.body)
+    );
+    assert_eq!((r3.status, r3.json()["status"].clone()), (200, json!("ok")));
+    assert!(!r1.head.contains("Connection: close"));
+}
+
+#[test]
+fn slow_heads_time_out_with_408() {
+    let gw = spawn("dev", &[]);
+    let mut s = TcpStream::connect(gw.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    s.write_all(b"POST /v1/mcp HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    let started = Instant::now();
+    let r = read_reply(&mut s, &mut Vec::new());
+    assert_eq!(r.status, 408);
+    assert!(
+        started.elapsed() >= Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn tool_call_endpoint_runs_the_same_checks() {
+    let gw = spawn("dev", &[]);
+    let token = mint(&["read_invoice"], vec![]);
+    let r = post(
+        gw.addr,
+        "/v1/tool-call",
+        Some(&token),
+        r#"{"tool":"read_invoice","args":{"id":"1"}}"#,
+    );
+    assert_eq!(
+        (r.status, r.json()["decision"].clone()),
+        (200, json!("allow"))
+    );
+    let r = post(gw.addr, "/v1/tool-call", None, r#"{"tool":"read_invoice"}"#);
+    assert_eq!(
+        (r.status, r.json()["check"].clone()),
+        (403, json!("capability"))
+    );
+    let r = post(gw.addr, "/v1/tool-call", Some(&token), r#"{"args":{}}"#);
+    assert_eq!(
+        (r.status, r.json()["error"].clone()),
+        (400, json!("missing_tool"))
+    );
+    let r = post(gw.addr, "/v1/tool-call", Some(&token), "nope");
+    assert_eq!(
+        (r.status, r.json()["error"].clone()),
+        (400, json!("invalid_json"))
+    );
+}
+
+fn closed_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+#[test]
+fn serve_reports_upstream_failures_and_refuses_unsupported_settings() {
+    let url = format!("http://127.0.0.1:{}/mcp", closed_port());
+    let gw = spawn("serve", &[("INTENTGATE_UPSTREAM_URL", &url)]);
+    let token = mint(&[], vec![]);
+    let v = call(gw.addr, Some(&token), "read_invoice", json!({}));
+    assert_eq!(v["error"]["code"], -32603);
+    assert_eq!(v["error"]["message"], "upstream transport");
+    assert_eq!(v["error"]["data"]["upstream_status"], 0);
+    // The default policy denies before any forward.
+    let (code, _) = error_of(&call(gw.addr, Some(&token), "launch_rocket", json!({})));
+    assert_eq!(code, -32012);
+    drop(gw);
+
+    let out = Command::new(env!("CARGO_BIN_EXE_intentgate"))
+        .arg("serve")
+        .env("INTENTGATE_ADDR", "127.0.0.1:0")
+        .env("INTENTGATE_EXTRACTOR_URL", "http://127.0.0.1:1")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("INTENTGATE_EXTRACTOR_URL (intent extraction)")
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_intentgate"))
+        .arg("serve")
+        .env("INTENTGATE_ADDR", "nowhere")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("INTENTGATE_ADDR: invalid value"));
+}
+
+#[test]
+fn sigterm_stops_gracefully() {
+    let mut gw = spawn("serve", &[]);
+    let pid = gw.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = gw.child.try_wait().unwrap() {
+            assert!(status.success(), "{status}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "did not stop after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The published Python SDK against the real gateway (needs `INTENTGATE_SDK_PYTHON`, which
+/// `cargo xtask test` provides).
+#[test]
+fn python_sdk_drives_the_gateway() {
+    let Some(python) = std::env::var_os("INTENTGATE_SDK_PYTHON") else {
+        eprintln!("note: INTENTGATE_SDK_PYTHON unset; skipping the SDK end-to-end test");
+        return;
+    };
+    let gw = spawn("dev", &[]);
+    let token = mint(
+        &["read_invoice", "send_email_internal", "delete_customer"],
+        vec![Caveat::max_calls(4)],
+    );
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/python/sdk_e2e.py");
+    let out = Command::new(python)
+        .arg(script)
+        .arg(format!("http://{}", gw.addr))
+        .arg(&token)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("sdk e2e: all checks passed"), "{text}");
+}
