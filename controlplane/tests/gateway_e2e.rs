@@ -50,14 +50,15 @@ fn spawn(mode: &str, env: &[(&str, &str)]) -> Gateway {
         let Some(Ok(line)) = lines.next() else {
             panic!("gateway exited before listening: {:?}", child.wait())
         };
-        if let Some(i) = line.find("127.0.0.1:") {
-            if line.contains("listening") {
-                let rest: String = line[i..]
-                    .chars()
-                    .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
-                    .collect();
-                break rest.parse().unwrap();
-            }
+        if let Some(i) = line
+            .find("127.0.0.1:")
+            .filter(|_| line.contains("listening"))
+        {
+            let rest: String = line[i..]
+                .chars()
+                .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
+                .collect();
+            break rest.parse().unwrap();
         }
     };
     // Keep draining stderr so the child never blocks on a full pipe.
