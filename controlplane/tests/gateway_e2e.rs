@@ -7,6 +7,8 @@
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use intentgate_shared::key_ring::MasterKey;
@@ -489,13 +491,15 @@ fn serve_reports_upstream_failures_and_refuses_unsupported_settings() {
     let out = Command::new(env!("CARGO_BIN_EXE_intentgate"))
         .arg("serve")
         .env("INTENTGATE_ADDR", "127.0.0.1:0")
-        .env("INTENTGATE_EXTRACTOR_URL", "http://127.0.0.1:1")
+        .env("INTENTGATE_AUDIT_PERSIST", "true")
+        .env("INTENTGATE_POSTGRES_URL", "postgres://127.0.0.1:1/x")
         .output()
         .unwrap();
     assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        String::from_utf8_lossy(&out.stderr)
-            .contains("INTENTGATE_EXTRACTOR_URL (intent extraction)")
+        err.contains("INTENTGATE_AUDIT_PERSIST=true (the Postgres chain writer)"),
+        "{err}"
     );
     let out = Command::new(env!("CARGO_BIN_EXE_intentgate"))
         .arg("serve")
@@ -554,4 +558,143 @@ fn python_sdk_drives_the_gateway() {
     );
     assert!(out.status.success(), "{text}");
     assert!(text.contains("sdk e2e: all checks passed"), "{text}");
+}
+
+/// A fake intent extractor: answers by prompt, counts requests.
+fn fake_extractor() -> (String, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&hits);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            counter.fetch_add(1, Ordering::SeqCst);
+            let mut pending = Vec::new();
+            let mut tmp = [0u8; 4096];
+            let req = loop {
+                if let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                    let head = String::from_utf8_lossy(&pending[..end]).to_lowercase();
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| {
+                            l.strip_prefix("content-length:")
+                                .map(|v| v.trim().parse().unwrap())
+                        })
+                        .unwrap_or(0);
+                    if pending.len() >= end + 4 + len {
+                        break serde_json::from_slice::<Value>(&pending[end + 4..end + 4 + len])
+                            .unwrap();
+                    }
+                }
+                let n = s.read(&mut tmp).unwrap_or(0);
+                if n == 0 {
+                    break Value::Null;
+                }
+                pending.extend_from_slice(&tmp[..n]);
+            };
+            let body = match req["prompt"].as_str().unwrap_or("") {
+                "read invoices" => {
+                    json!({"intent": {"summary": "read invoices", "allowed_tools": ["read_invoice"], "confidence": 0.9}})
+                        .to_string()
+                }
+                "no email" => json!({"intent": {"summary": "no email", "forbidden_tools": ["send_email_internal"]}}).to_string(),
+                _ => "not json".to_string(),
+            };
+            let resp = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = s.write_all(resp.as_bytes());
+        }
+    });
+    (url, hits)
+}
+
+fn call_with_intent(addr: SocketAddr, token: &str, tool: &str, prompt: Option<&str>) -> Value {
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": tool, "arguments": {}}}).to_string();
+    let intent = prompt
+        .map(|p| format!("X-Intent-Prompt: {p}\r\n"))
+        .unwrap_or_default();
+    let req = format!(
+        "POST /v1/mcp HTTP/1.1\r\nAuthorization: Bearer {token}\r\n{intent}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    raw(addr, req.as_bytes()).json()
+}
+
+#[test]
+fn intent_extractor_allows_denies_caches_and_fails_closed() {
+    let (url, hits) = fake_extractor();
+    let gw = spawn(
+        "dev",
+        &[
+            ("INTENTGATE_EXTRACTOR_URL", &url),
+            ("INTENTGATE_REQUIRE_INTENT", "true"),
+        ],
+    );
+    let token = mint(&["read_invoice", "send_email_internal"], vec![]);
+    let a = gw.addr;
+    assert!(
+        call_with_intent(a, &token, "read_invoice", Some("read invoices"))["result"].is_object()
+    );
+    let v = call_with_intent(a, &token, "send_email_internal", Some("read invoices"));
+    assert_eq!(
+        error_of(&v),
+        (
+            -32011,
+            "tool \"send_email_internal\" is not among the tools the stated intent allows".into()
+        )
+    );
+    let v = call_with_intent(a, &token, "send_email_internal", Some("no email"));
+    assert_eq!(
+        error_of(&v),
+        (
+            -32011,
+            "tool \"send_email_internal\" is forbidden by the stated intent".into()
+        )
+    );
+    let (code, reason) = error_of(&call_with_intent(
+        a,
+        &token,
+        "read_invoice",
+        Some("gibberish"),
+    ));
+    assert_eq!(
+        (code, reason.as_str()),
+        (
+            -32011,
+            "intent extractor returned invalid JSON (fail closed)"
+        )
+    );
+    let (code, reason) = error_of(&call_with_intent(a, &token, "read_invoice", None));
+    assert_eq!(
+        (code, reason.as_str()),
+        (-32011, "intent prompt required (send X-Intent-Prompt)")
+    );
+    // Each core extracts a prompt at most once; later calls hit its cache.
+    let before = hits.load(Ordering::SeqCst);
+    for _ in 0..6 {
+        assert!(
+            call_with_intent(a, &token, "read_invoice", Some("read invoices"))["result"]
+                .is_object()
+        );
+    }
+    assert!(
+        hits.load(Ordering::SeqCst) <= before + 2,
+        "cached intents must not be re-extracted"
+    );
+    drop(gw);
+
+    // An unreachable extractor denies.
+    let down = format!("http://127.0.0.1:{}", closed_port());
+    let gw = spawn("dev", &[("INTENTGATE_EXTRACTOR_URL", &down)]);
+    let (code, reason) = error_of(&call_with_intent(
+        gw.addr,
+        &token,
+        "read_invoice",
+        Some("read invoices"),
+    ));
+    assert_eq!(code, -32011);
+    assert!(reason.starts_with("intent extractor transport"), "{reason}");
 }

@@ -10,6 +10,7 @@ pub mod audit_ring;
 pub mod budget;
 pub mod demo_upstream;
 pub mod http;
+pub mod intent;
 pub mod jsonrpc;
 pub mod pipeline;
 pub mod server;

@@ -12,7 +12,7 @@ use regorus::Value;
 use serde_json::value::RawValue;
 
 use intentgate_shared::audit::{AuditEvent, Check, Decision};
-use intentgate_shared::policy::{self, AgentInput, CapabilityInput, Evaluator, Input};
+use intentgate_shared::policy::{self, AgentInput, CapabilityInput, Evaluator, Input, IntentInput};
 use intentgate_shared::snapshot::Snapshot;
 use intentgate_shared::timestamp::Timestamp;
 use intentgate_shared::token::Token;
@@ -242,7 +242,8 @@ impl Core {
         Ok(Some(v))
     }
 
-    /// Runs the four checks for a `tools/call`.
+    /// Runs the four checks for a `tools/call` without an intent extractor (the server calls
+    /// [`Core::capability_stage`] and [`Core::finish`] itself to consult one in between).
     pub fn decide(
         &mut self,
         snap: &Snapshot,
@@ -250,38 +251,93 @@ impl Core {
         budget: &Budget,
         call: &Call<'_>,
     ) -> Verdict {
+        match self.capability_stage(snap, settings, call) {
+            Ok(passed) => self.finish(
+                snap,
+                settings,
+                budget,
+                call,
+                passed,
+                IntentOutcome::NotConsulted,
+            ),
+            Err(verdict) => *verdict,
+        }
+    }
+
+    /// The capability stage of a `tools/call`. The denial is boxed: it is the rare path,
+    /// and boxing keeps the `Ok` path small.
+    pub fn capability_stage(
+        &mut self,
+        snap: &Snapshot,
+        settings: &Settings,
+        call: &Call<'_>,
+    ) -> Result<Passed, Box<Verdict>> {
         let mut event = AuditEvent::new(call.now, Decision::Allow, call.tool);
         event.remote_ip = call.remote_ip.to_owned();
         event.arg_keys = arg_keys(call.arguments);
+        match self.capability(snap, settings, call, &mut event, true) {
+            Ok(token) => Ok(Passed { token, event }),
+            Err(reason) => Err(Box::new(deny(
+                event,
+                Check::Capability,
+                code::CAPABILITY,
+                "capability check failed",
+                reason,
+            ))),
+        }
+    }
 
-        let token = match self.capability(snap, settings, call, &mut event, true) {
-            Ok(t) => t,
-            Err(reason) => {
+    /// Intent, policy and budget, after the capability stage passed.
+    pub fn finish(
+        &mut self,
+        snap: &Snapshot,
+        settings: &Settings,
+        budget: &Budget,
+        call: &Call<'_>,
+        passed: Passed,
+        intent: IntentOutcome,
+    ) -> Verdict {
+        let Passed { token, mut event } = passed;
+        let intent_value = match intent {
+            IntentOutcome::Failed(reason) => {
                 return deny(
                     event,
-                    Check::Capability,
-                    code::CAPABILITY,
-                    "capability check failed",
+                    Check::Intent,
+                    code::INTENT,
+                    "intent check failed",
                     reason,
                 );
             }
+            IntentOutcome::Extracted(i) => {
+                if let Err(reason) = crate::intent::check(&i, call.tool) {
+                    event.intent_summary = i.summary;
+                    return deny(
+                        event,
+                        Check::Intent,
+                        code::INTENT,
+                        "intent check failed",
+                        reason,
+                    );
+                }
+                event.intent_summary.clone_from(&i.summary);
+                Some(i.to_value())
+            }
+            IntentOutcome::NotConsulted if settings.require_intent => {
+                let reason = if call.intent_prompt.is_none() {
+                    "intent prompt required (send X-Intent-Prompt)"
+                } else {
+                    "intent prompt provided but no extractor URL is configured"
+                };
+                return deny(
+                    event,
+                    Check::Intent,
+                    code::INTENT,
+                    "intent check failed",
+                    reason.into(),
+                );
+            }
+            IntentOutcome::NotConsulted => None,
         };
-
-        // Intent: no extractor in this build; a required intent therefore fails closed.
-        if settings.require_intent {
-            let reason = if call.intent_prompt.is_none() {
-                "intent prompt required (send X-Intent-Prompt)"
-            } else {
-                "intent prompt provided but no extractor URL is configured"
-            };
-            return deny(
-                event,
-                Check::Intent,
-                code::INTENT,
-                "intent check failed",
-                reason.into(),
-            );
-        }
 
         let now_s = call.now.unix_seconds();
         let tenant = token
@@ -302,7 +358,7 @@ impl Core {
             args,
             agent_id: agent,
             session_id: "",
-            intent: None,
+            intent: intent_value,
             capability: token.as_ref().map(|t| t.capability.clone()),
             agent: Some(
                 AgentInput {
@@ -346,18 +402,15 @@ impl Core {
             );
         }
 
-        match &token {
-            None if settings.require_budget => {
-                let reason = "budget enforcement requires a verified capability token".to_string();
-                return deny(
-                    event,
-                    Check::Budget,
-                    code::BUDGET,
-                    "budget check failed",
-                    reason,
-                );
-            }
-            _ => {}
+        if token.is_none() && settings.require_budget {
+            let reason = "budget enforcement requires a verified capability token".to_string();
+            return deny(
+                event,
+                Check::Budget,
+                code::BUDGET,
+                "budget check failed",
+                reason,
+            );
         }
         let root = token.as_ref().map(|t| t.token.claims.root_jti.as_str());
         let max_calls = token.as_ref().and_then(|t| t.max_calls);
@@ -373,6 +426,26 @@ impl Core {
         event.reason = decision.reason;
         Verdict::Allow { event }
     }
+}
+
+/// A call that passed the capability stage.
+#[derive(Debug)]
+pub struct Passed {
+    /// The verified token (None when tokens are optional and none was sent).
+    pub token: Option<Arc<VerifiedToken>>,
+    /// The audit record so far.
+    pub event: AuditEvent,
+}
+
+/// What the intent extractor said, if it was consulted.
+#[derive(Debug)]
+pub enum IntentOutcome {
+    /// No prompt, or no extractor configured.
+    NotConsulted,
+    /// The extracted intent.
+    Extracted(IntentInput),
+    /// The extractor failed or the prompt was unusable: deny (fail closed).
+    Failed(String),
 }
 
 #[cfg(test)]

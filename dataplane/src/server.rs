@@ -17,14 +17,15 @@ use monoio::net::{ListenerOpts, TcpListener, TcpStream};
 use serde_json::value::RawValue;
 
 use intentgate_shared::audit::{AuditEvent, Check, Decision};
-use intentgate_shared::snapshot::SnapshotCell;
+use intentgate_shared::snapshot::{Snapshot, SnapshotCell};
 use intentgate_shared::timestamp::Timestamp;
 
 use crate::audit_ring::AuditProducer;
 use crate::budget::Budget;
 use crate::http::{self, BodyFraming, Head, HttpError, Method};
+use crate::intent::{self, IntentCache};
 use crate::jsonrpc::{self, RpcError, code};
-use crate::pipeline::{Call, Core, Settings, Verdict};
+use crate::pipeline::{Call, Core, IntentOutcome, Settings, Verdict};
 use crate::upstream::{Upstream, UpstreamTarget};
 
 /// Everything the workers need, fixed at startup.
@@ -48,6 +49,8 @@ pub struct ServerConfig {
     pub settings: Settings,
     /// Upstream, if any.
     pub upstream: Option<UpstreamTarget>,
+    /// Intent extractor (`POST {url}/v1/extract`), if any.
+    pub extractor: Option<UpstreamTarget>,
     /// `/healthz` answers 503 when the snapshot is older than this (None: no bound).
     pub max_staleness: Option<Duration>,
 }
@@ -65,6 +68,7 @@ impl ServerConfig {
             max_connections_per_core: 10_000,
             settings,
             upstream: None,
+            extractor: None,
             max_staleness: None,
         }
     }
@@ -210,18 +214,23 @@ struct Worker {
     core: RefCell<Core>,
     audit: RefCell<AuditProducer>,
     upstream: Option<Upstream>,
+    extractor: Option<Upstream>,
+    intents: RefCell<IntentCache>,
     open: Cell<usize>,
 }
 
 impl Worker {
     fn new(config: ServerConfig, shared: Arc<Shared>, audit: AuditProducer) -> Rc<Self> {
         let upstream = config.upstream.clone().map(Upstream::new);
+        let extractor = config.extractor.clone().map(Upstream::new);
         Rc::new(Self {
             config,
             shared,
             core: RefCell::new(Core::new()),
             audit: RefCell::new(audit),
             upstream,
+            extractor,
+            intents: RefCell::new(IntentCache::default()),
             open: Cell::new(0),
         })
     }
@@ -473,6 +482,75 @@ impl Worker {
         }
     }
 
+    /// The four checks, consulting the intent extractor between capability and policy.
+    async fn decide(&self, snap: &Snapshot, call: &Call<'_>) -> Verdict {
+        let settings = &self.config.settings;
+        let passed = match self
+            .core
+            .borrow_mut()
+            .capability_stage(snap, settings, call)
+        {
+            Ok(p) => p,
+            Err(v) => return *v,
+        };
+        let outcome = match (call.intent_prompt, &self.extractor) {
+            (Some(prompt), Some(extractor)) => {
+                let tenant = passed
+                    .token
+                    .as_ref()
+                    .map_or("", |t| t.token.claims.tenant.as_str());
+                let agent = passed
+                    .token
+                    .as_ref()
+                    .map_or("", |t| t.token.claims.sub.as_str());
+                self.extract(extractor, prompt, tenant, agent).await
+            }
+            _ => IntentOutcome::NotConsulted,
+        };
+        self.core
+            .borrow_mut()
+            .finish(snap, settings, &self.shared.budget, call, passed, outcome)
+    }
+
+    async fn extract(
+        &self,
+        extractor: &Upstream,
+        prompt: &[u8],
+        tenant: &str,
+        agent: &str,
+    ) -> IntentOutcome {
+        if prompt.len() > intent::MAX_PROMPT_BYTES {
+            return IntentOutcome::Failed(format!(
+                "intent prompt exceeds {} bytes",
+                intent::MAX_PROMPT_BYTES
+            ));
+        }
+        let Ok(prompt) = std::str::from_utf8(prompt) else {
+            return IntentOutcome::Failed("intent prompt is not valid UTF-8".into());
+        };
+        let key = intent::cache_key(tenant, prompt);
+        if let Some(hit) = self.intents.borrow_mut().get(&key) {
+            return IntentOutcome::Extracted(hit);
+        }
+        let reply = match extractor.post(&intent::request_body(prompt, agent)).await {
+            Ok(r) => r,
+            Err(e) => {
+                return IntentOutcome::Failed(format!(
+                    "intent extractor {}: {} (fail closed)",
+                    e.kind(),
+                    e.detail()
+                ));
+            }
+        };
+        match intent::parse_response(&reply.body) {
+            Ok(i) => {
+                self.intents.borrow_mut().insert(key, i.clone());
+                IntentOutcome::Extracted(i)
+            }
+            Err(e) => IntentOutcome::Failed(format!("{e} (fail closed)")),
+        }
+    }
+
     /// Records a decision that forwards nothing. False: the ring is full and the caller must
     /// answer 503 instead.
     fn record(&self, event: AuditEvent) -> bool {
@@ -533,12 +611,12 @@ impl Worker {
                 return http::write_response(out, 200, &payload, close, &[]);
             }
         };
-        let verdict = self.core.borrow_mut().decide(
-            &snap,
-            &self.config.settings,
-            &self.shared.budget,
-            &self.call(buf, head, &call.name, call.arguments, remote),
-        );
+        let verdict = self
+            .decide(
+                &snap,
+                &self.call(buf, head, &call.name, call.arguments, remote),
+            )
+            .await;
         match verdict {
             Verdict::Deny { error, mut event } => {
                 event.latency_ms = elapsed_ms(started);
@@ -722,12 +800,9 @@ impl Worker {
             return bad(out, "invalid_args", "args must be an object");
         }
         let snap = self.shared.snapshot.load();
-        let verdict = self.core.borrow_mut().decide(
-            &snap,
-            &self.config.settings,
-            &self.shared.budget,
-            &self.call(buf, head, &tool, args, remote),
-        );
+        let verdict = self
+            .decide(&snap, &self.call(buf, head, &tool, args, remote))
+            .await;
         let (status, doc, mut event) = match verdict {
             Verdict::Deny { error, event } => {
                 let doc = serde_json::json!({"decision": "block", "check": event.check, "reason": event.reason, "code": error.code});

@@ -259,15 +259,8 @@ impl Totals {
 
 fn bench(extra: &[String]) -> Result<(), String> {
     let mut cmd = cargo();
-    cmd.args([
-        "bench",
-        "-p",
-        "intentgate-bench",
-        "--bench",
-        "foundation",
-        "--",
-    ])
-    .args(extra);
+    cmd.args(["bench", "-p", "intentgate-bench", "--"])
+        .args(extra);
     run("cargo bench", &mut cmd)?;
     let summary = root().join("bench/summary.py");
     if summary.exists() {

@@ -29,9 +29,6 @@ const GRACE: Duration = Duration::from_secs(15);
 /// silently running without them.
 fn refuse_unsupported(cfg: &Config) -> Result<()> {
     let mut missing = Vec::new();
-    if cfg.extractor_url.is_some() {
-        missing.push("INTENTGATE_EXTRACTOR_URL (intent extraction)");
-    }
     if cfg.audit_persist {
         missing.push("INTENTGATE_AUDIT_PERSIST=true (the Postgres chain writer)");
     }
@@ -84,6 +81,23 @@ struct Plan {
     upstream: Option<UpstreamTarget>,
 }
 
+/// The extractor endpoint `{INTENTGATE_EXTRACTOR_URL}/v1/extract` (10 s, as the Go gateway).
+fn extractor(cfg: &Config) -> Result<Option<UpstreamTarget>> {
+    cfg.extractor_url
+        .as_deref()
+        .map(|u| {
+            let url = format!("{}/v1/extract", u.trim_end_matches('/'));
+            UpstreamTarget::parse(&url, Duration::from_secs(10), 1 << 20).map_err(|e| {
+                anyhow::anyhow!(
+                    "{}",
+                    e.to_string()
+                        .replace("INTENTGATE_UPSTREAM_URL", "INTENTGATE_EXTRACTOR_URL")
+                )
+            })
+        })
+        .transpose()
+}
+
 fn settings(cfg: &Config) -> Settings {
     Settings {
         require_capability: cfg.require_capability,
@@ -126,6 +140,7 @@ fn run(plan: Plan, banner: impl FnOnce(&server::Running)) -> Result<()> {
     sc.threads = threads;
     sc.max_body = cfg.max_body_bytes;
     sc.upstream = upstream;
+    sc.extractor = extractor(&cfg)?;
     let running = server::start(sc, Arc::clone(&shared), producers)
         .with_context(|| format!("cannot start the data plane on {}", cfg.addr))?;
     tracing::info!(addr = %running.local_addr, driver = running.driver, threads, "data plane listening");

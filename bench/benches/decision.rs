@@ -1,0 +1,85 @@
+//! The data plane's request stages and the whole in-process decision: HTTP head parse,
+//! JSON-RPC envelope parse, and `Core::decide` (capability with a warm token cache, policy on
+//! the VM, budget) for an allowed and a denied call.
+
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::sync::Arc;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use intentgate_bench::{NOW, key_ring, wire_token};
+use intentgate_dataplane::budget::Budget;
+use intentgate_dataplane::http::parse_head;
+use intentgate_dataplane::jsonrpc::{parse_request, parse_tool_call};
+use intentgate_dataplane::pipeline::{Call, Core, Settings};
+use intentgate_shared::policy::Policy;
+use intentgate_shared::snapshot::{RevocationSet, Snapshot};
+use intentgate_shared::timestamp::Timestamp;
+
+const BODY: &str = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read_invoice","arguments":{"id":"bench-1"}}}"#;
+
+fn stages(c: &mut Criterion) {
+    let token = wire_token(5);
+    let head = format!(
+        "POST /v1/mcp HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{BODY}",
+        BODY.len()
+    );
+    c.bench_function("http_parse_head", |b| {
+        b.iter(|| parse_head(black_box(head.as_bytes()), 1 << 20))
+    });
+    c.bench_function("jsonrpc_parse_tools_call", |b| {
+        b.iter(|| {
+            let r = parse_request(black_box(BODY.as_bytes())).unwrap();
+            parse_tool_call(r.params)
+                .unwrap()
+                .arguments
+                .map(|a| a.get().len())
+        })
+    });
+}
+
+fn decision(c: &mut Criterion) {
+    let snap = Snapshot {
+        version: 1,
+        built_at: Timestamp::from_unix_micros(0),
+        keys: key_ring(),
+        revoked: Arc::new(RevocationSet::default()),
+        default_policy: Policy::default_policy().unwrap(),
+        tenant_policies: Arc::new(HashMap::new()),
+    };
+    let settings = Settings {
+        require_capability: true,
+        require_intent: false,
+        require_budget: false,
+    };
+    // No max_calls caveat among the first four: the budget stage counts per agent only.
+    let auth = format!("Bearer {}", wire_token(4));
+    let args: &serde_json::value::RawValue = serde_json::from_str(r#"{"id":"bench-1"}"#).unwrap();
+    let budget = Budget::new(None, None);
+    let mut core = Core::new();
+    let call = |tool| Call {
+        authorization: Some(auth.as_bytes()),
+        intent_prompt: None,
+        tool,
+        arguments: Some(args),
+        remote_ip: "127.0.0.1:50000",
+        now: Timestamp::from_unix_micros((NOW + 10) * 1_000_000),
+    };
+    c.bench_function("decision_allow_warm_token", |b| {
+        b.iter(|| core.decide(&snap, &settings, &budget, black_box(&call("read_invoice"))))
+    });
+    c.bench_function("decision_deny_capability_warm_token", |b| {
+        b.iter(|| core.decide(&snap, &settings, &budget, black_box(&call("send_money"))))
+    });
+    c.bench_function("decision_allow_cold_token", |b| {
+        b.iter(|| {
+            let mut cold = Core::new();
+            cold.decide(&snap, &settings, &budget, black_box(&call("read_invoice")))
+        })
+    });
+}
+
+criterion_group!(benches, stages, decision);
+criterion_main!(benches);
