@@ -698,3 +698,194 @@ fn intent_extractor_allows_denies_caches_and_fails_closed() {
     assert_eq!(code, -32011);
     assert!(reason.starts_with("intent extractor transport"), "{reason}");
 }
+
+/// A fake upstream that answers every request with `reply` after `delay`.
+fn fake_upstream(delay: Duration, reply: &'static str) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/mcp", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            std::thread::spawn(move || {
+                let mut tmp = [0u8; 8192];
+                let _ = s.read(&mut tmp);
+                std::thread::sleep(delay);
+                let _ = s.write_all(reply.as_bytes());
+            });
+        }
+    });
+    url
+}
+
+#[test]
+fn upstream_slow_or_garbage_is_a_clean_upstream_error() {
+    let token = mint(&[], vec![]);
+    let slow = fake_upstream(
+        Duration::from_secs(3),
+        "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}",
+    );
+    let gw = spawn(
+        "serve",
+        &[
+            ("INTENTGATE_UPSTREAM_URL", &slow),
+            ("INTENTGATE_UPSTREAM_TIMEOUT_MS", "300"),
+        ],
+    );
+    let started = Instant::now();
+    let v = call(gw.addr, Some(&token), "read_invoice", json!({}));
+    assert_eq!(v["error"]["message"], "upstream timeout", "{v}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "the timeout must bound the wait"
+    );
+    drop(gw);
+
+    let garbage = fake_upstream(
+        Duration::ZERO,
+        "HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nnot json!",
+    );
+    let gw = spawn("serve", &[("INTENTGATE_UPSTREAM_URL", &garbage)]);
+    let v = call(gw.addr, Some(&token), "read_invoice", json!({}));
+    assert_eq!(
+        (v["error"]["code"].clone(), v["error"]["message"].clone()),
+        (json!(-32603), json!("upstream returned non-JSON-RPC body"))
+    );
+    drop(gw);
+
+    let failing = fake_upstream(
+        Duration::ZERO,
+        "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 4\r\n\r\nboom",
+    );
+    let gw = spawn("serve", &[("INTENTGATE_UPSTREAM_URL", &failing)]);
+    let v = call(gw.addr, Some(&token), "read_invoice", json!({}));
+    assert_eq!(v["error"]["message"], "upstream upstream_http");
+    assert_eq!(
+        v["error"]["data"],
+        json!({"upstream_status": 500, "detail": "boom"})
+    );
+    drop(gw);
+
+    let not_http = fake_upstream(Duration::ZERO, "SSH-2.0-OpenSSH\r\n\r\n");
+    let gw = spawn("serve", &[("INTENTGATE_UPSTREAM_URL", &not_http)]);
+    let v = call(gw.addr, Some(&token), "read_invoice", json!({}));
+    assert_eq!(v["error"]["code"], -32603, "{v}");
+}
+
+/// A TLS upstream with a freshly generated self-signed certificate for `localhost`; returns
+/// its URL and the path of the CA (the certificate itself) in PEM.
+fn tls_upstream() -> (String, std::path::PathBuf) {
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let dir = std::env::temp_dir().join(format!(
+        "intentgate-tls-{}-{}",
+        std::process::id(),
+        closed_port()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca = dir.join("ca.pem");
+    std::fs::write(&ca, ck.cert.pem()).unwrap();
+    let cert = ck.cert.der().clone();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(ck.signing_key.serialize_der().into());
+    let config = std::sync::Arc::new(
+        rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert], key)
+        .unwrap(),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!(
+        "https://localhost:{}/mcp",
+        listener.local_addr().unwrap().port()
+    );
+    std::thread::spawn(move || {
+        for tcp in listener.incoming() {
+            let Ok(tcp) = tcp else { continue };
+            let config = std::sync::Arc::clone(&config);
+            std::thread::spawn(move || {
+                let Ok(conn) = rustls::ServerConnection::new(config) else {
+                    return;
+                };
+                let mut tls = rustls::StreamOwned::new(conn, tcp);
+                let mut pending = Vec::new();
+                let mut tmp = [0u8; 4096];
+                loop {
+                    if let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&pending[..end]).to_lowercase();
+                        let len: usize = head
+                            .lines()
+                            .find_map(|l| {
+                                l.strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse().unwrap())
+                            })
+                            .unwrap_or(0);
+                        if pending.len() >= end + 4 + len {
+                            let req: Value =
+                                serde_json::from_slice(&pending[end + 4..end + 4 + len])
+                                    .unwrap_or(Value::Null);
+                            let body = json!({"jsonrpc": "2.0", "id": req["id"], "result": {"content": [{"type": "text", "text": "over tls"}]}}).to_string();
+                            let resp = format!(
+                                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                                body.len()
+                            );
+                            let _ = tls.write_all(resp.as_bytes());
+                            let _ = tls.flush();
+                            tls.conn.send_close_notify();
+                            let _ = tls.flush();
+                            return;
+                        }
+                    }
+                    match tls.read(&mut tmp) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => pending.extend_from_slice(&tmp[..n]),
+                    }
+                }
+            });
+        }
+    });
+    (url, ca)
+}
+
+#[test]
+fn https_upstreams_are_verified() {
+    let (url, ca) = tls_upstream();
+    let token = mint(&[], vec![]);
+    let gw = spawn(
+        "serve",
+        &[
+            ("INTENTGATE_UPSTREAM_URL", &url),
+            ("INTENTGATE_UPSTREAM_CA_FILE", ca.to_str().unwrap()),
+        ],
+    );
+    let v = call(gw.addr, Some(&token), "read_invoice", json!({}));
+    assert_eq!(v["result"]["content"][0]["text"], "over tls", "{v}");
+    drop(gw);
+
+    // Without the CA the self-signed certificate is refused: no call reaches an unverified peer.
+    let gw = spawn("serve", &[("INTENTGATE_UPSTREAM_URL", &url)]);
+    let v = call(gw.addr, Some(&token), "read_invoice", json!({}));
+    assert_eq!(v["error"]["message"], "upstream transport", "{v}");
+    assert!(
+        v["error"]["data"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("TLS handshake"),
+        "{v}"
+    );
+    drop(gw);
+
+    let out = Command::new(env!("CARGO_BIN_EXE_intentgate"))
+        .arg("serve")
+        .env("INTENTGATE_ADDR", "127.0.0.1:0")
+        .env("INTENTGATE_UPSTREAM_URL", &url)
+        .env("INTENTGATE_UPSTREAM_CA_FILE", "/nonexistent/ca.pem")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("INTENTGATE_UPSTREAM_CA_FILE: /nonexistent/ca.pem")
+    );
+}

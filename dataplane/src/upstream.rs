@@ -1,16 +1,20 @@
 //! The upstream MCP server client: HTTP/1.1 over a per-core keep-alive pool.
 //!
-//! One pool per core (no locks, no cross-thread handoff). The agent's capability token is
-//! never forwarded: requests carry only the headers built here.
+//! One pool per core (no locks, no cross-thread handoff). `https://` upstreams use rustls
+//! (ring provider; Mozilla roots plus an optional operator CA file). The agent's capability
+//! token is never forwarded: requests carry only the headers built here.
 
 use std::cell::RefCell;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
 use std::time::Duration;
 
 use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
+use monoio_rustls::{ClientTlsStream, TlsConnector};
+use rustls_pki_types::{CertificateDer, ServerName};
 
 use crate::http::decode_chunked;
 
@@ -30,6 +34,17 @@ pub struct UpstreamTarget {
     pub timeout: Duration,
     /// Largest response body accepted.
     pub max_body: usize,
+    /// TLS settings for `https://` targets.
+    pub tls: Option<Tls>,
+}
+
+/// How to reach an `https://` upstream.
+#[derive(Debug, Clone)]
+pub struct Tls {
+    /// Client configuration (roots, protocol versions).
+    pub config: Arc<rustls::ClientConfig>,
+    /// Name the certificate must carry.
+    pub server_name: ServerName<'static>,
 }
 
 /// A target URL that cannot be used.
@@ -38,23 +53,31 @@ pub enum TargetError {
     /// Not `http://host[:port][/path]`.
     #[error("INTENTGATE_UPSTREAM_URL must look like http://host:port/path")]
     Malformed,
-    /// `https://` (TLS upstreams arrive later).
-    #[error(
-        "INTENTGATE_UPSTREAM_URL: https upstreams are not supported by this build yet; use http:// on a trusted network"
-    )]
-    Https,
+    /// The TLS client could not be configured.
+    #[error("INTENTGATE_UPSTREAM_URL: TLS setup failed: {0}")]
+    Tls(String),
+    /// The CA file is unreadable or holds no certificate.
+    #[error("INTENTGATE_UPSTREAM_CA_FILE: {0}")]
+    CaFile(String),
     /// DNS resolution failed.
     #[error("INTENTGATE_UPSTREAM_URL: cannot resolve {0}")]
     Resolve(String),
 }
 
 impl UpstreamTarget {
-    /// Parses and resolves `url`.
-    pub fn parse(url: &str, timeout: Duration, max_body: usize) -> Result<Self, TargetError> {
-        if url.starts_with("https://") {
-            return Err(TargetError::Https);
-        }
-        let rest = url.strip_prefix("http://").ok_or(TargetError::Malformed)?;
+    /// Parses and resolves `url` (`http://` or `https://`); `extra_roots` are trusted in
+    /// addition to the Mozilla roots.
+    pub fn parse(
+        url: &str,
+        timeout: Duration,
+        max_body: usize,
+        extra_roots: &[CertificateDer<'static>],
+    ) -> Result<Self, TargetError> {
+        let (https, rest) = match (url.strip_prefix("https://"), url.strip_prefix("http://")) {
+            (Some(rest), _) => (true, rest),
+            (None, Some(rest)) => (false, rest),
+            (None, None) => return Err(TargetError::Malformed),
+        };
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/"),
@@ -68,20 +91,105 @@ impl UpstreamTarget {
         {
             authority.to_owned()
         } else {
-            format!("{authority}:80")
+            format!("{authority}:{}", if https { 443 } else { 80 })
         };
         let addr = with_port
             .to_socket_addrs()
             .map_err(|_| TargetError::Resolve(authority.to_owned()))?
             .next()
             .ok_or_else(|| TargetError::Resolve(authority.to_owned()))?;
+        let tls = if https {
+            let host = match authority.rsplit_once(':') {
+                Some((h, p)) if p.parse::<u16>().is_ok() => h,
+                _ => authority,
+            };
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            let server_name = ServerName::try_from(host.to_owned())
+                .map_err(|e| TargetError::Tls(format!("bad server name {host:?}: {e}")))?;
+            Some(Tls {
+                config: client_config(extra_roots)?,
+                server_name,
+            })
+        } else {
+            None
+        };
         Ok(Self {
             addr,
             host: authority.to_owned(),
             path: path.to_owned(),
             timeout,
             max_body,
+            tls,
         })
+    }
+}
+
+fn client_config(
+    extra_roots: &[CertificateDer<'static>],
+) -> Result<Arc<rustls::ClientConfig>, TargetError> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    for cert in extra_roots {
+        roots
+            .add(cert.clone())
+            .map_err(|e| TargetError::CaFile(format!("unusable certificate: {e}")))?;
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| TargetError::Tls(e.to_string()))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// Reads every certificate of a PEM file (for `INTENTGATE_UPSTREAM_CA_FILE`).
+pub fn load_ca_file(path: &std::path::Path) -> Result<Vec<CertificateDer<'static>>, TargetError> {
+    use rustls_pki_types::pem::PemObject as _;
+    let certs: Vec<_> = CertificateDer::pem_file_iter(path)
+        .map_err(|e| TargetError::CaFile(format!("{}: {e}", path.display())))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| TargetError::CaFile(format!("{}: {e}", path.display())))?;
+    if certs.is_empty() {
+        return Err(TargetError::CaFile(format!(
+            "{}: no certificate found",
+            path.display()
+        )));
+    }
+    Ok(certs)
+}
+
+/// A pooled connection, plain or TLS.
+enum Conn {
+    Plain(TcpStream),
+    Tls(Box<ClientTlsStream<TcpStream>>),
+}
+
+impl std::fmt::Debug for Conn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Plain(_) => "Conn::Plain",
+            Self::Tls(_) => "Conn::Tls",
+        })
+    }
+}
+
+impl Conn {
+    async fn write_all(&mut self, buf: Vec<u8>) -> io::Result<()> {
+        match self {
+            Self::Plain(s) => s.write_all(buf).await.0.map(drop),
+            Self::Tls(s) => s.write_all(buf).await.0.map(drop),
+        }
+    }
+
+    async fn read_into(&mut self, buf: Vec<u8>) -> (io::Result<usize>, Vec<u8>) {
+        let len = buf.len();
+        let (res, slice) = match self {
+            Self::Plain(s) => s.read(buf.slice_mut(len..)).await,
+            Self::Tls(s) => s.read(buf.slice_mut(len..)).await,
+        };
+        (res, slice.into_inner())
     }
 }
 
@@ -138,17 +246,31 @@ pub struct Response {
 }
 
 /// Per-core client.
-#[derive(Debug)]
 pub struct Upstream {
     target: UpstreamTarget,
-    idle: RefCell<Vec<TcpStream>>,
+    connector: Option<TlsConnector>,
+    idle: RefCell<Vec<Conn>>,
+}
+
+impl std::fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstream")
+            .field("target", &self.target)
+            .field("idle", &self.idle.borrow().len())
+            .finish()
+    }
 }
 
 impl Upstream {
     /// A client with an empty pool.
     pub fn new(target: UpstreamTarget) -> Self {
+        let connector = target
+            .tls
+            .as_ref()
+            .map(|t| TlsConnector::from(Arc::clone(&t.config)));
         Self {
             target,
+            connector,
             idle: RefCell::new(Vec::new()),
         }
     }
@@ -171,10 +293,22 @@ impl Upstream {
                 Ok(r) => return Ok(r),
             }
         }
-        let conn = TcpStream::connect_addr(self.target.addr)
+        let tcp = TcpStream::connect_addr(self.target.addr)
             .await
             .map_err(|e| UpstreamError::Transport(format!("connect {}: {e}", self.target.addr)))?;
-        let _ = conn.set_nodelay(true);
+        let _ = tcp.set_nodelay(true);
+        let conn = match (&self.connector, &self.target.tls) {
+            (Some(connector), Some(tls)) => {
+                let stream = connector
+                    .connect(tls.server_name.clone(), tcp)
+                    .await
+                    .map_err(|e| {
+                        UpstreamError::Transport(format!("TLS handshake: {}", io::Error::from(e)))
+                    })?;
+                Conn::Tls(Box::new(stream))
+            }
+            _ => Conn::Plain(tcp),
+        };
         match self.exchange(conn, body).await {
             Ok(r) => Ok(r),
             Err(Attempt::Failed(e)) => Err(e),
@@ -184,7 +318,7 @@ impl Upstream {
         }
     }
 
-    async fn exchange(&self, mut conn: TcpStream, body: &[u8]) -> Result<Response, Attempt> {
+    async fn exchange(&self, mut conn: Conn, body: &[u8]) -> Result<Response, Attempt> {
         let t = &self.target;
         let mut req = Vec::with_capacity(256 + body.len());
         req.extend_from_slice(b"POST ");
@@ -195,8 +329,7 @@ impl Upstream {
         req.extend_from_slice(body.len().to_string().as_bytes());
         req.extend_from_slice(b"\r\n\r\n");
         req.extend_from_slice(body);
-        let (res, _) = conn.write_all(req).await;
-        if res.is_err() {
+        if conn.write_all(req).await.is_err() {
             return Err(Attempt::Stale);
         }
         let mut buf = Vec::with_capacity(8192);
@@ -211,8 +344,8 @@ impl Upstream {
                 buf.reserve(8192);
             }
             let len = buf.len();
-            let (res, slice) = conn.read(buf.slice_mut(len..)).await;
-            buf = slice.into_inner();
+            let (res, back) = conn.read_into(buf).await;
+            buf = back;
             match res {
                 Ok(0) if len == 0 => return Err(Attempt::Stale),
                 Ok(0) => {
@@ -319,25 +452,26 @@ mod tests {
 
     #[test]
     fn targets_parse_and_refuse_what_we_cannot_do() {
-        let t =
-            UpstreamTarget::parse("http://127.0.0.1:9000/mcp", Duration::from_secs(1), 10).unwrap();
+        let parse = |u: &str| UpstreamTarget::parse(u, Duration::from_secs(1), 10, &[]);
+        let t = parse("http://127.0.0.1:9000/mcp").unwrap();
         assert_eq!(
             (t.addr.port(), t.host.as_str(), t.path.as_str()),
             (9000, "127.0.0.1:9000", "/mcp")
         );
-        let t = UpstreamTarget::parse("http://127.0.0.1", Duration::from_secs(1), 10).unwrap();
+        assert!(t.tls.is_none());
+        let t = parse("http://127.0.0.1").unwrap();
         assert_eq!((t.addr.port(), t.path.as_str()), (80, "/"));
-        assert_eq!(
-            UpstreamTarget::parse("https://x", Duration::ZERO, 1).unwrap_err(),
-            TargetError::Https
-        );
-        assert_eq!(
-            UpstreamTarget::parse("ftp://x", Duration::ZERO, 1).unwrap_err(),
-            TargetError::Malformed
-        );
-        assert_eq!(
-            UpstreamTarget::parse("http://u:p@h/", Duration::ZERO, 1).unwrap_err(),
-            TargetError::Malformed
+        let t = parse("https://127.0.0.1/mcp").unwrap();
+        assert_eq!(t.addr.port(), 443);
+        assert!(t.tls.is_some());
+        assert_eq!(parse("ftp://x").unwrap_err(), TargetError::Malformed);
+        assert_eq!(parse("http://u:p@h/").unwrap_err(), TargetError::Malformed);
+        let missing = load_ca_file(std::path::Path::new("/nonexistent/ca.pem")).unwrap_err();
+        assert!(
+            missing
+                .to_string()
+                .starts_with("INTENTGATE_UPSTREAM_CA_FILE: /nonexistent/ca.pem"),
+            "{missing}"
         );
     }
 

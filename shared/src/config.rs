@@ -111,6 +111,9 @@ pub struct Config {
     pub upstream_url: Option<String>,
     /// `INTENTGATE_UPSTREAM_TIMEOUT_MS`.
     pub upstream_timeout_ms: u64,
+    /// `INTENTGATE_UPSTREAM_CA_FILE`: PEM certificates trusted for https upstreams, besides
+    /// the Mozilla roots.
+    pub upstream_ca_file: Option<PathBuf>,
     /// `INTENTGATE_POSTGRES_URL`.
     pub postgres_url: Option<Secret>,
     /// `INTENTGATE_ADMIN_TOKEN`.
@@ -316,6 +319,11 @@ pub const VARIABLES: &[VarDoc] = &[
         name: "INTENTGATE_UPSTREAM_TIMEOUT_MS",
         default: "30000",
         help: "upstream timeout in ms (positive integer)",
+    },
+    VarDoc {
+        name: "INTENTGATE_UPSTREAM_CA_FILE",
+        default: "",
+        help: "PEM file of extra CA certificates for https upstreams and extractors",
     },
     VarDoc {
         name: "INTENTGATE_POSTGRES_URL",
@@ -734,6 +742,7 @@ impl Config {
             tenant_admins,
             upstream_url: r.url("INTENTGATE_UPSTREAM_URL"),
             upstream_timeout_ms: r.u64("INTENTGATE_UPSTREAM_TIMEOUT_MS", 30_000, 1),
+            upstream_ca_file: r.raw("INTENTGATE_UPSTREAM_CA_FILE").map(PathBuf::from),
             postgres_url: r.secret("INTENTGATE_POSTGRES_URL"),
             admin_token: r.secret("INTENTGATE_ADMIN_TOKEN"),
             dataplane_threads: threads

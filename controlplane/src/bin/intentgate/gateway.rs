@@ -81,19 +81,28 @@ struct Plan {
     upstream: Option<UpstreamTarget>,
 }
 
+/// Extra trust roots for https upstreams and extractors (`INTENTGATE_UPSTREAM_CA_FILE`).
+fn extra_roots(cfg: &Config) -> Result<Vec<rustls_pki_types::CertificateDer<'static>>> {
+    Ok(match &cfg.upstream_ca_file {
+        Some(path) => intentgate_dataplane::upstream::load_ca_file(path)?,
+        None => Vec::new(),
+    })
+}
+
 /// The extractor endpoint `{INTENTGATE_EXTRACTOR_URL}/v1/extract` (10 s, as the Go gateway).
 fn extractor(cfg: &Config) -> Result<Option<UpstreamTarget>> {
     cfg.extractor_url
         .as_deref()
         .map(|u| {
             let url = format!("{}/v1/extract", u.trim_end_matches('/'));
-            UpstreamTarget::parse(&url, Duration::from_secs(10), 1 << 20).map_err(|e| {
-                anyhow::anyhow!(
-                    "{}",
-                    e.to_string()
-                        .replace("INTENTGATE_UPSTREAM_URL", "INTENTGATE_EXTRACTOR_URL")
-                )
-            })
+            UpstreamTarget::parse(&url, Duration::from_secs(10), 1 << 20, &extra_roots(cfg)?)
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "{}",
+                        e.to_string()
+                            .replace("INTENTGATE_UPSTREAM_URL", "INTENTGATE_EXTRACTOR_URL")
+                    )
+                })
         })
         .transpose()
 }
@@ -199,6 +208,7 @@ pub fn serve() -> Result<()> {
         tracing::info!(?applied, "database schema up to date");
     }
     let policy = load_policy(&cfg)?;
+    let roots = extra_roots(&cfg)?;
     let upstream = cfg
         .upstream_url
         .as_deref()
@@ -207,6 +217,7 @@ pub fn serve() -> Result<()> {
                 u,
                 Duration::from_millis(cfg.upstream_timeout_ms),
                 cfg.max_body_bytes,
+                &roots,
             )
         })
         .transpose()?;
@@ -236,6 +247,7 @@ pub fn dev() -> Result<()> {
         &format!("http://{demo_addr}/mcp"),
         Duration::from_secs(10),
         cfg.max_body_bytes,
+        &[],
     )?;
     cfg.upstream_url = Some(format!("http://{demo_addr}/mcp"));
     let policy = Policy::compile(demo_upstream::DEMO_POLICY, Syntax::V1)?;
