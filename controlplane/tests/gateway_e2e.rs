@@ -889,3 +889,23 @@ fn https_upstreams_are_verified() {
             .contains("INTENTGATE_UPSTREAM_CA_FILE: /nonexistent/ca.pem")
     );
 }
+
+#[test]
+fn expect_100_continue_gets_an_interim_response() {
+    let gw = spawn("dev", &[]);
+    let token = mint(&["read_invoice"], vec![]);
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read_invoice"}}"#;
+    let mut s = TcpStream::connect(gw.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let head = format!(
+        "POST /v1/mcp HTTP/1.1\r\nAuthorization: Bearer {token}\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    let mut interim = [0u8; 25];
+    s.read_exact(&mut interim).unwrap();
+    assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+    s.write_all(body.as_bytes()).unwrap();
+    let r = read_reply(&mut s, &mut Vec::new());
+    assert!(r.json()["result"].is_object());
+}

@@ -201,67 +201,109 @@ pub fn parse_head(buf: &[u8], max_body: usize) -> Result<Option<(Head, usize)>, 
     Ok(Some((head, len)))
 }
 
-/// Decodes a chunked body starting at `input[0]`. `Ok(None)`: incomplete. On success returns
-/// the decoded body and the bytes consumed (trailers included).
+/// Longest chunk-size line (size plus extensions).
+const MAX_CHUNK_LINE: usize = 1024;
+/// Largest trailer section.
+const MAX_TRAILERS: usize = 8 * 1024;
+
+/// A chunked body decoded across reads: complete chunks are decoded once, so a body that
+/// trickles in costs linear, not quadratic, work.
+#[derive(Debug, Default)]
+pub struct Chunked {
+    /// Input bytes already consumed by complete chunks.
+    pos: usize,
+    /// The decoded body so far.
+    pub body: Vec<u8>,
+}
+
+impl Chunked {
+    /// Forgets the previous request's body.
+    pub fn reset(&mut self) {
+        self.pos = 0;
+        self.body.clear();
+    }
+
+    /// Continues decoding `input` (the body bytes received so far, from its first chunk).
+    /// `Ok(None)`: incomplete. On success returns the bytes consumed (trailers included); the
+    /// decoded body is in `self.body`.
+    pub fn decode(&mut self, input: &[u8], max_body: usize) -> Result<Option<usize>, HttpError> {
+        const BAD: HttpError = HttpError::new(400, "malformed chunked body");
+        loop {
+            let rest = &input[self.pos..];
+            let Some(line_end) = find_crlf(rest) else {
+                return if rest.len() > MAX_CHUNK_LINE {
+                    Err(BAD)
+                } else {
+                    Ok(None)
+                };
+            };
+            if line_end > MAX_CHUNK_LINE {
+                return Err(BAD);
+            }
+            let line = &rest[..line_end];
+            let size_part = line
+                .split(|b| *b == b';')
+                .next()
+                .map(trim)
+                .unwrap_or_default();
+            if size_part.is_empty()
+                || size_part.len() > 15
+                || !size_part.iter().all(u8::is_ascii_hexdigit)
+            {
+                return Err(BAD);
+            }
+            let size = usize::from_str_radix(std::str::from_utf8(size_part).map_err(|_| BAD)?, 16)
+                .map_err(|_| BAD)?;
+            let data = line_end + 2;
+            if size == 0 {
+                // Trailers: header lines until an empty line, bounded as a whole.
+                let mut at = data;
+                loop {
+                    let Some(end) = find_crlf(&rest[at..]) else {
+                        return if rest.len() - data > MAX_TRAILERS {
+                            Err(BAD)
+                        } else {
+                            Ok(None)
+                        };
+                    };
+                    at += end + 2;
+                    if at - data > MAX_TRAILERS {
+                        return Err(BAD);
+                    }
+                    if end == 0 {
+                        return Ok(Some(self.pos + at));
+                    }
+                }
+            }
+            if self.body.len() + size > max_body {
+                return Err(HttpError::new(413, "request body too large"));
+            }
+            if rest.len() < data + size + 2 {
+                return Ok(None);
+            }
+            if &rest[data + size..data + size + 2] != b"\r\n" {
+                return Err(BAD);
+            }
+            self.body.extend_from_slice(&rest[data..data + size]);
+            self.pos += data + size + 2;
+        }
+    }
+}
+
+/// Decodes a whole chunked body in one go (see [`Chunked::decode`]).
 pub fn decode_chunked(
     input: &[u8],
     max_body: usize,
     out: &mut Vec<u8>,
 ) -> Result<Option<usize>, HttpError> {
-    const BAD: HttpError = HttpError::new(400, "malformed chunked body");
-    out.clear();
-    let mut pos = 0;
-    loop {
-        let Some(line_end) = find_crlf(&input[pos..]) else {
-            return if input.len() - pos > 1024 {
-                Err(BAD)
-            } else {
-                Ok(None)
-            };
-        };
-        let line = &input[pos..pos + line_end];
-        let size_part = line
-            .split(|b| *b == b';')
-            .next()
-            .map(trim)
-            .unwrap_or_default();
-        if size_part.is_empty()
-            || size_part.len() > 15
-            || !size_part.iter().all(u8::is_ascii_hexdigit)
-        {
-            return Err(BAD);
-        }
-        let size = usize::from_str_radix(std::str::from_utf8(size_part).map_err(|_| BAD)?, 16)
-            .map_err(|_| BAD)?;
-        pos += line_end + 2;
-        if size == 0 {
-            // Trailers: header lines until an empty line.
-            loop {
-                let Some(end) = find_crlf(&input[pos..]) else {
-                    return if input.len() - pos > 8 * 1024 {
-                        Err(BAD)
-                    } else {
-                        Ok(None)
-                    };
-                };
-                pos += end + 2;
-                if end == 0 {
-                    return Ok(Some(pos));
-                }
-            }
-        }
-        if out.len() + size > max_body {
-            return Err(HttpError::new(413, "request body too large"));
-        }
-        if input.len() < pos + size + 2 {
-            return Ok(None);
-        }
-        out.extend_from_slice(&input[pos..pos + size]);
-        if &input[pos + size..pos + size + 2] != b"\r\n" {
-            return Err(BAD);
-        }
-        pos += size + 2;
-    }
+    let mut state = Chunked {
+        pos: 0,
+        body: std::mem::take(out),
+    };
+    state.body.clear();
+    let result = state.decode(input, max_body);
+    *out = state.body;
+    result
 }
 
 fn find_crlf(b: &[u8]) -> Option<usize> {

@@ -1,8 +1,8 @@
 //! The intent check (compat §5.1): the agent states its purpose in `X-Intent-Prompt`; an
 //! extractor service turns it into allowed and forbidden tools; the call's tool must fit.
 //!
-//! Results are cached per core by SHA-256 of tenant and prompt (the Go gateway keyed by prompt
-//! alone, so one tenant's cached intent answered another's). Every extractor failure denies.
+//! Results are cached per core by SHA-256 of tenant, agent and prompt (the Go gateway keyed by
+//! prompt alone, so one tenant's cached intent answered another's). Every extractor failure denies.
 
 use std::collections::HashMap;
 
@@ -24,11 +24,14 @@ pub struct IntentCache {
     previous: HashMap<[u8; 32], IntentInput>,
 }
 
-/// Cache key for a tenant's prompt.
-pub fn cache_key(tenant: &str, prompt: &str) -> [u8; 32] {
+/// Cache key for an agent's prompt within a tenant (the extractor sees the agent id, so its
+/// answer may depend on it).
+pub fn cache_key(tenant: &str, agent: &str, prompt: &str) -> [u8; 32] {
     let mut ctx = digest::Context::new(&digest::SHA256);
-    ctx.update(tenant.as_bytes());
-    ctx.update(&[0x1e]);
+    for part in [tenant, agent] {
+        ctx.update(part.as_bytes());
+        ctx.update(&[0x1e]);
+    }
     ctx.update(prompt.as_bytes());
     let mut key = [0u8; 32];
     key.copy_from_slice(ctx.finish().as_ref());
@@ -167,15 +170,15 @@ mod tests {
     #[test]
     fn cache_is_keyed_by_tenant_and_prompt_and_bounded() {
         let mut c = IntentCache::default();
-        c.insert(cache_key("acme", "p"), intent(&["a"], &[]));
-        assert!(c.get(&cache_key("acme", "p")).is_some());
-        assert!(c.get(&cache_key("globex", "p")).is_none());
+        c.insert(cache_key("acme", "a", "p"), intent(&["a"], &[]));
+        assert!(c.get(&cache_key("acme", "a", "p")).is_some());
+        assert!(c.get(&cache_key("globex", "a", "p")).is_none());
         for i in 0..CACHE_ENTRIES * 2 {
-            c.insert(cache_key("t", &i.to_string()), IntentInput::default());
+            c.insert(cache_key("t", "a", &i.to_string()), IntentInput::default());
         }
         assert!(c.current.len() + c.previous.len() <= CACHE_ENTRIES * 2);
         assert!(
-            c.get(&cache_key("t", &(CACHE_ENTRIES * 2 - 1).to_string()))
+            c.get(&cache_key("t", "a", &(CACHE_ENTRIES * 2 - 1).to_string()))
                 .is_some()
         );
         assert_eq!(request_body("p", ""), br#"{"prompt":"p"}"#);

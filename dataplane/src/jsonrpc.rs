@@ -195,7 +195,18 @@ pub fn parse_tool_call<'a>(params: Option<&'a RawValue>) -> Result<ToolCall<'a>,
         }
     };
     let arguments = match raw.arguments {
-        Some(a) if a.get().starts_with('{') => Some(a),
+        Some(a) if a.get().starts_with('{') => {
+            // The policy reads the last of two equal keys, an upstream may read the first:
+            // refuse the ambiguity anywhere inside the arguments.
+            serde_json::from_str::<NoDuplicateKeys>(a.get()).map_err(|e| {
+                RpcError::with_reason(
+                    code::INVALID_PARAMS,
+                    "invalid tools/call params",
+                    &e.to_string(),
+                )
+            })?;
+            Some(a)
+        }
         Some(a) if a.get() == "null" => None,
         None => None,
         Some(_) => {
@@ -228,6 +239,56 @@ impl<'de: 'a, 'a> de::Deserialize<'de> for CowStr<'a> {
             }
         }
         d.deserialize_str(V)
+    }
+}
+
+/// Walks a JSON value and fails on the first object with a repeated key.
+struct NoDuplicateKeys;
+
+impl<'de> de::Deserialize<'de> for NoDuplicateKeys {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = NoDuplicateKeys;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(NoDuplicateKeys)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(NoDuplicateKeys)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(NoDuplicateKeys)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(NoDuplicateKeys)
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(NoDuplicateKeys)
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(NoDuplicateKeys)
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<NoDuplicateKeys>()?.is_some() {}
+                Ok(NoDuplicateKeys)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut keys = std::collections::HashSet::new();
+                while let Some(CowStr(key)) = map.next_key::<CowStr<'de>>()? {
+                    if !keys.insert(key.clone()) {
+                        return Err(de::Error::custom(format_args!(
+                            "{DUPLICATE} {key:?} in arguments"
+                        )));
+                    }
+                    map.next_value::<NoDuplicateKeys>()?;
+                }
+                Ok(NoDuplicateKeys)
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 

@@ -20,7 +20,7 @@ use intentgate_shared::audit::{AuditEvent, Check, Decision};
 use intentgate_shared::snapshot::{Snapshot, SnapshotCell};
 use intentgate_shared::timestamp::Timestamp;
 
-use crate::audit_ring::AuditProducer;
+use crate::audit_ring::{AuditProducer, Reservation};
 use crate::budget::Budget;
 use crate::http::{self, BodyFraming, Head, HttpError, Method};
 use crate::intent::{self, IntentCache};
@@ -45,6 +45,10 @@ pub struct ServerConfig {
     pub idle_timeout: Duration,
     /// Open connections per worker before new ones are refused.
     pub max_connections_per_core: usize,
+    /// Time allowed to write one batch of responses to a client.
+    pub write_timeout: Duration,
+    /// Time open connections get to finish on shutdown.
+    pub drain_timeout: Duration,
     /// Decision switches.
     pub settings: Settings,
     /// Upstream, if any.
@@ -66,6 +70,8 @@ impl ServerConfig {
             header_timeout: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(120),
             max_connections_per_core: 10_000,
+            write_timeout: Duration::from_secs(30),
+            drain_timeout: Duration::from_secs(15),
             settings,
             upstream: None,
             extractor: None,
@@ -254,12 +260,17 @@ impl Worker {
                     }
                 }
             };
-            let Ok((stream, peer)) = accepted else {
-                continue;
+            let (stream, peer) = match accepted {
+                Ok(a) => a,
+                Err(_) => {
+                    // EMFILE and friends fail at once: back off instead of spinning the core.
+                    monoio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
             };
             let _ = stream.set_nodelay(true);
             if self.open.get() >= self.config.max_connections_per_core {
-                monoio::spawn(refuse(stream));
+                monoio::spawn(refuse(stream, self.config.write_timeout));
                 continue;
             }
             self.open.set(self.open.get() + 1);
@@ -271,8 +282,11 @@ impl Worker {
                 me.shared.connections.fetch_sub(1, Ordering::AcqRel);
             });
         }
-        // Let open connections finish their current request.
-        while self.open.get() > 0 {
+        // Stop queueing new connections in the kernel, then let open ones finish their
+        // current request, within the drain bound.
+        drop(listener);
+        let deadline = Instant::now() + self.config.drain_timeout;
+        while self.open.get() > 0 && Instant::now() < deadline {
             monoio::time::sleep(Duration::from_millis(10)).await;
         }
     }
@@ -280,18 +294,22 @@ impl Worker {
     async fn connection(&self, mut stream: TcpStream, peer: SocketAddr) {
         let mut buf: Vec<u8> = Vec::with_capacity(4096);
         let mut out: Vec<u8> = Vec::with_capacity(4096);
-        let mut body_scratch = Vec::new();
+        let mut chunked = http::Chunked::default();
         let remote = peer.to_string();
         let mut started: Option<Instant> = None;
+        let mut continue_sent = false;
+        // Head, body and framing overhead of one request may not exceed this.
+        let max_buffer = http::MAX_HEAD_BYTES + self.config.max_body + 64 * 1024;
         loop {
             // Serve every complete request already buffered (pipelining), then write once.
             let mut close = false;
             loop {
-                match self.frame(&buf, &mut body_scratch) {
-                    Ok(Some((head, consumed, chunked))) => {
+                match self.frame(&buf, &mut chunked) {
+                    Ok(Some((head, consumed, is_chunked))) => {
                         started = None;
-                        let body: &[u8] = if chunked {
-                            &body_scratch
+                        continue_sent = false;
+                        let body: &[u8] = if is_chunked {
+                            &chunked.body
                         } else {
                             body_of(&buf, &head, consumed)
                         };
@@ -299,6 +317,7 @@ impl Worker {
                         self.handle(&buf, &head, body, &remote, close, &mut out)
                             .await;
                         buf.drain(..consumed);
+                        chunked.reset();
                         if close {
                             break;
                         }
@@ -311,8 +330,29 @@ impl Worker {
                     }
                 }
             }
+            if !close && buf.len() > max_buffer {
+                http::write_error(
+                    &mut out,
+                    HttpError {
+                        status: 413,
+                        message: "request too large",
+                    },
+                    true,
+                );
+                close = true;
+            }
+            if !close && !continue_sent && wants_continue(&buf, self.config.max_body) {
+                out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+                continue_sent = true;
+            }
             if !out.is_empty() {
-                let (res, back) = stream.write_all(std::mem::take(&mut out)).await;
+                // A client that never reads must not hold the connection (and its buffer).
+                let write = monoio::time::timeout(
+                    self.config.write_timeout,
+                    stream.write_all(std::mem::take(&mut out)),
+                )
+                .await;
+                let Ok((res, back)) = write else { return };
                 out = back;
                 out.clear();
                 if res.is_err() {
@@ -323,19 +363,34 @@ impl Worker {
                 return;
             }
             // Need more bytes: the head timeout runs from the first byte of a request, the
-            // idle timeout between requests.
-            let deadline = if buf.is_empty() {
-                if self.shared.stopping.load(Ordering::Acquire) {
-                    return;
-                }
+            // idle timeout between requests. Idle waits wake every 250 ms to notice shutdown.
+            let idle = buf.is_empty();
+            let deadline = if idle {
                 Instant::now() + self.config.idle_timeout
             } else {
                 *started.get_or_insert_with(Instant::now) + self.config.header_timeout
             };
-            let wait = deadline.saturating_duration_since(Instant::now());
-            let ready = monoio::time::timeout(wait, stream.readable(false)).await;
-            if !matches!(ready, Ok(Ok(()))) {
-                if !buf.is_empty() {
+            let ready = loop {
+                if idle && self.shared.stopping.load(Ordering::Acquire) {
+                    return;
+                }
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break false;
+                }
+                let slice = if idle {
+                    left.min(Duration::from_millis(250))
+                } else {
+                    left
+                };
+                match monoio::time::timeout(slice, stream.readable(false)).await {
+                    Ok(Ok(())) => break true,
+                    Ok(Err(_)) => return,
+                    Err(_) => {}
+                }
+            };
+            if !ready {
+                if !idle {
                     http::write_error(
                         &mut out,
                         HttpError {
@@ -344,7 +399,8 @@ impl Worker {
                         },
                         true,
                     );
-                    let _ = stream.write_all(out).await;
+                    let _ = monoio::time::timeout(self.config.write_timeout, stream.write_all(out))
+                        .await;
                 }
                 return;
             }
@@ -366,11 +422,11 @@ impl Worker {
     }
 
     /// A complete request at the start of `buf`: its head, total length, and whether the body
-    /// was de-chunked into `scratch`.
+    /// was de-chunked into `chunked.body`.
     fn frame(
         &self,
         buf: &[u8],
-        scratch: &mut Vec<u8>,
+        chunked: &mut http::Chunked,
     ) -> Result<Option<(Head, usize, bool)>, HttpError> {
         let Some((head, head_len)) = http::parse_head(buf, self.config.max_body)? else {
             return Ok(None);
@@ -381,12 +437,10 @@ impl Worker {
                 Ok(Some((head, head_len + n, false)))
             }
             BodyFraming::Length(_) => Ok(None),
-            BodyFraming::Chunked => {
-                match http::decode_chunked(&buf[head_len..], self.config.max_body, scratch)? {
-                    Some(used) => Ok(Some((head, head_len + used, true))),
-                    None => Ok(None),
-                }
-            }
+            BodyFraming::Chunked => match chunked.decode(&buf[head_len..], self.config.max_body)? {
+                Some(used) => Ok(Some((head, head_len + used, true))),
+                None => Ok(None),
+            },
         }
     }
 
@@ -528,7 +582,7 @@ impl Worker {
         let Ok(prompt) = std::str::from_utf8(prompt) else {
             return IntentOutcome::Failed("intent prompt is not valid UTF-8".into());
         };
-        let key = intent::cache_key(tenant, prompt);
+        let key = intent::cache_key(tenant, agent, prompt);
         if let Some(hit) = self.intents.borrow_mut().get(&key) {
             return IntentOutcome::Extracted(hit);
         }
@@ -549,12 +603,6 @@ impl Worker {
             }
             Err(e) => IntentOutcome::Failed(format!("{e} (fail closed)")),
         }
-    }
-
-    /// Records a decision that forwards nothing. False: the ring is full and the caller must
-    /// answer 503 instead.
-    fn record(&self, event: AuditEvent) -> bool {
-        self.audit.borrow_mut().push(event).is_ok()
     }
 
     async fn mcp(
@@ -579,6 +627,9 @@ impl Worker {
         let notification = req.is_notification();
         let snap = self.shared.snapshot.load();
         if req.method != "tools/call" {
+            let Some(slot) = self.audit.borrow_mut().reserve() else {
+                return audit_full(out, close);
+            };
             let verdict = self.core.borrow_mut().authorize_session(
                 &snap,
                 &self.config.settings,
@@ -586,12 +637,17 @@ impl Worker {
             );
             match verdict {
                 Verdict::Deny { error, event } => {
-                    return self.respond_denied(req.id, &error, event, notification, close, out);
+                    return self.respond_denied(
+                        slot,
+                        req.id,
+                        &error,
+                        event,
+                        notification,
+                        close,
+                        out,
+                    );
                 }
                 Verdict::Allow { mut event } => {
-                    let Some(slot) = self.audit.borrow_mut().reserve() else {
-                        return audit_full(out, close);
-                    };
                     let result = self.passthrough(&req, body, &mut event).await;
                     event.latency_ms = elapsed_ms(started);
                     self.audit.borrow_mut().push_reserved(slot, event);
@@ -611,6 +667,10 @@ impl Worker {
                 return http::write_response(out, 200, &payload, close, &[]);
             }
         };
+        // The audit slot comes first: a call that cannot be recorded must not consume budget.
+        let Some(slot) = self.audit.borrow_mut().reserve() else {
+            return audit_full(out, close);
+        };
         let verdict = self
             .decide(
                 &snap,
@@ -620,12 +680,9 @@ impl Worker {
         match verdict {
             Verdict::Deny { error, mut event } => {
                 event.latency_ms = elapsed_ms(started);
-                self.respond_denied(req.id, &error, event, notification, close, out)
+                self.respond_denied(slot, req.id, &error, event, notification, close, out)
             }
             Verdict::Allow { mut event } => {
-                let Some(slot) = self.audit.borrow_mut().reserve() else {
-                    return audit_full(out, close);
-                };
                 let forwarded = self.forward_call(&req, body, &mut event, started).await;
                 event.latency_ms = elapsed_ms(started);
                 self.audit.borrow_mut().push_reserved(slot, event);
@@ -638,8 +695,10 @@ impl Worker {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn respond_denied(
         &self,
+        slot: Reservation,
         id: Option<&RawValue>,
         error: &RpcError,
         event: AuditEvent,
@@ -647,9 +706,7 @@ impl Worker {
         close: bool,
         out: &mut Vec<u8>,
     ) {
-        if !self.record(event) {
-            return audit_full(out, close);
-        }
+        self.audit.borrow_mut().push_reserved(slot, event);
         if notification {
             return http::write_response(out, 202, b"", close, &[]);
         }
@@ -800,6 +857,9 @@ impl Worker {
             return bad(out, "invalid_args", "args must be an object");
         }
         let snap = self.shared.snapshot.load();
+        let Some(slot) = self.audit.borrow_mut().reserve() else {
+            return audit_full(out, close);
+        };
         let verdict = self
             .decide(&snap, &self.call(buf, head, &tool, args, remote))
             .await;
@@ -814,9 +874,7 @@ impl Worker {
             }
         };
         event.latency_ms = elapsed_ms(started);
-        if !self.record(event) {
-            return audit_full(out, close);
-        }
+        self.audit.borrow_mut().push_reserved(slot, event);
         http::write_response(out, status, doc.to_string().as_bytes(), close, &[]);
     }
 }
@@ -861,7 +919,7 @@ fn inject_block(body: &[u8], latency_ms: u64) -> Option<Vec<u8>> {
     serde_json::to_vec(&doc).ok()
 }
 
-async fn refuse(mut stream: TcpStream) {
+async fn refuse(mut stream: TcpStream, write_timeout: Duration) {
     let mut out = Vec::new();
     http::write_error(
         &mut out,
@@ -871,5 +929,11 @@ async fn refuse(mut stream: TcpStream) {
         },
         true,
     );
-    let _ = stream.write_all(out).await;
+    let _ = monoio::time::timeout(write_timeout, stream.write_all(out)).await;
+}
+
+/// True when `buf` holds a complete head asking `Expect: 100-continue` whose body has not
+/// started to arrive.
+fn wants_continue(buf: &[u8], max_body: usize) -> bool {
+    matches!(http::parse_head(buf, max_body), Ok(Some((head, len))) if head.expect_continue && buf.len() == len)
 }

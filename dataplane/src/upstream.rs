@@ -20,6 +20,10 @@ use crate::http::decode_chunked;
 
 /// Idle connections kept per core.
 const POOL_SIZE: usize = 64;
+/// Idle connections older than this are not reused: servers close idle keep-alive
+/// connections (Node after 5 s), and a request written into one may be lost or, worse,
+/// half-processed. A call is never retried once its request was written.
+const POOL_IDLE: Duration = Duration::from_secs(4);
 
 /// Where to forward, resolved once at startup.
 #[derive(Debug, Clone)]
@@ -183,6 +187,17 @@ impl Conn {
         }
     }
 
+    /// An idle pooled connection the peer already closed (or sent unsolicited bytes on) is
+    /// readable; a live one is not.
+    async fn closed_by_peer(&self) -> bool {
+        match self {
+            Self::Plain(s) => monoio::time::timeout(Duration::from_millis(0), s.readable(false))
+                .await
+                .is_ok(),
+            Self::Tls(_) => false,
+        }
+    }
+
     async fn read_into(&mut self, buf: Vec<u8>) -> (io::Result<usize>, Vec<u8>) {
         let len = buf.len();
         let (res, slice) = match self {
@@ -243,13 +258,15 @@ pub struct Response {
     pub status: u16,
     /// Decoded body.
     pub body: Vec<u8>,
+    /// Bytes of the buffer this response occupied.
+    consumed: usize,
 }
 
 /// Per-core client.
 pub struct Upstream {
     target: UpstreamTarget,
     connector: Option<TlsConnector>,
-    idle: RefCell<Vec<Conn>>,
+    idle: RefCell<Vec<(Conn, std::time::Instant)>>,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -285,9 +302,14 @@ impl Upstream {
     }
 
     async fn post_inner(&self, body: &[u8]) -> Result<Response, UpstreamError> {
-        let pooled = self.idle.borrow_mut().pop();
-        if let Some(conn) = pooled {
+        loop {
+            let pooled = self.idle.borrow_mut().pop();
+            let Some((conn, since)) = pooled else { break };
+            if since.elapsed() > POOL_IDLE || conn.closed_by_peer().await {
+                continue;
+            }
             match self.exchange(conn, body).await {
+                // Only a failed write lands here: the upstream cannot have seen the call.
                 Err(Attempt::Stale) => {}
                 Err(Attempt::Failed(e)) => return Err(e),
                 Ok(r) => return Ok(r),
@@ -335,8 +357,11 @@ impl Upstream {
         let mut buf = Vec::with_capacity(8192);
         loop {
             if let Some((resp, keep)) = parse_response(&buf, t.max_body).map_err(Attempt::Failed)? {
-                if keep && self.idle.borrow().len() < POOL_SIZE {
-                    self.idle.borrow_mut().push(conn);
+                // Bytes past the response would answer the next caller: never pool then.
+                if keep && resp.consumed == buf.len() && self.idle.borrow().len() < POOL_SIZE {
+                    self.idle
+                        .borrow_mut()
+                        .push((conn, std::time::Instant::now()));
                 }
                 return Ok(resp);
             }
@@ -347,14 +372,18 @@ impl Upstream {
             let (res, back) = conn.read_into(buf).await;
             buf = back;
             match res {
-                Ok(0) if len == 0 => return Err(Attempt::Stale),
+                Ok(0) if len == 0 => {
+                    return Err(Attempt::Failed(UpstreamError::Transport(
+                        "upstream closed the connection without answering".into(),
+                    )));
+                }
                 Ok(0) => {
                     return Err(Attempt::Failed(UpstreamError::Transport(
                         "upstream closed mid-response".into(),
                     )));
                 }
                 Ok(_) => {}
-                Err(e) if len == 0 && is_reset(&e) => return Err(Attempt::Stale),
+
                 Err(e) => {
                     return Err(Attempt::Failed(UpstreamError::Transport(format!(
                         "read: {e}"
@@ -366,16 +395,9 @@ impl Upstream {
 }
 
 enum Attempt {
-    /// The pooled connection was dead before any byte came back: safe to retry.
+    /// The request could not be written: the upstream cannot have seen it, so retrying is safe.
     Stale,
     Failed(UpstreamError),
-}
-
-fn is_reset(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe | io::ErrorKind::UnexpectedEof
-    )
 }
 
 /// Frames a response in `buf`: `Ok(None)` incomplete; `(response, keep_alive)` when done.
@@ -413,10 +435,14 @@ fn parse_response(buf: &[u8], max_body: usize) -> Result<Option<(Response, bool)
         }
     }
     let rest = &buf[head_len..];
+    let mut consumed = head_len;
     let body = if chunked {
         let mut out = Vec::new();
         match decode_chunked(rest, max_body, &mut out) {
-            Ok(Some(_)) => out,
+            Ok(Some(used)) => {
+                consumed += used;
+                out
+            }
             Ok(None) => return Ok(None),
             Err(e) => return Err(bad(e.message)),
         }
@@ -430,6 +456,7 @@ fn parse_response(buf: &[u8], max_body: usize) -> Result<Option<(Response, bool)
         if rest.len() < n {
             return Ok(None);
         }
+        consumed += n;
         rest[..n].to_vec()
     } else if status == 204 || status == 202 || status == 304 {
         Vec::new()
@@ -443,7 +470,14 @@ fn parse_response(buf: &[u8], max_body: usize) -> Result<Option<(Response, bool)
         let detail = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
         return Err(UpstreamError::Http { status, detail });
     }
-    Ok(Some((Response { status, body }, keep)))
+    Ok(Some((
+        Response {
+            status,
+            body,
+            consumed,
+        },
+        keep,
+    )))
 }
 
 #[cfg(test)]

@@ -158,6 +158,9 @@ pub enum CaveatFailure {
     /// `step_up_at` is negative.
     #[error("step_up caveat has negative step_up_at value")]
     NegativeStepUp,
+    /// `max_calls` caveat without a limit.
+    #[error("max_calls caveat missing max_calls value")]
+    MissingMaxCalls,
     /// `max_calls` is negative.
     #[error("max_calls caveat has negative max_calls value")]
     NegativeMaxCalls,
@@ -278,6 +281,8 @@ impl Caveat {
             }
             kind::STEP_UP if self.step_up_at < 0 => Err(CaveatFailure::NegativeStepUp),
             kind::MAX_CALLS if self.max_calls < 0 => Err(CaveatFailure::NegativeMaxCalls),
+            // Go skipped a zero (omitted) limit, so "zero calls" meant "no limit": deny instead.
+            kind::MAX_CALLS if self.max_calls == 0 => Err(CaveatFailure::MissingMaxCalls),
             kind::EXP
             | kind::AGENT_LOCK
             | kind::TOOL_ALLOW
@@ -666,7 +671,10 @@ impl RawToken {
                 .iat
                 .filter(|&t| t != 0)
                 .ok_or(TokenError::Missing("iat"))?,
-            nbf: self.nbf.unwrap_or(0),
+            nbf: match self.nbf {
+                Some(0) => return Err(TokenError::Json("nbf 0 must be omitted".into())),
+                nbf => nbf.unwrap_or(0),
+            },
         };
         let sig_text = self.sig.ok_or(TokenError::Missing("sig"))?;
         let sig_bytes = URL_SAFE_NO_PAD
@@ -675,6 +683,9 @@ impl RawToken {
         let sig: [u8; 32] = sig_bytes
             .try_into()
             .map_err(|_| TokenError::BadSignatureEncoding)?;
+        if self.cav.as_ref().is_some_and(Vec::is_empty) {
+            return Err(TokenError::Json("an empty cav list must be omitted".into()));
+        }
         Ok(Token {
             claims,
             caveats: self.cav.unwrap_or_default(),
@@ -693,9 +704,32 @@ fn set_once<'de, A: MapAccess<'de>, T: de::Deserialize<'de>>(
     if std::mem::replace(seen, true) {
         return Err(de::Error::custom(format_args!("duplicate field `{key}`")));
     }
-    // JSON null leaves the field unset, as Go does.
-    *slot = map.next_value::<Option<T>>()?;
+    // Go treats null as absent; we refuse it, so absent has one spelling.
+    *slot = Some(map.next_value::<T>()?);
     Ok(())
+}
+
+/// An object key exactly as written: a key with escapes (`"j\u0074i"`) is refused, so each
+/// field has one spelling.
+struct Key<'de>(&'de str);
+
+impl<'de> de::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object key without escapes")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Key(v))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Err(E::custom(format_args!("escaped key {v:?}")))
+            }
+        }
+        d.deserialize_str(V)
+    }
 }
 
 impl<'de> de::Deserialize<'de> for RawToken {
@@ -709,8 +743,8 @@ impl<'de> de::Deserialize<'de> for RawToken {
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawToken, A::Error> {
                 let mut t = RawToken::default();
                 let mut seen = [false; 11];
-                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-                    match key.as_ref() {
+                while let Some(key) = map.next_key::<Key<'de>>()? {
+                    match key.0 {
                         "v" => set_once(&mut t.v, &mut seen[0], "v", &mut map)?,
                         "jti" => set_once(&mut t.jti, &mut seen[1], "jti", &mut map)?,
                         "root_jti" => {
@@ -778,8 +812,8 @@ impl<'de> de::Deserialize<'de> for Caveat {
                 let (mut t, mut tools, mut agent, mut exp, mut max_calls, mut step_up_at) =
                     (None, None, None, None, None, None);
                 let mut seen = [false; 6];
-                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-                    match key.as_ref() {
+                while let Some(key) = map.next_key::<Key<'de>>()? {
+                    match key.0 {
                         "t" => set_once(&mut t, &mut seen[0], "t", &mut map)?,
                         "tools" => set_once(&mut tools, &mut seen[1], "tools", &mut map)?,
                         "agent" => set_once(&mut agent, &mut seen[2], "agent", &mut map)?,

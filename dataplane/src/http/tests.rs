@@ -182,3 +182,33 @@ fn responses_are_well_formed() {
         b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\nRetry-After: 1\r\n\r\n"
     );
 }
+
+#[test]
+fn chunked_limits_bound_extensions_and_trailers() {
+    let mut out = Vec::new();
+    let bad = HttpError {
+        status: 400,
+        message: "malformed chunked body",
+    };
+    let long_ext = format!("1;{}\r\nA\r\n0\r\n\r\n", "x".repeat(2000));
+    assert_eq!(decode_chunked(long_ext.as_bytes(), MAX, &mut out), Err(bad));
+    let endless = format!("0\r\n{}", "a:b\r\n".repeat(2000));
+    assert_eq!(decode_chunked(endless.as_bytes(), MAX, &mut out), Err(bad));
+}
+
+#[test]
+fn chunked_decoding_resumes_where_it_stopped() {
+    let full = b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
+    let mut state = Chunked::default();
+    for end in 1..full.len() {
+        assert_eq!(
+            state.decode(&full[..end], MAX).unwrap(),
+            None,
+            "prefix {end}"
+        );
+    }
+    assert_eq!(state.decode(full, MAX).unwrap(), Some(full.len()));
+    assert_eq!(state.body, b"abcde");
+    state.reset();
+    assert!(state.body.is_empty());
+}

@@ -122,6 +122,14 @@ fn tool_call_params_errors() {
             Some(r#"{"name":"a","arguments":[1]}"#),
             "params.arguments must be an object",
         ),
+        (
+            Some(r#"{"name":"a","arguments":{"p":"/tmp/x","p":"/etc/passwd"}}"#),
+            "invalid tools/call params",
+        ),
+        (
+            Some(r#"{"name":"a","arguments":{"o":[{"k":1,"k":2}]}}"#),
+            "invalid tools/call params",
+        ),
     ];
     for (params, message) in cases {
         let e = parse_tool_call(params.map(p)).unwrap_err();

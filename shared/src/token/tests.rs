@@ -328,11 +328,28 @@ fn malformed_tokens_get_precise_errors() {
 }
 
 #[test]
-fn null_fields_count_as_absent_like_go() {
+fn alternative_spellings_of_absent_or_escaped_fields_are_refused() {
     let t = mint(vec![]);
     let json = String::from_utf8(URL_SAFE_NO_PAD.decode(t.encode()).unwrap()).unwrap();
-    let with_nulls = json.replacen('{', r#"{"nbf":null,"cav":null,"#, 1);
-    Token::decode_verified(&b64(&with_nulls), &ring()).unwrap();
+    for (patch, needle) in [
+        (r#"{"nbf":null,"#, "invalid type: null"),
+        (r#"{"cav":null,"#, "invalid type: null"),
+        (r#"{"cav":[],"#, "an empty cav list must be omitted"),
+        (r#"{"nbf":0,"#, "nbf 0 must be omitted"),
+    ] {
+        match Token::decode(&b64(&json.replacen('{', patch, 1))) {
+            Err(TokenError::Json(m)) => assert!(m.contains(needle), "{patch}: {m}"),
+            other => panic!("{patch}: {other:?}"),
+        }
+    }
+    let escaped = json.replacen(r#""jti""#, r#""j\u0074i""#, 1);
+    match Token::decode(&b64(&escaped)) {
+        Err(TokenError::Json(m)) => assert!(m.contains("escaped key"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    // Whitespace and key order stay free: the Python SDK re-encodes with spaces.
+    let spaced = json.replace(',', ", ").replace(':', ": ");
+    Token::decode_verified(&b64(&spaced), &ring()).unwrap();
 }
 
 #[test]
