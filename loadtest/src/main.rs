@@ -1,9 +1,37 @@
-//! `intentgate-loadtest`: the bundled load tester. It arrives with the load-test issue; until
-//! then it says so instead of pretending to measure anything.
+//! `intentgate-loadtest`: the bundled load tester. Today it provides the baseline server that
+//! gateway figures are compared with; the open-loop generator arrives with the load-test issue.
+//!
+//! `intentgate-loadtest hello --addr 127.0.0.1:9999 --threads 1` serves a minimal HTTP/1.1
+//! answer (`{"ok":true}`) with keep-alive and pipelining on monoio, one thread per core,
+//! the same runtime and socket options the gateway uses — the ceiling a gateway on the same
+//! cores can approach.
 
-fn main() -> std::process::ExitCode {
-    eprintln!(
-        "intentgate-loadtest: not built yet (arrives with the load-test issue); see docs/BENCHMARKS.md"
-    );
-    std::process::ExitCode::from(2)
+mod hello;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("hello") => match hello::Options::parse(&args[1..]) {
+            Ok(opts) => match hello::run(&opts) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("intentgate-loadtest hello: {e}");
+                    ExitCode::FAILURE
+                }
+            },
+            Err(e) => {
+                eprintln!("intentgate-loadtest hello: {e}");
+                ExitCode::from(2)
+            }
+        },
+        _ => {
+            eprintln!(
+                "usage: intentgate-loadtest hello [--addr 127.0.0.1:9999] [--threads N] [--duration-s S]\n\
+                 (the load generator itself arrives with the load-test issue; see docs/BENCHMARKS.md)"
+            );
+            ExitCode::from(2)
+        }
+    }
 }
