@@ -1,6 +1,8 @@
-//! The control plane: admin API, stores, snapshot publisher, chain writer. Today it holds the
-//! Postgres schema and its migrations (`store`); the admin API arrives with the control-plane
-//! issue. The `intentgate` binary (src/bin/intentgate) is a thin layer over this library and
-//! `intentgate-shared`.
+//! The control plane: the admin API (`admin`), revocation persistence (`revocation`) and the
+//! Postgres schema (`store`, the only module with SQL). The `intentgate` binary
+//! (src/bin/intentgate) wires it to the data plane. Policies, approvals, the audit chain
+//! writer and replica propagation arrive with their issues.
 
+pub mod admin;
+pub mod revocation;
 pub mod store;

@@ -65,3 +65,69 @@ async fn applied_versions(pool: &PgPool) -> Vec<i64> {
     .await
     .unwrap_or_default()
 }
+
+/// One revoked token as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevokedRow {
+    /// Token id.
+    pub jti: String,
+    /// Tenant of the revoking admin ("" = superadmin, global).
+    pub tenant: String,
+    /// Free-text reason.
+    pub reason: String,
+    /// When.
+    pub revoked_at: intentgate_shared::timestamp::Timestamp,
+}
+
+/// Records a revocation; revoking again updates the reason (compat: idempotent).
+pub async fn revoke(
+    pool: &PgPool,
+    jti: &str,
+    tenant: &str,
+    reason: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO revoked_tokens (jti, tenant, reason) VALUES ($1, $2, $3) \
+         ON CONFLICT (jti, tenant) DO UPDATE SET reason = EXCLUDED.reason",
+    )
+    .bind(jti)
+    .bind(tenant)
+    .bind(reason)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Revocations newest first, optionally of one tenant.
+pub async fn list_revocations(
+    pool: &PgPool,
+    tenant: Option<&str>,
+    limit: i64,
+    offset: i64,
+) -> Result<Vec<RevokedRow>, sqlx::Error> {
+    let rows: Vec<(String, String, String, time::OffsetDateTime)> = sqlx::query_as(
+        "SELECT jti, tenant, reason, revoked_at FROM revoked_tokens \
+         WHERE ($1::text IS NULL OR tenant = $1) ORDER BY revoked_at DESC, jti LIMIT $2 OFFSET $3",
+    )
+    .bind(tenant)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(jti, tenant, reason, at)| RevokedRow {
+            jti,
+            tenant,
+            reason,
+            revoked_at: at.into(),
+        })
+        .collect())
+}
+
+/// Every `(jti, tenant)` pair, for building the data plane's revocation set.
+pub async fn all_revocations(pool: &PgPool) -> Result<Vec<(String, String)>, sqlx::Error> {
+    sqlx::query_as("SELECT jti, tenant FROM revoked_tokens")
+        .fetch_all(pool)
+        .await
+}

@@ -177,3 +177,26 @@ async fn bad_urls_are_reported_without_the_url() {
     );
     assert!(!text.contains("sekrit"), "{text}");
 }
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn revocations_persist_update_and_list(pool: PgPool) {
+    use intentgate_controlplane::revocation::RevocationStore;
+    let store = RevocationStore::Postgres(pool);
+    store.revoke("j1", "acme", "first").await.unwrap();
+    store.revoke("j1", "acme", "second").await.unwrap();
+    store.revoke("j2", "", "").await.unwrap();
+    let all = store.list(None, 10, 0).await.unwrap();
+    assert_eq!(all.len(), 2, "re-revoking updates, it does not duplicate");
+    let acme = store.list(Some("acme"), 10, 0).await.unwrap();
+    assert_eq!((acme.len(), acme[0].reason.as_str()), (1, "second"));
+    let mut pairs = store.all().await.unwrap();
+    pairs.sort();
+    assert_eq!(
+        pairs,
+        [
+            ("j1".to_string(), "acme".to_string()),
+            ("j2".to_string(), String::new())
+        ]
+    );
+    assert_eq!(store.list(None, 1, 1).await.unwrap().len(), 1);
+}

@@ -1,0 +1,391 @@
+//! The admin API (compat §2.3, §2.4): bearer-token auth for the superadmin and per-tenant
+//! admins, tenant scoping (403 for an explicit foreign tenant, 404 for a foreign object), and
+//! the token routes `mint`, `revoke`, `revocations`, `tenants`. Every mutation is audited.
+//!
+//! Errors are `{"error": "..."}` with the compat status codes. Bodies are capped at 64 KiB
+//! and unknown fields are refused.
+
+pub mod auth;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use intentgate_dataplane::audit_ring::AuditProducer;
+use intentgate_shared::audit::{AuditEvent, Check, Decision};
+use intentgate_shared::key_ring::KeyRing;
+use intentgate_shared::snapshot::{RevocationSet, SnapshotCell};
+use intentgate_shared::timestamp::Timestamp;
+use intentgate_shared::token::{Caveat, MintRequest, Token};
+
+use self::auth::{AdminAuth, Principal};
+use crate::revocation::RevocationStore;
+
+/// Largest admin request body.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// An admin API failure: status and message, rendered as `{"error": message}`.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+    retry_after: Option<u64>,
+}
+
+impl ApiError {
+    /// A failure with `status`.
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+    fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut resp = (self.status, axum::Json(json!({"error": self.message}))).into_response();
+        if let Some(secs) = self.retry_after {
+            resp.headers_mut().insert("retry-after", secs.into());
+        }
+        resp
+    }
+}
+
+/// Everything the handlers share.
+pub struct AdminState {
+    /// Who may call.
+    pub auth: AdminAuth,
+    /// Keys for minting.
+    pub keys: KeyRing,
+    /// Published snapshot (revocations go here).
+    pub snapshot: Arc<SnapshotCell>,
+    /// Revocation persistence.
+    pub revocations: RevocationStore,
+    /// The control plane's audit ring.
+    pub audit: Mutex<AuditProducer>,
+}
+
+impl std::fmt::Debug for AdminState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminState").finish_non_exhaustive()
+    }
+}
+
+/// The router; `None` when no admin token is configured (every admin path is then 404).
+pub fn router(state: Arc<AdminState>) -> Option<Router> {
+    if !state.auth.enabled() {
+        return None;
+    }
+    Some(
+        Router::new()
+            .route("/v1/admin/mint", post(mint))
+            .route("/v1/admin/revoke", post(revoke))
+            .route("/v1/admin/revocations", get(revocations))
+            .route("/v1/admin/tenants", get(tenants))
+            .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such admin route") })
+            .layer(DefaultBodyLimit::max(MAX_BODY))
+            .with_state(state),
+    )
+}
+
+/// Caller address: the TCP peer, or the address the data plane relayed for when the peer
+/// is the local relay.
+fn client_ip(peer: SocketAddr, headers: &HeaderMap) -> String {
+    let relayed = headers
+        .get("x-intentgate-relayed-for")
+        .and_then(|v| v.to_str().ok());
+    match relayed {
+        Some(r) if peer.ip().is_loopback() => r.to_owned(),
+        _ => peer.to_string(),
+    }
+}
+
+fn elevation_id(headers: &HeaderMap) -> String {
+    headers
+        .get("x-intentgate-elevation-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.len() <= 128)
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn parse_body<T: for<'de> Deserialize<'de>>(
+    body: Result<Bytes, BytesRejection>,
+) -> Result<T, ApiError> {
+    let bytes = body.map_err(|e| match e.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "request body exceeds 64 KiB")
+        }
+        _ => ApiError::bad_request(format!("cannot read request body: {e}")),
+    })?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+}
+
+impl AdminState {
+    fn authenticate(&self, peer: SocketAddr, headers: &HeaderMap) -> Result<Principal, ApiError> {
+        self.auth.authenticate(peer.ip(), headers)
+    }
+
+    /// Pushes an admin event; a full ring refuses the mutation's answer with 503 (the change
+    /// itself already happened, and says so).
+    fn record(&self, event: AuditEvent) -> Result<(), ApiError> {
+        let mut audit = self.audit.lock().unwrap_or_else(PoisonError::into_inner);
+        audit.push(event).map_err(|_| {
+            let mut e = ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "change applied, but the audit queue is full: retry the read to confirm",
+            );
+            e.retry_after = Some(1);
+            e
+        })
+    }
+}
+
+/// The tenant a call acts for: a tenant admin's own (403 for another), else the explicit one.
+fn scoped_tenant(
+    principal: &Principal,
+    explicit: Option<&str>,
+) -> Result<Option<String>, ApiError> {
+    let explicit = explicit.map(str::trim).filter(|t| !t.is_empty());
+    match (&principal.tenant, explicit) {
+        (Some(own), Some(other)) if own != other => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "tenant admins may only act for their own tenant",
+        )),
+        (Some(own), _) => Ok(Some(own.clone())),
+        (None, explicit) => Ok(explicit.map(str::to_owned)),
+    }
+}
+
+fn admin_event(
+    decision: Decision,
+    tool: &str,
+    tenant: &str,
+    ip: String,
+    headers: &HeaderMap,
+) -> AuditEvent {
+    let mut e = AuditEvent::new(Timestamp::now(), decision, tool).with_check(Check::Capability);
+    e.tenant = tenant.to_owned();
+    e.remote_ip = ip;
+    e.elevation_id = elevation_id(headers);
+    e
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MintBody {
+    subject: String,
+    #[serde(default)]
+    issuer: String,
+    #[serde(default)]
+    tenant: Option<String>,
+    #[serde(default)]
+    ttl_seconds: i64,
+    #[serde(default)]
+    tools: Vec<String>,
+    #[serde(default)]
+    max_calls: i64,
+    #[serde(default)]
+    step_up: bool,
+}
+
+async fn mint(
+    State(state): State<Arc<AdminState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<axum::Json<Value>, ApiError> {
+    let principal = state.authenticate(peer, &headers)?;
+    let b: MintBody = parse_body(body)?;
+    let subject = b.subject.trim().to_owned();
+    if subject.is_empty() {
+        return Err(ApiError::bad_request("subject is required"));
+    }
+    if b.ttl_seconds < 0 {
+        return Err(ApiError::bad_request("ttl_seconds must not be negative"));
+    }
+    if b.max_calls < 0 {
+        return Err(ApiError::bad_request("max_calls must not be negative"));
+    }
+    let tenant =
+        scoped_tenant(&principal, b.tenant.as_deref())?.unwrap_or_else(|| "default".into());
+    let now = Timestamp::now().unix_seconds();
+    let mut caveats = vec![Caveat::agent_lock(&subject)];
+    if b.ttl_seconds > 0 {
+        caveats.push(Caveat::exp(now.saturating_add(b.ttl_seconds)));
+    }
+    let tools: Vec<String> = b
+        .tools
+        .iter()
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty())
+        .collect();
+    if !tools.is_empty() {
+        caveats.push(Caveat::tool_allow(tools));
+    }
+    if b.max_calls > 0 {
+        caveats.push(Caveat::max_calls(b.max_calls));
+    }
+    if b.step_up {
+        caveats.push(Caveat::step_up(now));
+    }
+    let req = MintRequest {
+        subject: subject.clone(),
+        issuer: b.issuer,
+        tenant: tenant.clone(),
+        caveats,
+        ..MintRequest::default()
+    };
+    let token = Token::mint(state.keys.current(), req, now)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let expires_at = token
+        .expires_at()
+        .map(|s| Timestamp::from_unix_micros(s.saturating_mul(1_000_000)).to_rfc3339_nano())
+        .unwrap_or_default();
+    let mut event = admin_event(
+        Decision::Allow,
+        "admin/mint",
+        &tenant,
+        client_ip(peer, &headers),
+        &headers,
+    );
+    event.reason = format!("token minted for subject={subject}");
+    event.agent_id.clone_from(&subject);
+    event.capability_token_id.clone_from(&token.claims.jti);
+    event
+        .root_capability_token_id
+        .clone_from(&token.claims.root_jti);
+    event.caveat_count = token.caveats.len() as i64;
+    state.record(event)?;
+    Ok(axum::Json(json!({
+        "token": token.encode(),
+        "jti": token.claims.jti,
+        "subject": subject,
+        "expires_at": expires_at,
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RevokeBody {
+    jti: String,
+    #[serde(default)]
+    reason: String,
+}
+
+async fn revoke(
+    State(state): State<Arc<AdminState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<axum::Json<Value>, ApiError> {
+    let principal = state.authenticate(peer, &headers)?;
+    let b: RevokeBody = parse_body(body)?;
+    let jti = b.jti.trim().to_owned();
+    if jti.is_empty() {
+        return Err(ApiError::bad_request("jti is required"));
+    }
+    let tenant = principal.tenant.clone().unwrap_or_default();
+    state
+        .revocations
+        .revoke(&jti, &tenant, &b.reason)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("store error: {e}")))?;
+    state.snapshot.update(|s| {
+        let mut set = RevocationSet::clone(&s.revoked);
+        set.insert(&jti, &tenant);
+        s.revoked = Arc::new(set);
+    });
+    let mut event = admin_event(
+        Decision::Block,
+        "admin/revoke",
+        &tenant,
+        client_ip(peer, &headers),
+        &headers,
+    );
+    event.reason = format!("token revoked: {}", b.reason);
+    event.capability_token_id.clone_from(&jti);
+    state.record(event)?;
+    Ok(axum::Json(json!({"ok": true, "jti": jti})))
+}
+
+/// `limit` (default 100, 1..=1000) and `offset` (≥ 0). Unlike the Go gateway, which fell back
+/// to the default silently, a value that is not an integer is a 400.
+fn page(params: &std::collections::HashMap<String, String>) -> Result<(i64, i64), ApiError> {
+    let int = |name: &str, default: i64| -> Result<i64, ApiError> {
+        match params.get(name).map(|v| v.trim()).filter(|v| !v.is_empty()) {
+            None => Ok(default),
+            Some(v) => v
+                .parse::<i64>()
+                .map_err(|_| ApiError::bad_request(format!("{name} must be an integer"))),
+        }
+    };
+    Ok((int("limit", 100)?.clamp(1, 1000), int("offset", 0)?.max(0)))
+}
+
+async fn revocations(
+    State(state): State<Arc<AdminState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Query(params): Query<std::collections::HashMap<String, String>>,
+) -> Result<axum::Json<Value>, ApiError> {
+    let principal = state.authenticate(peer, &headers)?;
+    let (limit, offset) = page(&params)?;
+    let rows = state
+        .revocations
+        .list(principal.tenant.as_deref(), limit, offset)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("store error: {e}")))?;
+    let list: Vec<Value> = rows
+        .into_iter()
+        .map(|r| {
+            let mut v = json!({"jti": r.jti, "revoked_at": r.revoked_at.to_rfc3339_nano()});
+            if !r.reason.is_empty() {
+                v["reason"] = r.reason.into();
+            }
+            if !r.tenant.is_empty() {
+                v["tenant"] = r.tenant.into();
+            }
+            v
+        })
+        .collect();
+    Ok(axum::Json(
+        json!({"revocations": list, "limit": limit, "offset": offset}),
+    ))
+}
+
+async fn tenants(
+    State(state): State<Arc<AdminState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Result<axum::Json<Value>, ApiError> {
+    let principal = state.authenticate(peer, &headers)?;
+    let mut ids: Vec<&str> = match &principal.tenant {
+        Some(own) => vec![own.as_str()],
+        None => state.auth.tenant_ids().collect(),
+    };
+    ids.sort_unstable();
+    let list: Vec<Value> = ids
+        .into_iter()
+        .map(|id| json!({"id": id, "has_admin": true}))
+        .collect();
+    Ok(axum::Json(json!({"tenants": list})))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,146 @@
+//! Admin authentication: bearer tokens compared in constant time, every slot walked whatever
+//! matched, and failed attempts from one address throttled.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use axum::http::{HeaderMap, StatusCode};
+use ring::digest;
+
+use intentgate_shared::config::Secret;
+
+use super::ApiError;
+
+/// Failed attempts per address within [`WINDOW`] before further attempts are refused.
+pub const MAX_FAILURES: u32 = 10;
+/// The throttling window.
+pub const WINDOW: Duration = Duration::from_secs(60);
+
+/// Who is calling: `tenant` `None` is the superadmin (sees every tenant).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// The tenant a tenant admin is bound to.
+    pub tenant: Option<String>,
+}
+
+/// The configured admin tokens and the failure counters.
+pub struct AdminAuth {
+    superadmin: Option<[u8; 32]>,
+    tenants: Vec<(String, [u8; 32])>,
+    failures: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+}
+
+impl std::fmt::Debug for AdminAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminAuth")
+            .field("tenants", &self.tenants.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Tokens are compared as SHA-256 digests: equal length, and the comparison time says
+/// nothing about the token.
+fn digest_of(token: &[u8]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest::digest(&digest::SHA256, token).as_ref());
+    out
+}
+
+fn ct_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl AdminAuth {
+    /// From `INTENTGATE_ADMIN_TOKEN` and `INTENTGATE_TENANT_ADMINS`.
+    pub fn new(superadmin: Option<&Secret>, tenants: &[(String, Secret)]) -> Self {
+        Self {
+            superadmin: superadmin.map(|s| digest_of(s.expose().as_bytes())),
+            tenants: tenants
+                .iter()
+                .map(|(t, s)| (t.clone(), digest_of(s.expose().as_bytes())))
+                .collect(),
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Whether any admin token exists (else the admin API is absent: 404).
+    pub fn enabled(&self) -> bool {
+        self.superadmin.is_some() || !self.tenants.is_empty()
+    }
+
+    /// Tenants with an admin token.
+    pub fn tenant_ids(&self) -> impl Iterator<Item = &str> {
+        self.tenants.iter().map(|(t, _)| t.as_str())
+    }
+
+    /// Checks the `Authorization` header (with or without `Bearer `).
+    pub fn authenticate(&self, ip: IpAddr, headers: &HeaderMap) -> Result<Principal, ApiError> {
+        let now = Instant::now();
+        {
+            let failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some((since, _)) = failures.get(&ip).filter(|(since, count)| {
+                *count >= MAX_FAILURES && now.duration_since(*since) < WINDOW
+            }) {
+                let mut e = ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too many failed admin logins from this address; retry later",
+                );
+                e.retry_after = Some(
+                    WINDOW
+                        .saturating_sub(now.duration_since(*since))
+                        .as_secs()
+                        .max(1),
+                );
+                return Err(e);
+            }
+        }
+        let raw = headers
+            .get("authorization")
+            .map(|v| v.as_bytes())
+            .unwrap_or_default();
+        let token = raw.strip_prefix(b"Bearer ").unwrap_or(raw).trim_ascii();
+        if token.is_empty() {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "admin token required (Authorization: Bearer <token>)",
+            ));
+        }
+        let d = digest_of(token);
+        let mut found: Option<Principal> = None;
+        if self.superadmin.as_ref().is_some_and(|s| ct_eq(s, &d)) {
+            found = Some(Principal { tenant: None });
+        }
+        for (tenant, t) in &self.tenants {
+            // Walk every slot whatever matched, so timing does not reveal which one did.
+            if ct_eq(t, &d) && found.is_none() {
+                found = Some(Principal {
+                    tenant: Some(tenant.clone()),
+                });
+            }
+        }
+        let mut failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
+        match found {
+            Some(p) => {
+                failures.remove(&ip);
+                Ok(p)
+            }
+            None => {
+                let entry = failures.entry(ip).or_insert((now, 0));
+                if now.duration_since(entry.0) >= WINDOW {
+                    *entry = (now, 0);
+                }
+                entry.1 += 1;
+                // Bound the table: forget the oldest windows when it grows large.
+                if failures.len() > 10_000 {
+                    failures.retain(|_, (since, _)| now.duration_since(*since) < WINDOW);
+                }
+                Err(ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "invalid admin token",
+                ))
+            }
+        }
+    }
+}

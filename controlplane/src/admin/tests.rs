@@ -1,0 +1,417 @@
+use std::collections::HashMap;
+
+use axum::body::Body;
+use axum::extract::connect_info::MockConnectInfo;
+use axum::http::Request;
+use http_body_util::BodyExt as _;
+use intentgate_dataplane::audit_ring::{self, AuditCounters, AuditDrain, MemorySink};
+use intentgate_shared::config::Secret;
+use intentgate_shared::key_ring::MasterKey;
+use intentgate_shared::policy::Policy;
+use intentgate_shared::snapshot::Snapshot;
+use tower::ServiceExt as _;
+
+use super::*;
+
+struct Harness {
+    app: Router,
+    state: Arc<AdminState>,
+    sink: MemorySink,
+    drain: Option<AuditDrain>,
+}
+
+impl Harness {
+    fn new() -> Self {
+        let snapshot = Snapshot {
+            version: 0,
+            built_at: Timestamp::now(),
+            keys: KeyRing::single(MasterKey::from_bytes(&[5; 32])),
+            revoked: Arc::new(RevocationSet::default()),
+            default_policy: Policy::default_policy().unwrap(),
+            tenant_policies: Arc::new(HashMap::new()),
+        };
+        let sink = MemorySink::new(100, false);
+        let (mut producers, drain) =
+            audit_ring::start(1, sink.clone(), Arc::new(AuditCounters::default()));
+        let state = Arc::new(AdminState {
+            auth: AdminAuth::new(
+                Some(&Secret::new("root-token")),
+                &[
+                    ("acme".into(), Secret::new("acme-token")),
+                    ("globex".into(), Secret::new("globex-token")),
+                ],
+            ),
+            keys: KeyRing::single(MasterKey::from_bytes(&[5; 32])),
+            snapshot: Arc::new(SnapshotCell::new(snapshot)),
+            revocations: RevocationStore::memory(),
+            audit: Mutex::new(producers.remove(0)),
+        });
+        let app = router(Arc::clone(&state))
+            .unwrap()
+            .layer(MockConnectInfo(SocketAddr::from(([127, 0, 0, 1], 4000))));
+        Self {
+            app,
+            state,
+            sink,
+            drain: Some(drain),
+        }
+    }
+
+    async fn send(
+        &self,
+        method: &str,
+        uri: &str,
+        token: Option<&str>,
+        body: &str,
+    ) -> (StatusCode, Value) {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("content-type", "application/json");
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let resp = self
+            .app
+            .clone()
+            .oneshot(req.body(Body::from(body.to_owned())).unwrap())
+            .await
+            .unwrap();
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    fn events(&mut self) -> Vec<AuditEvent> {
+        if let Some(d) = self.drain.take() {
+            d.stop();
+        }
+        self.sink.recent()
+    }
+}
+
+#[tokio::test]
+async fn no_admin_token_means_no_admin_api() {
+    let auth = AdminAuth::new(None, &[]);
+    assert!(!auth.enabled());
+}
+
+#[tokio::test]
+async fn authentication_and_throttling() {
+    let h = Harness::new();
+    let (s, v) = h.send("GET", "/v1/admin/tenants", None, "").await;
+    assert_eq!(
+        (s, v["error"].as_str().unwrap()),
+        (
+            StatusCode::UNAUTHORIZED,
+            "admin token required (Authorization: Bearer <token>)"
+        )
+    );
+    for _ in 0..auth::MAX_FAILURES {
+        let (s, v) = h.send("GET", "/v1/admin/tenants", Some("wrong"), "").await;
+        assert_eq!(
+            (s, v["error"].as_str().unwrap()),
+            (StatusCode::UNAUTHORIZED, "invalid admin token")
+        );
+    }
+    let (s, v) = h
+        .send("GET", "/v1/admin/tenants", Some("root-token"), "")
+        .await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS, "{v}");
+    let (s, _) = h
+        .send("GET", "/v1/admin/revocations", Some("root-token"), "")
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the throttle holds for every route"
+    );
+    let (s, v) = h
+        .send("GET", "/v1/admin/nothing-here", Some("root-token"), "")
+        .await;
+    assert_eq!(
+        (s, v["error"].as_str().unwrap()),
+        (StatusCode::NOT_FOUND, "no such admin route")
+    );
+}
+
+#[tokio::test]
+async fn tenants_are_scoped() {
+    let h = Harness::new();
+    let (s, v) = h
+        .send("GET", "/v1/admin/tenants", Some("root-token"), "")
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        v,
+        json!({"tenants": [{"id": "acme", "has_admin": true}, {"id": "globex", "has_admin": true}]})
+    );
+    let (_, v) = h
+        .send("GET", "/v1/admin/tenants", Some("acme-token"), "")
+        .await;
+    assert_eq!(v, json!({"tenants": [{"id": "acme", "has_admin": true}]}));
+}
+
+#[tokio::test]
+async fn mint_returns_a_verifiable_token_and_is_audited() {
+    let mut h = Harness::new();
+    let body = r#"{"subject":"agent-1","tenant":"acme","ttl_seconds":600,"tools":[" read_x ",""],"max_calls":5,"step_up":true}"#;
+    let (s, v) = h
+        .send("POST", "/v1/admin/mint", Some("root-token"), body)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let token = Token::decode_verified(v["token"].as_str().unwrap(), &h.state.keys).unwrap();
+    assert_eq!(
+        (token.claims.tenant.as_str(), token.claims.sub.as_str()),
+        ("acme", "agent-1")
+    );
+    let kinds: Vec<&str> = token.caveats.iter().map(|c| c.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["agent_lock", "exp", "tool_allow", "max_calls", "step_up"]
+    );
+    assert_eq!(token.caveats[2].tools, ["read_x"]);
+    assert_eq!(v["jti"], token.claims.jti.as_str());
+    assert!(v["expires_at"].as_str().unwrap().ends_with('Z'));
+    let (_, v) = h
+        .send(
+            "POST",
+            "/v1/admin/mint",
+            Some("root-token"),
+            r#"{"subject":"s"}"#,
+        )
+        .await;
+    let t = Token::decode(v["token"].as_str().unwrap()).unwrap();
+    assert_eq!(t.claims.tenant, "default");
+    assert_eq!(v["expires_at"], "");
+    let events = h.events();
+    assert_eq!(events.len(), 2);
+    assert_eq!(
+        (events[0].tool.as_str(), events[0].decision.as_str()),
+        ("admin/mint", "allow")
+    );
+    assert_eq!(events[0].reason, "token minted for subject=agent-1");
+    assert_eq!(events[0].caveat_count, 5);
+}
+
+#[tokio::test]
+async fn mint_rejects_bad_input_precisely() {
+    let h = Harness::new();
+    let cases: &[(&str, StatusCode, &str)] = &[
+        (
+            r#"{"subject":"  "}"#,
+            StatusCode::BAD_REQUEST,
+            "subject is required",
+        ),
+        (
+            r#"{"subject":"s","ttl_seconds":-1}"#,
+            StatusCode::BAD_REQUEST,
+            "ttl_seconds must not be negative",
+        ),
+        (
+            r#"{"subject":"s","max_calls":-2}"#,
+            StatusCode::BAD_REQUEST,
+            "max_calls must not be negative",
+        ),
+        (
+            r#"{"subject":"s","colour":"red"}"#,
+            StatusCode::BAD_REQUEST,
+            "unknown field `colour`",
+        ),
+        (
+            r#"{"subject":"#,
+            StatusCode::BAD_REQUEST,
+            "invalid JSON body",
+        ),
+        (r#"{}"#, StatusCode::BAD_REQUEST, "missing field `subject`"),
+    ];
+    for (body, status, needle) in cases {
+        let (s, v) = h
+            .send("POST", "/v1/admin/mint", Some("root-token"), body)
+            .await;
+        assert_eq!(s, *status, "{body}: {v}");
+        assert!(v["error"].as_str().unwrap().contains(needle), "{body}: {v}");
+    }
+    let big = format!(r#"{{"subject":"{}"}}"#, "a".repeat(MAX_BODY));
+    let (s, v) = h
+        .send("POST", "/v1/admin/mint", Some("root-token"), &big)
+        .await;
+    assert_eq!(
+        (s, v["error"].as_str().unwrap()),
+        (StatusCode::PAYLOAD_TOO_LARGE, "request body exceeds 64 KiB")
+    );
+    let (s, v) = h
+        .send(
+            "POST",
+            "/v1/admin/mint",
+            Some("acme-token"),
+            r#"{"subject":"s","tenant":"globex"}"#,
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"].as_str().unwrap()),
+        (
+            StatusCode::FORBIDDEN,
+            "tenant admins may only act for their own tenant"
+        )
+    );
+    let (s, v) = h
+        .send(
+            "POST",
+            "/v1/admin/mint",
+            Some("acme-token"),
+            r#"{"subject":"s"}"#,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        Token::decode(v["token"].as_str().unwrap())
+            .unwrap()
+            .claims
+            .tenant,
+        "acme",
+        "tenant admins are forced onto their tenant"
+    );
+}
+
+#[tokio::test]
+async fn revoke_reaches_the_snapshot_and_lists_are_scoped() {
+    let mut h = Harness::new();
+    let (s, v) = h
+        .send(
+            "POST",
+            "/v1/admin/revoke",
+            Some("acme-token"),
+            r#"{"jti":"j-acme","reason":"leaked"}"#,
+        )
+        .await;
+    assert_eq!(
+        (s, v),
+        (StatusCode::OK, json!({"ok": true, "jti": "j-acme"}))
+    );
+    h.send(
+        "POST",
+        "/v1/admin/revoke",
+        Some("root-token"),
+        r#"{"jti":"j-global"}"#,
+    )
+    .await;
+    let snap = h.state.snapshot.load();
+    assert!(snap.revoked.is_revoked("j-acme", "acme"));
+    assert!(
+        !snap.revoked.is_revoked("j-acme", "globex"),
+        "a tenant revocation is the tenant's"
+    );
+    assert!(
+        snap.revoked.is_revoked("j-global", "globex"),
+        "a superadmin revocation is global"
+    );
+
+    let (_, v) = h
+        .send("GET", "/v1/admin/revocations", Some("root-token"), "")
+        .await;
+    assert_eq!(v["revocations"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        (v["limit"].clone(), v["offset"].clone()),
+        (json!(100), json!(0))
+    );
+    let (_, v) = h
+        .send("GET", "/v1/admin/revocations", Some("acme-token"), "")
+        .await;
+    let rows = v["revocations"].as_array().unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        (
+            rows[0]["jti"].clone(),
+            rows[0]["reason"].clone(),
+            rows[0]["tenant"].clone()
+        ),
+        (json!("j-acme"), json!("leaked"), json!("acme"))
+    );
+    let (_, v) = h
+        .send("GET", "/v1/admin/revocations", Some("globex-token"), "")
+        .await;
+    assert!(v["revocations"].as_array().unwrap().is_empty());
+    let (_, v) = h
+        .send(
+            "GET",
+            "/v1/admin/revocations?limit=5000&offset=1",
+            Some("root-token"),
+            "",
+        )
+        .await;
+    assert_eq!(
+        (
+            v["limit"].clone(),
+            v["revocations"].as_array().unwrap().len()
+        ),
+        (json!(1000), 1)
+    );
+    let (s, v) = h
+        .send(
+            "GET",
+            "/v1/admin/revocations?limit=ten",
+            Some("root-token"),
+            "",
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"].as_str().unwrap()),
+        (StatusCode::BAD_REQUEST, "limit must be an integer")
+    );
+
+    let (s, v) = h
+        .send(
+            "POST",
+            "/v1/admin/revoke",
+            Some("root-token"),
+            r#"{"jti":" "}"#,
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"].as_str().unwrap()),
+        (StatusCode::BAD_REQUEST, "jti is required")
+    );
+    let (s, _) = h
+        .send(
+            "POST",
+            "/v1/admin/revoke",
+            Some("root-token"),
+            r#"{"jti":"x","why":"y"}"#,
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+
+    let events = h.events();
+    assert_eq!(events.len(), 2);
+    assert_eq!(
+        (
+            events[0].tool.as_str(),
+            events[0].decision.as_str(),
+            events[0].tenant.as_str()
+        ),
+        ("admin/revoke", "block", "acme")
+    );
+    assert_eq!(events[0].reason, "token revoked: leaked");
+    assert_eq!(events[0].capability_token_id, "j-acme");
+}
+
+#[tokio::test]
+async fn elevation_ids_reach_admin_events() {
+    let mut h = Harness::new();
+    let req = Request::builder()
+        .method("POST")
+        .uri("/v1/admin/revoke")
+        .header("authorization", "Bearer root-token")
+        .header("x-intentgate-elevation-id", "chg-42")
+        .body(Body::from(r#"{"jti":"j"}"#))
+        .unwrap();
+    assert_eq!(
+        h.app.clone().oneshot(req).await.unwrap().status(),
+        StatusCode::OK
+    );
+    assert_eq!(h.events()[0].elevation_id, "chg-42");
+}
