@@ -49,6 +49,10 @@ pub struct Head {
     pub method: Option<Method>,
     /// Path without the query string.
     pub path: Range<usize>,
+    /// The whole request target (path and query).
+    pub target: Range<usize>,
+    /// The method as sent.
+    pub method_name: Range<usize>,
     /// HTTP/1.1 (true) or HTTP/1.0.
     pub http11: bool,
     /// The client asked to close (or HTTP/1.0 without keep-alive).
@@ -61,6 +65,8 @@ pub struct Head {
     pub origin: Option<Range<usize>>,
     /// `X-Forwarded-For` value.
     pub forwarded_for: Option<Range<usize>>,
+    /// `X-IntentGate-Elevation-Id` value (relayed to the admin API).
+    pub elevation_id: Option<Range<usize>>,
     /// `Expect: 100-continue` was sent.
     pub expect_continue: bool,
     /// Body framing.
@@ -133,11 +139,13 @@ pub fn parse_head(buf: &[u8], max_body: usize) -> Result<Option<(Head, usize)>, 
         Some("DELETE") => Method::Delete,
         _ => Method::Other,
     };
-    let path = req.path.unwrap_or("/");
-    let path = path.split_once('?').map_or(path, |(p, _)| p);
+    let full = req.path.unwrap_or("/");
+    let path = full.split_once('?').map_or(full, |(p, _)| p);
     let mut head = Head {
         method: Some(method),
         path: range_of(buf, path.as_bytes()),
+        target: range_of(buf, full.as_bytes()),
+        method_name: range_of(buf, req.method.unwrap_or("").as_bytes()),
         http11,
         close: !http11,
         ..Head::default()
@@ -177,6 +185,8 @@ pub fn parse_head(buf: &[u8], max_body: usize) -> Result<Option<(Head, usize)>, 
             head.origin = Some(range_of(buf, value));
         } else if name.eq_ignore_ascii_case("x-forwarded-for") {
             head.forwarded_for = Some(range_of(buf, value));
+        } else if name.eq_ignore_ascii_case("x-intentgate-elevation-id") {
+            head.elevation_id = Some(range_of(buf, value));
         } else if name.eq_ignore_ascii_case("expect") {
             if !value.eq_ignore_ascii_case(b"100-continue") {
                 return Err(HttpError::new(417, "unsupported Expect header"));

@@ -55,6 +55,8 @@ pub struct ServerConfig {
     pub upstream: Option<UpstreamTarget>,
     /// Intent extractor (`POST {url}/v1/extract`), if any.
     pub extractor: Option<UpstreamTarget>,
+    /// The admin listener `/v1/admin/*` is relayed to, if any.
+    pub admin_relay: Option<UpstreamTarget>,
     /// `/healthz` answers 503 when the snapshot is older than this (None: no bound).
     pub max_staleness: Option<Duration>,
 }
@@ -75,6 +77,7 @@ impl ServerConfig {
             settings,
             upstream: None,
             extractor: None,
+            admin_relay: None,
             max_staleness: None,
         }
     }
@@ -221,6 +224,7 @@ struct Worker {
     audit: RefCell<AuditProducer>,
     upstream: Option<Upstream>,
     extractor: Option<Upstream>,
+    admin: Option<Upstream>,
     intents: RefCell<IntentCache>,
     open: Cell<usize>,
 }
@@ -229,6 +233,7 @@ impl Worker {
     fn new(config: ServerConfig, shared: Arc<Shared>, audit: AuditProducer) -> Rc<Self> {
         let upstream = config.upstream.clone().map(Upstream::new);
         let extractor = config.extractor.clone().map(Upstream::new);
+        let admin = config.admin_relay.clone().map(Upstream::new);
         Rc::new(Self {
             config,
             shared,
@@ -236,6 +241,7 @@ impl Worker {
             audit: RefCell::new(audit),
             upstream,
             extractor,
+            admin,
             intents: RefCell::new(IntentCache::default()),
             open: Cell::new(0),
         })
@@ -497,6 +503,11 @@ impl Worker {
                     close,
                 );
             }
+            (p, _)
+                if (p.starts_with(b"/v1/admin/") || p == b"/v1/admin") && self.admin.is_some() =>
+            {
+                self.relay_admin(buf, head, body, remote, close, out).await;
+            }
             (p, _) if p.starts_with(b"/v1/admin/") || p == b"/v1/admin" => {
                 http::write_error(
                     out,
@@ -533,6 +544,61 @@ impl Worker {
             arguments,
             remote_ip: remote,
             now: Timestamp::now(),
+        }
+    }
+
+    /// Relays an admin request to the control plane listener, passing the caller's address.
+    async fn relay_admin(
+        &self,
+        buf: &[u8],
+        head: &Head,
+        body: &[u8],
+        remote: &str,
+        close: bool,
+        out: &mut Vec<u8>,
+    ) {
+        let Some(admin) = &self.admin else { return };
+        let text = |r: &Option<std::ops::Range<usize>>| r.clone().map(|r| &buf[r]);
+        let mut headers: Vec<(&str, &[u8])> = vec![("X-IntentGate-Relayed-For", remote.as_bytes())];
+        if let Some(v) = text(&head.authorization) {
+            headers.push(("Authorization", v));
+        }
+        if let Some(v) = text(&head.elevation_id) {
+            headers.push(("X-IntentGate-Elevation-Id", v));
+        }
+        if !body.is_empty() {
+            headers.push(("Content-Type", b"application/json"));
+        }
+        let (Ok(method), Ok(path)) = (
+            std::str::from_utf8(&buf[head.method_name.clone()]),
+            std::str::from_utf8(&buf[head.target.clone()]),
+        ) else {
+            return http::write_error(
+                out,
+                HttpError {
+                    status: 400,
+                    message: "malformed HTTP request",
+                },
+                close,
+            );
+        };
+        let req = crate::upstream::Outgoing {
+            method,
+            path,
+            headers: &headers,
+            body,
+            pass_errors: true,
+        };
+        match admin.request(&req).await {
+            Ok(resp) => http::write_response(out, resp.status, &resp.body, close, &[]),
+            Err(_) => http::write_error(
+                out,
+                HttpError {
+                    status: 502,
+                    message: "admin API unavailable",
+                },
+                close,
+            ),
         }
     }
 

@@ -258,8 +258,25 @@ pub struct Response {
     pub status: u16,
     /// Decoded body.
     pub body: Vec<u8>,
+    /// `Content-Type`, if sent.
+    pub content_type: Option<String>,
     /// Bytes of the buffer this response occupied.
     consumed: usize,
+}
+
+/// A request to send (the client adds `Host`, `User-Agent` and `Content-Length`).
+#[derive(Debug)]
+pub struct Outgoing<'a> {
+    /// Method.
+    pub method: &'a str,
+    /// Request target (path and query).
+    pub path: &'a str,
+    /// Extra headers.
+    pub headers: &'a [(&'a str, &'a [u8])],
+    /// Body.
+    pub body: &'a [u8],
+    /// Return error statuses as responses (relays) instead of failing.
+    pub pass_errors: bool,
 }
 
 /// Per-core client.
@@ -292,16 +309,31 @@ impl Upstream {
         }
     }
 
-    /// POSTs `body` (JSON) and returns the response. A pooled connection that turns out to
-    /// be closed is retried once on a fresh one.
+    /// POSTs `body` (JSON-RPC) to the target path.
     pub async fn post(&self, body: &[u8]) -> Result<Response, UpstreamError> {
-        match monoio::time::timeout(self.target.timeout, self.post_inner(body)).await {
+        let headers: [(&str, &[u8]); 2] = [
+            ("Content-Type", b"application/json"),
+            ("Accept", b"application/json, text/event-stream"),
+        ];
+        let out = Outgoing {
+            method: "POST",
+            path: &self.target.path,
+            headers: &headers,
+            body,
+            pass_errors: false,
+        };
+        self.request(&out).await
+    }
+
+    /// Sends any request; with `pass_errors` a status ≥ 400 is a response, not an error.
+    pub async fn request(&self, out: &Outgoing<'_>) -> Result<Response, UpstreamError> {
+        match monoio::time::timeout(self.target.timeout, self.request_inner(out)).await {
             Ok(r) => r,
             Err(_) => Err(UpstreamError::Timeout),
         }
     }
 
-    async fn post_inner(&self, body: &[u8]) -> Result<Response, UpstreamError> {
+    async fn request_inner(&self, body: &Outgoing<'_>) -> Result<Response, UpstreamError> {
         loop {
             let pooled = self.idle.borrow_mut().pop();
             let Some((conn, since)) = pooled else { break };
@@ -340,23 +372,33 @@ impl Upstream {
         }
     }
 
-    async fn exchange(&self, mut conn: Conn, body: &[u8]) -> Result<Response, Attempt> {
+    async fn exchange(&self, mut conn: Conn, out: &Outgoing<'_>) -> Result<Response, Attempt> {
         let t = &self.target;
-        let mut req = Vec::with_capacity(256 + body.len());
-        req.extend_from_slice(b"POST ");
-        req.extend_from_slice(t.path.as_bytes());
+        let mut req = Vec::with_capacity(256 + out.body.len());
+        req.extend_from_slice(out.method.as_bytes());
+        req.push(b' ');
+        req.extend_from_slice(out.path.as_bytes());
         req.extend_from_slice(b" HTTP/1.1\r\nHost: ");
         req.extend_from_slice(t.host.as_bytes());
-        req.extend_from_slice(b"\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nUser-Agent: intentgate\r\nContent-Length: ");
-        req.extend_from_slice(body.len().to_string().as_bytes());
+        req.extend_from_slice(b"\r\nUser-Agent: intentgate\r\n");
+        for (name, value) in out.headers {
+            req.extend_from_slice(name.as_bytes());
+            req.extend_from_slice(b": ");
+            req.extend_from_slice(value);
+            req.extend_from_slice(b"\r\n");
+        }
+        req.extend_from_slice(b"Content-Length: ");
+        req.extend_from_slice(out.body.len().to_string().as_bytes());
         req.extend_from_slice(b"\r\n\r\n");
-        req.extend_from_slice(body);
+        req.extend_from_slice(out.body);
         if conn.write_all(req).await.is_err() {
             return Err(Attempt::Stale);
         }
         let mut buf = Vec::with_capacity(8192);
         loop {
-            if let Some((resp, keep)) = parse_response(&buf, t.max_body).map_err(Attempt::Failed)? {
+            if let Some((resp, keep)) =
+                parse_response(&buf, t.max_body, out.pass_errors).map_err(Attempt::Failed)?
+            {
                 // Bytes past the response would answer the next caller: never pool then.
                 if keep && resp.consumed == buf.len() && self.idle.borrow().len() < POOL_SIZE {
                     self.idle
@@ -401,7 +443,11 @@ enum Attempt {
 }
 
 /// Frames a response in `buf`: `Ok(None)` incomplete; `(response, keep_alive)` when done.
-fn parse_response(buf: &[u8], max_body: usize) -> Result<Option<(Response, bool)>, UpstreamError> {
+fn parse_response(
+    buf: &[u8],
+    max_body: usize,
+    pass_errors: bool,
+) -> Result<Option<(Response, bool)>, UpstreamError> {
     let bad = |detail: &str| UpstreamError::Http {
         status: 0,
         detail: detail.to_owned(),
@@ -418,6 +464,12 @@ fn parse_response(buf: &[u8], max_body: usize) -> Result<Option<(Response, bool)
     };
     let status = resp.code.unwrap_or(0);
     let (mut length, mut chunked, mut keep) = (None, false, resp.version == Some(1));
+    let content_type = resp
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("content-type"))
+        .and_then(|h| std::str::from_utf8(h.value).ok())
+        .map(str::to_owned);
     for h in resp.headers.iter() {
         if h.name.eq_ignore_ascii_case("content-length") {
             length = std::str::from_utf8(h.value)
@@ -466,7 +518,7 @@ fn parse_response(buf: &[u8], max_body: usize) -> Result<Option<(Response, bool)
             "upstream response has neither Content-Length nor chunked encoding",
         ));
     };
-    if status >= 400 {
+    if status >= 400 && !pass_errors {
         let detail = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
         return Err(UpstreamError::Http { status, detail });
     }
@@ -475,6 +527,7 @@ fn parse_response(buf: &[u8], max_body: usize) -> Result<Option<(Response, bool)
             status,
             body,
             consumed,
+            content_type,
         },
         keep,
     )))
@@ -509,27 +562,42 @@ mod tests {
         );
     }
 
+    fn parse_response_t(buf: &[u8], max: usize) -> Result<Option<(Response, bool)>, UpstreamError> {
+        parse_response(buf, max, false)
+    }
+
     #[test]
     fn responses_frame_by_length_and_chunks() {
-        let (r, keep) = parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}", 10)
+        let (r, keep) = parse_response_t(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}", 10)
             .unwrap()
             .unwrap();
         assert_eq!((r.status, r.body.as_slice(), keep), (200, &b"{}"[..], true));
         assert!(
-            parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n{}", 10)
+            parse_response_t(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n{}", 10)
                 .unwrap()
                 .is_none()
         );
         let (r, keep) =
-            parse_response(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n2\r\n{}\r\n0\r\n\r\n", 10)
+            parse_response_t(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n2\r\n{}\r\n0\r\n\r\n", 10)
                 .unwrap()
                 .unwrap();
         assert_eq!((r.body.as_slice(), keep), (&b"{}"[..], false));
     }
 
     #[test]
+    fn relays_can_take_error_statuses_as_responses() {
+        let (r, _) = parse_response(b"HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}", 10, true)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (r.status, r.content_type.as_deref()),
+            (403, Some("application/json"))
+        );
+    }
+
+    #[test]
     fn bad_responses_are_upstream_errors() {
-        let e = parse_response(
+        let e = parse_response_t(
             b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 4\r\n\r\noops",
             10,
         )
@@ -539,12 +607,12 @@ mod tests {
             ("upstream_http", 502, "oops")
         );
         assert_eq!(
-            parse_response(b"garbage\r\n\r\n", 10).unwrap_err().kind(),
+            parse_response_t(b"garbage\r\n\r\n", 10).unwrap_err().kind(),
             "upstream_http"
         );
-        let e = parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n", 10).unwrap_err();
+        let e = parse_response_t(b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n", 10).unwrap_err();
         assert_eq!(e.detail(), "upstream response body too large");
-        let e = parse_response(b"HTTP/1.1 200 OK\r\n\r\n{}", 10).unwrap_err();
+        let e = parse_response_t(b"HTTP/1.1 200 OK\r\n\r\n{}", 10).unwrap_err();
         assert!(e.detail().contains("neither Content-Length"));
     }
 }

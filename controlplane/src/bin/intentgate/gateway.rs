@@ -3,11 +3,14 @@
 //! (stop accepting, finish in-flight calls, drain the audit rings).
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
+use intentgate_controlplane::admin::{self, AdminState, auth::AdminAuth};
+use intentgate_controlplane::revocation::RevocationStore;
 use intentgate_controlplane::store;
 use intentgate_dataplane::audit_ring::{self, AuditCounters, MemorySink};
 use intentgate_dataplane::budget::Budget;
@@ -15,7 +18,7 @@ use intentgate_dataplane::demo_upstream;
 use intentgate_dataplane::pipeline::Settings;
 use intentgate_dataplane::server::{self, ServerConfig, Shared};
 use intentgate_dataplane::upstream::UpstreamTarget;
-use intentgate_shared::config::{AuditTarget, Config, StoreBackend};
+use intentgate_shared::config::{AuditTarget, Config, Secret, StoreBackend};
 use intentgate_shared::key_ring::MasterKey;
 use intentgate_shared::policy::{Policy, Syntax};
 use intentgate_shared::snapshot::{RevocationSet, Snapshot, SnapshotCell};
@@ -115,7 +118,7 @@ fn settings(cfg: &Config) -> Settings {
     }
 }
 
-fn run(plan: Plan, banner: impl FnOnce(&server::Running)) -> Result<()> {
+fn run(plan: Plan, banner: impl FnOnce(&server::Running, Option<SocketAddr>)) -> Result<()> {
     let Plan {
         cfg,
         policy,
@@ -125,11 +128,37 @@ fn run(plan: Plan, banner: impl FnOnce(&server::Running)) -> Result<()> {
         || std::thread::available_parallelism().map_or(1, usize::from),
         usize::from,
     );
+    // The control plane's own runtime: small, and never shared with the data plane cores.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("controlplane")
+        .enable_all()
+        .build()
+        .context("cannot start the control plane runtime")?;
+    let revocations = match &cfg.postgres_url {
+        Some(url) => {
+            let pool = rt.block_on(async {
+                let pool = store::connect(url.expose(), 5).await?;
+                let applied = store::migrate(&pool).await?;
+                tracing::info!(?applied, "database schema up to date");
+                Ok::<_, store::StoreError>(pool)
+            })?;
+            RevocationStore::Postgres(pool)
+        }
+        None => RevocationStore::memory(),
+    };
+    let mut revoked = RevocationSet::default();
+    for (jti, tenant) in rt
+        .block_on(revocations.all())
+        .context("cannot load revocations")?
+    {
+        revoked.insert(&jti, &tenant);
+    }
     let snapshot = Snapshot {
         version: 0,
         built_at: Timestamp::now(),
         keys: cfg.keys.clone(),
-        revoked: Arc::new(RevocationSet::default()),
+        revoked: Arc::new(revoked),
         default_policy: policy,
         tenant_policies: Arc::new(HashMap::new()),
     };
@@ -144,19 +173,67 @@ fn run(plan: Plan, banner: impl FnOnce(&server::Running)) -> Result<()> {
     });
     let counters = Arc::new(AuditCounters::default());
     let sink = MemorySink::new(10_000, cfg.audit_target == AuditTarget::Stdout);
-    let (producers, drain) = audit_ring::start(threads, sink, Arc::clone(&counters));
+    // One ring per data plane core, plus one for the control plane's admin events.
+    let (mut producers, drain) = audit_ring::start(threads + 1, sink, Arc::clone(&counters));
+    let admin_producer = producers
+        .pop()
+        .context("audit ring for the control plane")?;
+
+    let state = Arc::new(AdminState {
+        auth: AdminAuth::new(cfg.admin_token.as_ref(), &cfg.tenant_admins),
+        keys: cfg.keys.clone(),
+        snapshot: Arc::clone(&shared.snapshot),
+        revocations,
+        audit: std::sync::Mutex::new(admin_producer),
+    });
+    let (admin_addr, admin_stop) = match admin::router(state) {
+        Some(app) => {
+            let listener = rt
+                .block_on(tokio::net::TcpListener::bind(cfg.admin_addr))
+                .with_context(|| {
+                    format!("INTENTGATE_ADMIN_ADDR: cannot listen on {}", cfg.admin_addr)
+                })?;
+            let addr = listener.local_addr()?;
+            let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+            rt.spawn(async move {
+                let service = app.into_make_service_with_connect_info::<SocketAddr>();
+                let served = axum::serve(listener, service).with_graceful_shutdown(async {
+                    let _ = stop_rx.await;
+                });
+                if let Err(e) = served.await {
+                    tracing::error!(error = %e, "admin API stopped");
+                }
+            });
+            tracing::info!(%addr, "admin API listening");
+            (Some(addr), Some(stop_tx))
+        }
+        None => (None, None),
+    };
+
     let mut sc = ServerConfig::new(cfg.addr, settings(&cfg));
     sc.threads = threads;
     sc.max_body = cfg.max_body_bytes;
     sc.upstream = upstream;
     sc.extractor = extractor(&cfg)?;
+    if let (Some(addr), true) = (admin_addr, cfg.admin_on_data_port) {
+        sc.admin_relay = Some(UpstreamTarget::parse(
+            &format!("http://{addr}/"),
+            Duration::from_secs(30),
+            4 << 20,
+            &[],
+        )?);
+    }
     let running = server::start(sc, Arc::clone(&shared), producers)
         .with_context(|| format!("cannot start the data plane on {}", cfg.addr))?;
     tracing::info!(addr = %running.local_addr, driver = running.driver, threads, "data plane listening");
-    banner(&running);
+    banner(&running, admin_addr);
     wait_for_signal()?;
     tracing::info!("shutting down: no new connections; finishing in-flight calls");
     running.shutdown(GRACE);
+    if let Some(stop) = admin_stop {
+        let _ = stop.send(());
+    }
+    rt.shutdown_timeout(Duration::from_secs(5));
     drain.stop();
     tracing::info!(
         records = counters
@@ -197,16 +274,7 @@ pub fn serve() -> Result<()> {
             "INTENTGATE_REQUIRE_CAPABILITY=false: calls without a token reach the policy (unsafe)"
         );
     }
-    if let Some(url) = &cfg.postgres_url {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        let applied = rt.block_on(async {
-            let pool = store::connect(url.expose(), 2).await?;
-            store::migrate(&pool).await
-        })?;
-        tracing::info!(?applied, "database schema up to date");
-    }
+
     let policy = load_policy(&cfg)?;
     let roots = extra_roots(&cfg)?;
     let upstream = cfg
@@ -227,7 +295,7 @@ pub fn serve() -> Result<()> {
             policy,
             upstream,
         },
-        |_| {},
+        |_, _| {},
     )
 }
 
@@ -251,8 +319,15 @@ pub fn dev() -> Result<()> {
     )?;
     cfg.upstream_url = Some(format!("http://{demo_addr}/mcp"));
     let policy = Policy::compile(demo_upstream::DEMO_POLICY, Syntax::V1)?;
-    // A random value to become the superadmin token once the admin API exists.
-    let (_, admin_token) = MasterKey::generate()?;
+    // The superadmin token: the operator's if set, else a fresh random one printed below.
+    let admin_token = match &cfg.admin_token {
+        Some(t) => t.expose().to_owned(),
+        None => {
+            let (_, token) = MasterKey::generate()?;
+            cfg.admin_token = Some(Secret::new(token.clone()));
+            token
+        }
+    };
     let now = Timestamp::now().unix_seconds();
     let agent = Token::mint(
         cfg.keys.current(),
@@ -276,15 +351,16 @@ pub fn dev() -> Result<()> {
             policy,
             upstream: Some(upstream),
         },
-        move |running| {
+        move |running, admin_addr| {
             let url = format!("http://{}", running.local_addr);
             println!(
                 "IntentGate dev gateway on {url} ({} driver); demo MCP upstream on {demo_addr}",
                 running.driver
             );
-            println!(
-                "admin token:      {admin_token}   (the admin API arrives with the control plane)"
-            );
+            if let Some(addr) = admin_addr {
+                println!("admin API on http://{addr} (also relayed at {url}/v1/admin/*)");
+            }
+            println!("admin token:      {admin_token}");
             println!("demo agent token: {agent_token}");
             println!("try it:");
             println!(
