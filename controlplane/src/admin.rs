@@ -13,13 +13,14 @@ use std::sync::{Arc, Mutex, PoisonError};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, Query, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use intentgate_dataplane::approvals::{ApprovalQueue, DecideError, Status};
 use intentgate_dataplane::audit_ring::AuditProducer;
 use intentgate_shared::audit::{AuditEvent, Check, Decision};
 use intentgate_shared::key_ring::KeyRing;
@@ -77,6 +78,8 @@ pub struct AdminState {
     pub revocations: RevocationStore,
     /// The control plane's audit ring.
     pub audit: Mutex<AuditProducer>,
+    /// The approvals queue (None: approval routes are absent, as in the Go gateway).
+    pub approvals: Option<Arc<ApprovalQueue>>,
 }
 
 impl std::fmt::Debug for AdminState {
@@ -90,13 +93,18 @@ pub fn router(state: Arc<AdminState>) -> Option<Router> {
     if !state.auth.enabled() {
         return None;
     }
+    let mut app = Router::new()
+        .route("/v1/admin/mint", post(mint))
+        .route("/v1/admin/revoke", post(revoke))
+        .route("/v1/admin/revocations", get(revocations))
+        .route("/v1/admin/tenants", get(tenants));
+    if state.approvals.is_some() {
+        app = app
+            .route("/v1/admin/approvals", get(approvals))
+            .route("/v1/admin/approvals/{id}/decide", post(decide));
+    }
     Some(
-        Router::new()
-            .route("/v1/admin/mint", post(mint))
-            .route("/v1/admin/revoke", post(revoke))
-            .route("/v1/admin/revocations", get(revocations))
-            .route("/v1/admin/tenants", get(tenants))
-            .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such admin route") })
+        app.fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such admin route") })
             .layer(DefaultBodyLimit::max(MAX_BODY))
             .with_state(state),
     )
@@ -385,6 +393,116 @@ async fn tenants(
         .map(|id| json!({"id": id, "has_admin": true}))
         .collect();
     Ok(axum::Json(json!({"tenants": list})))
+}
+
+async fn approvals(
+    State(state): State<Arc<AdminState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Query(params): Query<std::collections::HashMap<String, String>>,
+) -> Result<axum::Json<Value>, ApiError> {
+    let principal = state.authenticate(peer, &headers)?;
+    let (limit, offset) = page(&params)?;
+    let status = match params
+        .get("status")
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+    {
+        None => None,
+        Some(s) => Some(Status::parse(s).ok_or_else(|| {
+            ApiError::bad_request("status must be one of pending, approved, rejected, timeout")
+        })?),
+    };
+    let queue = state
+        .approvals
+        .as_ref()
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "approvals are off"))?;
+    let rows = queue.list(
+        principal.tenant.as_deref(),
+        status,
+        limit as usize,
+        offset as usize,
+    );
+    let list: Vec<Value> = rows.iter().map(|r| r.to_json()).collect();
+    Ok(axum::Json(
+        json!({"approvals": list, "limit": limit, "offset": offset}),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DecideBody {
+    decision: String,
+    #[serde(default)]
+    decided_by: String,
+    #[serde(default)]
+    note: String,
+}
+
+async fn decide(
+    State(state): State<Arc<AdminState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let principal = state.authenticate(peer, &headers)?;
+    let b: DecideBody = parse_body(body)?;
+    let approved = match b.decision.as_str() {
+        "approve" => true,
+        "reject" => false,
+        _ => {
+            return Err(ApiError::bad_request(
+                "decision must be \"approve\" or \"reject\"",
+            ));
+        }
+    };
+    let queue = state
+        .approvals
+        .as_ref()
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "approvals are off"))?;
+    match queue.decide(
+        &id,
+        approved,
+        &b.decided_by,
+        &b.note,
+        principal.tenant.as_deref(),
+    ) {
+        Ok(row) => {
+            let decision = if approved {
+                Decision::Allow
+            } else {
+                Decision::Block
+            };
+            let mut event = admin_event(
+                decision,
+                "admin/decide_approval",
+                &row.tenant,
+                client_ip(peer, &headers),
+                &headers,
+            );
+            event.check = Check::Policy.as_str().into();
+            event.reason = format!(
+                "{} by {}",
+                if approved { "approved" } else { "rejected" },
+                b.decided_by
+            );
+            event.pending_id.clone_from(&row.pending_id);
+            event.decided_by = b.decided_by;
+            event.agent_id.clone_from(&row.agent_id);
+            state.record(event)?;
+            Ok(axum::Json(row.to_json()).into_response())
+        }
+        Err(DecideError::NotFound) => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no such pending approval",
+        )),
+        Err(DecideError::AlreadyDecided(row)) => Ok((
+            StatusCode::CONFLICT,
+            axum::Json(json!({"error": "already decided", "current": row.to_json()})),
+        )
+            .into_response()),
+    }
 }
 
 #[cfg(test)]

@@ -262,9 +262,9 @@ fn budget_exhaustion_is_shared_with_attenuated_children() {
 
 #[test]
 fn policy_sees_agent_call_counts() {
-    // The runbook policy escalates send_email_internal from the 51st call of the day; the
-    // approvals queue is not in this build, so escalation denies with a policy error.
-    let gw = spawn("dev", &[]);
+    // The runbook policy escalates send_email_internal from the 51st call of the day; with
+    // nobody to approve, the window (1 s here) expires.
+    let gw = spawn("dev", &[("INTENTGATE_APPROVAL_TIMEOUT_S", "1")]);
     let token = mint(&["send_email_internal"], vec![]);
     for _ in 0..50 {
         assert!(
@@ -284,7 +284,7 @@ fn policy_sees_agent_call_counts() {
         json!({"to": "a@b"}),
     );
     assert_eq!(v["error"]["code"], -32012);
-    assert_eq!(v["error"]["message"], "policy escalation required");
+    assert_eq!(v["error"]["message"], "policy: approval window expired");
 }
 
 #[test]
@@ -988,4 +988,102 @@ fn without_admin_tokens_admin_routes_are_404() {
         r#"{"subject":"s"}"#,
     );
     assert_eq!(r.status, 404);
+}
+
+const ESCALATING_POLICY: &str = r#"package intentgate.policy
+import rego.v1
+default decision := {"allow": false, "reason": "no rule"}
+decision := {"allow": true, "reason": "read"} if input.tool == "read_invoice"
+decision := {"allow": false, "escalate": true, "reason": "wire needs review"} if input.tool == "wire_money"
+"#;
+
+fn wait_for_pending(addr: SocketAddr) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let v = admin(
+            addr,
+            "GET",
+            "/v1/admin/approvals?status=pending",
+            "root-secret",
+            "",
+        )
+        .json();
+        if let Some(id) = v["approvals"][0]["pending_id"].as_str() {
+            return id.to_owned();
+        }
+        assert!(Instant::now() < deadline, "no pending approval appeared");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn escalations_wait_for_a_reviewer_then_approve_reject_or_expire() {
+    let dir = std::env::temp_dir().join(format!(
+        "intentgate-policy-{}-{}",
+        std::process::id(),
+        closed_port()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let policy = dir.join("policy.rego");
+    std::fs::write(&policy, ESCALATING_POLICY).unwrap();
+    let gw = spawn(
+        "serve",
+        &[
+            ("INTENTGATE_ADMIN_TOKEN", "root-secret"),
+            ("INTENTGATE_POLICY_FILE", policy.to_str().unwrap()),
+            ("INTENTGATE_APPROVAL_TIMEOUT_S", "2"),
+        ],
+    );
+    let token = mint(&[], vec![]);
+    let addr = gw.addr;
+    let pending_call = |t: String| {
+        std::thread::spawn(move || call(addr, Some(&t), "wire_money", json!({"amount": 5})))
+    };
+
+    // Approve: the waiting call goes through (to the stub upstream).
+    let waiting = pending_call(token.clone());
+    let id = wait_for_pending(addr);
+    let r = admin(
+        addr,
+        "POST",
+        &format!("/v1/admin/approvals/{id}/decide"),
+        "root-secret",
+        r#"{"decision":"approve","decided_by":"alice"}"#,
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let v = waiting.join().unwrap();
+    assert!(v["result"]["content"].is_array(), "{v}");
+
+    // Reject.
+    let waiting = pending_call(token.clone());
+    let id = wait_for_pending(addr);
+    admin(
+        addr,
+        "POST",
+        &format!("/v1/admin/approvals/{id}/decide"),
+        "root-secret",
+        r#"{"decision":"reject","decided_by":"bob","note":"no"}"#,
+    );
+    let v = waiting.join().unwrap();
+    assert_eq!(
+        (v["error"]["code"].clone(), v["error"]["message"].clone()),
+        (json!(-32012), json!("policy: rejected by reviewer"))
+    );
+    assert_eq!(v["error"]["data"], "rejected by bob: no");
+
+    // Nobody decides: the window expires and the row says so.
+    let started = Instant::now();
+    let v = call(addr, Some(&token), "wire_money", json!({}));
+    assert_eq!(v["error"]["message"], "policy: approval window expired");
+    assert_eq!(v["error"]["data"], "approval window expired (2s)");
+    assert!(started.elapsed() >= Duration::from_secs(2));
+    let rows = admin(
+        addr,
+        "GET",
+        "/v1/admin/approvals?status=timeout",
+        "root-secret",
+        "",
+    )
+    .json();
+    assert_eq!(rows["approvals"].as_array().unwrap().len(), 1);
 }

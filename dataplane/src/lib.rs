@@ -6,6 +6,7 @@
 //! checks), `budget` (cross-core counters), `audit_ring` (the handoff to the chain writer).
 //! It depends on nothing async besides monoio (checked by `tests/tests/architecture.rs`).
 
+pub mod approvals;
 pub mod audit_ring;
 pub mod budget;
 pub mod demo_upstream;

@@ -85,6 +85,29 @@ pub struct Call<'a> {
     pub now: Timestamp,
 }
 
+/// A call the policy escalated to a human: what resuming it needs.
+#[derive(Debug)]
+pub struct Escalation {
+    /// The audit record so far (becomes the final record after approval).
+    pub event: AuditEvent,
+    /// The verified token.
+    pub token: Option<Arc<VerifiedToken>>,
+    /// The policy's reason for escalating.
+    pub policy_reason: String,
+}
+
+/// What [`Core::finish`] leads to: a verdict, or a reviewer's decision to wait for.
+// `Done` is the hot path: boxing it would allocate on every call to save space on the rare one.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum Finished {
+    /// Decided.
+    Done(Verdict),
+    /// The policy escalated: a reviewer decides (the server waits, then calls
+    /// [`Core::after_approval`]).
+    Escalated(Box<Escalation>),
+}
+
 /// The outcome. `event` is the audit record of this decision point (not yet pushed).
 #[derive(Debug)]
 pub enum Verdict {
@@ -93,6 +116,7 @@ pub enum Verdict {
         /// Audit record (decision allow).
         event: AuditEvent,
     },
+
     /// A check refused.
     Deny {
         /// Error for the agent.
@@ -102,7 +126,9 @@ pub enum Verdict {
     },
 }
 
-fn deny(
+/// A denial at `check` with JSON-RPC `code`/`message`; `reason` becomes the error data and
+/// the audit reason.
+pub fn deny(
     mut event: AuditEvent,
     check: Check,
     code: i32,
@@ -252,14 +278,27 @@ impl Core {
         call: &Call<'_>,
     ) -> Verdict {
         match self.capability_stage(snap, settings, call) {
-            Ok(passed) => self.finish(
+            Ok(passed) => match self.finish(
                 snap,
                 settings,
                 budget,
                 call,
                 passed,
                 IntentOutcome::NotConsulted,
-            ),
+            ) {
+                Finished::Done(v) => v,
+                // Without a server to wait for a reviewer, an escalation is a refusal.
+                Finished::Escalated(esc) => {
+                    let reason = format!("escalation requested ({})", esc.policy_reason);
+                    deny(
+                        esc.event,
+                        Check::Policy,
+                        code::POLICY,
+                        "policy escalation required",
+                        reason,
+                    )
+                }
+            },
             Err(verdict) => *verdict,
         }
     }
@@ -296,28 +335,28 @@ impl Core {
         call: &Call<'_>,
         passed: Passed,
         intent: IntentOutcome,
-    ) -> Verdict {
+    ) -> Finished {
         let Passed { token, mut event } = passed;
         let intent_value = match intent {
             IntentOutcome::Failed(reason) => {
-                return deny(
+                return Finished::Done(deny(
                     event,
                     Check::Intent,
                     code::INTENT,
                     "intent check failed",
                     reason,
-                );
+                ));
             }
             IntentOutcome::Extracted(i) => {
                 if let Err(reason) = crate::intent::check(&i, call.tool) {
                     event.intent_summary = i.summary;
-                    return deny(
+                    return Finished::Done(deny(
                         event,
                         Check::Intent,
                         code::INTENT,
                         "intent check failed",
                         reason,
-                    );
+                    ));
                 }
                 event.intent_summary.clone_from(&i.summary);
                 Some(i.to_value())
@@ -328,13 +367,13 @@ impl Core {
                 } else {
                     "intent prompt provided but no extractor URL is configured"
                 };
-                return deny(
+                return Finished::Done(deny(
                     event,
                     Check::Intent,
                     code::INTENT,
                     "intent check failed",
                     reason.into(),
-                );
+                ));
             }
             IntentOutcome::NotConsulted => None,
         };
@@ -350,7 +389,15 @@ impl Core {
             .transpose()
         {
             Ok(a) => a,
-            Err(e) => return deny(event, Check::Policy, code::POLICY, "policy check failed", e),
+            Err(e) => {
+                return Finished::Done(deny(
+                    event,
+                    Check::Policy,
+                    code::POLICY,
+                    "policy check failed",
+                    e,
+                ));
+            }
         };
         let stats = budget.stats(tenant, agent, call.tool, now_s);
         let input = Input {
@@ -380,28 +427,53 @@ impl Core {
             .evaluate(input);
         event.requires_step_up = decision.requires_step_up;
         if decision.escalate {
-            let reason = format!(
-                "escalation requested ({}) but the approvals queue is not available in this build",
-                decision.reason
-            );
-            return deny(
+            return Finished::Escalated(Box::new(Escalation {
                 event,
-                Check::Policy,
-                code::POLICY,
-                "policy escalation required",
-                reason,
-            );
+                token,
+                policy_reason: decision.reason,
+            }));
         }
         if !decision.allow {
-            return deny(
+            return Finished::Done(deny(
                 event,
                 Check::Policy,
                 code::POLICY,
                 "policy check failed",
                 decision.reason,
-            );
+            ));
         }
+        event.reason = decision.reason;
+        Finished::Done(Self::budget_stage(
+            settings,
+            budget,
+            call,
+            token.as_ref(),
+            event,
+        ))
+    }
 
+    /// The budget stage of a call a reviewer approved.
+    pub fn after_approval(
+        settings: &Settings,
+        budget: &Budget,
+        call: &Call<'_>,
+        esc: Escalation,
+        reason: String,
+    ) -> Verdict {
+        let Escalation {
+            mut event, token, ..
+        } = esc;
+        event.reason = reason;
+        Self::budget_stage(settings, budget, call, token.as_ref(), event)
+    }
+
+    fn budget_stage(
+        settings: &Settings,
+        budget: &Budget,
+        call: &Call<'_>,
+        token: Option<&Arc<VerifiedToken>>,
+        event: AuditEvent,
+    ) -> Verdict {
         if token.is_none() && settings.require_budget {
             let reason = "budget enforcement requires a verified capability token".to_string();
             return deny(
@@ -412,9 +484,18 @@ impl Core {
                 reason,
             );
         }
-        let root = token.as_ref().map(|t| t.token.claims.root_jti.as_str());
-        let max_calls = token.as_ref().and_then(|t| t.max_calls);
-        if let Err(d) = budget.charge(root, max_calls, tenant, agent, call.tool, now_s) {
+        let tenant = token.map_or("", |t| t.token.claims.tenant.as_str());
+        let agent = token.map_or("", |t| t.token.claims.sub.as_str());
+        let root = token.map(|t| t.token.claims.root_jti.as_str());
+        let max_calls = token.and_then(|t| t.max_calls);
+        if let Err(d) = budget.charge(
+            root,
+            max_calls,
+            tenant,
+            agent,
+            call.tool,
+            call.now.unix_seconds(),
+        ) {
             return deny(
                 event,
                 Check::Budget,
@@ -423,7 +504,6 @@ impl Core {
                 d.to_string(),
             );
         }
-        event.reason = decision.reason;
         Verdict::Allow { event }
     }
 }

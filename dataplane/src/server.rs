@@ -20,12 +20,13 @@ use intentgate_shared::audit::{AuditEvent, Check, Decision};
 use intentgate_shared::snapshot::{Snapshot, SnapshotCell};
 use intentgate_shared::timestamp::Timestamp;
 
+use crate::approvals::{self, ApprovalQueue, PendingRequest};
 use crate::audit_ring::{AuditProducer, Reservation};
 use crate::budget::Budget;
 use crate::http::{self, BodyFraming, Head, HttpError, Method};
 use crate::intent::{self, IntentCache};
 use crate::jsonrpc::{self, RpcError, code};
-use crate::pipeline::{Call, Core, IntentOutcome, Settings, Verdict};
+use crate::pipeline::{self, Call, Core, Escalation, Finished, IntentOutcome, Settings, Verdict};
 use crate::upstream::{Upstream, UpstreamTarget};
 
 /// Everything the workers need, fixed at startup.
@@ -57,6 +58,8 @@ pub struct ServerConfig {
     pub extractor: Option<UpstreamTarget>,
     /// The admin listener `/v1/admin/*` is relayed to, if any.
     pub admin_relay: Option<UpstreamTarget>,
+    /// How long an escalated call waits for a reviewer.
+    pub approval_timeout: Duration,
     /// `/healthz` answers 503 when the snapshot is older than this (None: no bound).
     pub max_staleness: Option<Duration>,
 }
@@ -78,6 +81,7 @@ impl ServerConfig {
             upstream: None,
             extractor: None,
             admin_relay: None,
+            approval_timeout: Duration::from_secs(300),
             max_staleness: None,
         }
     }
@@ -94,6 +98,8 @@ pub struct Shared {
     pub stopping: AtomicBool,
     /// Open connections, all workers.
     pub connections: AtomicUsize,
+    /// The approvals queue (None: escalations deny).
+    pub approvals: Option<Arc<ApprovalQueue>>,
 }
 
 /// A running data plane.
@@ -627,9 +633,145 @@ impl Worker {
             }
             _ => IntentOutcome::NotConsulted,
         };
-        self.core
-            .borrow_mut()
-            .finish(snap, settings, &self.shared.budget, call, passed, outcome)
+        let verdict = self.core.borrow_mut().finish(
+            snap,
+            settings,
+            &self.shared.budget,
+            call,
+            passed,
+            outcome,
+        );
+        match verdict {
+            Finished::Escalated(esc) => self.escalate(call, esc).await,
+            Finished::Done(v) => v,
+        }
+    }
+
+    /// Hands an escalated call to a reviewer and waits (without blocking the core) for
+    /// approve, reject or the approval timeout (compat §6).
+    async fn escalate(&self, call: &Call<'_>, esc: Box<Escalation>) -> Verdict {
+        let Some(queue) = &self.shared.approvals else {
+            let reason = format!(
+                "escalation requested ({}) but approvals are off (INTENTGATE_APPROVALS_BACKEND=off)",
+                esc.policy_reason
+            );
+            return pipeline::deny(
+                esc.event,
+                Check::Policy,
+                code::POLICY,
+                "policy escalation required",
+                reason,
+            );
+        };
+        let pending_id = approvals::new_pending_id(call.now);
+        let e = &esc.event;
+        let row = PendingRequest {
+            pending_id: pending_id.clone(),
+            tenant: e.tenant.clone(),
+            capability_token_id: e.capability_token_id.clone(),
+            root_capability_token_id: e.root_capability_token_id.clone(),
+            agent_id: e.agent_id.clone(),
+            tool: e.tool.clone(),
+            args: call
+                .arguments
+                .and_then(|a| serde_json::from_str(a.get()).ok()),
+            intent_summary: e.intent_summary.clone(),
+            reason: esc.policy_reason.clone(),
+            status: approvals::Status::Pending,
+            created_at: call.now,
+            decided_at: None,
+            decided_by: String::new(),
+            decide_note: String::new(),
+            requires_step_up: e.requires_step_up,
+        };
+        let waiter = queue.enqueue(row);
+        let mut escalated = esc.event.clone();
+        escalated.decision = Decision::Escalate.as_str().into();
+        escalated.check = Check::Policy.as_str().into();
+        escalated.reason = format!("escalate: {}", esc.policy_reason);
+        escalated.pending_id.clone_from(&pending_id);
+        if self.audit.borrow_mut().push(escalated).is_err() {
+            queue.expire(&pending_id);
+            let mut event = esc.event;
+            event.pending_id = pending_id;
+            let reason = "audit queue full: the escalation could not be recorded".to_string();
+            return pipeline::deny(
+                event,
+                Check::Policy,
+                code::POLICY,
+                "policy escalation failed",
+                reason,
+            );
+        }
+        let timeout = self.config.approval_timeout;
+        let decided = monoio::select! {
+            r = waiter => r.ok(),
+            _ = monoio::time::sleep(timeout) => None,
+        };
+        let mut event = esc.event.clone();
+        event.pending_id.clone_from(&pending_id);
+        match decided {
+            Some(d) if d.approved => {
+                let who = if d.decided_by.is_empty() {
+                    "(anonymous)"
+                } else {
+                    d.decided_by.as_str()
+                };
+                let reason = if d.note.is_empty() {
+                    format!("approved by {who}")
+                } else {
+                    format!("approved by {who}: {}", d.note)
+                };
+                let mut approved = event.clone();
+                approved.check = Check::Policy.as_str().into();
+                approved.reason.clone_from(&reason);
+                approved.decided_by.clone_from(&d.decided_by);
+                // The approval is recorded on the call's final record too, so a full ring
+                // here loses nothing that the final record does not say.
+                let _ = self.audit.borrow_mut().push(approved);
+                let mut esc = esc;
+                esc.event = event;
+                esc.event.decided_by = d.decided_by;
+                Core::after_approval(
+                    &self.config.settings,
+                    &self.shared.budget,
+                    call,
+                    *esc,
+                    reason,
+                )
+            }
+            Some(d) => {
+                let who = if d.decided_by.is_empty() {
+                    "(anonymous)"
+                } else {
+                    d.decided_by.as_str()
+                };
+                let reason = if d.note.is_empty() {
+                    format!("rejected by {who}")
+                } else {
+                    format!("rejected by {who}: {}", d.note)
+                };
+                event.decided_by = d.decided_by;
+                pipeline::deny(
+                    event,
+                    Check::Policy,
+                    code::POLICY,
+                    "policy: rejected by reviewer",
+                    reason,
+                )
+            }
+            None => {
+                queue.expire(&pending_id);
+                let reason = format!("approval window expired ({}s)", timeout.as_secs());
+                pipeline::deny(
+                    event,
+                    Check::Policy,
+                    code::POLICY,
+                    "policy: approval window expired",
+                    reason,
+                )
+            }
+        }
     }
 
     async fn extract(

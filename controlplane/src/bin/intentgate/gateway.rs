@@ -12,6 +12,7 @@ use anyhow::{Context as _, Result, bail};
 use intentgate_controlplane::admin::{self, AdminState, auth::AdminAuth};
 use intentgate_controlplane::revocation::RevocationStore;
 use intentgate_controlplane::store;
+use intentgate_dataplane::approvals::ApprovalQueue;
 use intentgate_dataplane::audit_ring::{self, AuditCounters, MemorySink};
 use intentgate_dataplane::budget::Budget;
 use intentgate_dataplane::demo_upstream;
@@ -162,6 +163,8 @@ fn run(plan: Plan, banner: impl FnOnce(&server::Running, Option<SocketAddr>)) ->
         default_policy: policy,
         tenant_policies: Arc::new(HashMap::new()),
     };
+    let approvals =
+        (cfg.approvals_backend == StoreBackend::Memory).then(|| Arc::new(ApprovalQueue::default()));
     let shared = Arc::new(Shared {
         snapshot: Arc::new(SnapshotCell::new(snapshot)),
         budget: Arc::new(Budget::new(
@@ -170,6 +173,7 @@ fn run(plan: Plan, banner: impl FnOnce(&server::Running, Option<SocketAddr>)) ->
         )),
         stopping: AtomicBool::new(false),
         connections: AtomicUsize::new(0),
+        approvals: approvals.clone(),
     });
     let counters = Arc::new(AuditCounters::default());
     let sink = MemorySink::new(10_000, cfg.audit_target == AuditTarget::Stdout);
@@ -185,6 +189,7 @@ fn run(plan: Plan, banner: impl FnOnce(&server::Running, Option<SocketAddr>)) ->
         snapshot: Arc::clone(&shared.snapshot),
         revocations,
         audit: std::sync::Mutex::new(admin_producer),
+        approvals,
     });
     let (admin_addr, admin_stop) = match admin::router(state) {
         Some(app) => {
@@ -215,6 +220,7 @@ fn run(plan: Plan, banner: impl FnOnce(&server::Running, Option<SocketAddr>)) ->
     sc.max_body = cfg.max_body_bytes;
     sc.upstream = upstream;
     sc.extractor = extractor(&cfg)?;
+    sc.approval_timeout = Duration::from_secs(cfg.approval_timeout_s);
     if let (Some(addr), true) = (admin_addr, cfg.admin_on_data_port) {
         sc.admin_relay = Some(UpstreamTarget::parse(
             &format!("http://{addr}/"),

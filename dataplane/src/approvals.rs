@@ -1,0 +1,336 @@
+//! Human approval of escalated calls (compat §6), in memory: the escalated call waits on a
+//! oneshot channel that a decision from the admin API completes, waking the core that holds
+//! the call without any polling. Decide once; a timeout marks the row `timeout`.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use futures_channel::oneshot;
+use ring::rand::SecureRandom;
+use serde_json::{Value, json};
+
+use intentgate_shared::timestamp::Timestamp;
+
+/// Rows kept; the oldest decided ones go first when full.
+pub const MAX_ROWS: usize = 10_000;
+
+/// State of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Waiting.
+    Pending,
+    /// Approved by a reviewer.
+    Approved,
+    /// Rejected by a reviewer.
+    Rejected,
+    /// Nobody decided in time.
+    Timeout,
+}
+
+impl Status {
+    /// Wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Approved => "approved",
+            Self::Rejected => "rejected",
+            Self::Timeout => "timeout",
+        }
+    }
+
+    /// Parses a wire name.
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Pending, Self::Approved, Self::Rejected, Self::Timeout]
+            .into_iter()
+            .find(|st| st.as_str() == s)
+    }
+}
+
+/// One escalated call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PendingRequest {
+    /// Id (16 bytes, time-prefixed, base64url).
+    pub pending_id: String,
+    /// Tenant.
+    pub tenant: String,
+    /// Token id.
+    pub capability_token_id: String,
+    /// Root token id.
+    pub root_capability_token_id: String,
+    /// Agent.
+    pub agent_id: String,
+    /// Tool.
+    pub tool: String,
+    /// Arguments, verbatim.
+    pub args: Option<Value>,
+    /// Intent summary.
+    pub intent_summary: String,
+    /// The policy's reason.
+    pub reason: String,
+    /// State.
+    pub status: Status,
+    /// Created.
+    pub created_at: Timestamp,
+    /// Decided.
+    pub decided_at: Option<Timestamp>,
+    /// Reviewer (free text from the decision body).
+    pub decided_by: String,
+    /// Reviewer's note.
+    pub decide_note: String,
+    /// The policy asked for step-up.
+    pub requires_step_up: bool,
+}
+
+impl PendingRequest {
+    /// The compat JSON shape (empty optional fields omitted).
+    pub fn to_json(&self) -> Value {
+        let mut v = json!({
+            "pending_id": self.pending_id,
+            "agent_id": self.agent_id,
+            "tool": self.tool,
+            "reason": self.reason,
+            "status": self.status.as_str(),
+            "created_at": self.created_at.to_rfc3339_nano(),
+        });
+        let opt = |v: &mut Value, k: &str, s: &str| {
+            if !s.is_empty() {
+                v[k] = s.into();
+            }
+        };
+        opt(&mut v, "tenant", &self.tenant);
+        opt(&mut v, "capability_token_id", &self.capability_token_id);
+        opt(
+            &mut v,
+            "root_capability_token_id",
+            &self.root_capability_token_id,
+        );
+        opt(&mut v, "intent_summary", &self.intent_summary);
+        opt(&mut v, "decided_by", &self.decided_by);
+        opt(&mut v, "decide_note", &self.decide_note);
+        if let Some(args) = &self.args {
+            v["args"] = args.clone();
+        }
+        if let Some(at) = self.decided_at {
+            v["decided_at"] = at.to_rfc3339_nano().into();
+        }
+        if self.requires_step_up {
+            v["requires_step_up"] = true.into();
+        }
+        v
+    }
+}
+
+/// What the waiting call learns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decided {
+    /// Approved (true) or rejected.
+    pub approved: bool,
+    /// Reviewer.
+    pub decided_by: String,
+    /// Note.
+    pub note: String,
+}
+
+/// Why a decision was refused.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DecideError {
+    /// No such id (or another tenant's).
+    NotFound,
+    /// Decided before; carries the current row.
+    AlreadyDecided(Box<PendingRequest>),
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    rows: Vec<PendingRequest>,
+    waiters: HashMap<String, oneshot::Sender<Decided>>,
+}
+
+/// The in-memory approvals queue, shared by the data plane and the admin API.
+#[derive(Debug, Default)]
+pub struct ApprovalQueue {
+    inner: Mutex<Inner>,
+}
+
+/// A fresh pending id: 4-byte big-endian seconds and 12 random bytes, base64url.
+pub fn new_pending_id(now: Timestamp) -> String {
+    let mut bytes = [0u8; 16];
+    bytes[..4].copy_from_slice(&(now.unix_seconds() as u32).to_be_bytes());
+    // A failing system RNG leaves zeros: ids stay unique by time prefix and the map check.
+    let _ = ring::rand::SystemRandom::new().fill(&mut bytes[4..]);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+impl ApprovalQueue {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Stores a pending request; the receiver completes when someone decides.
+    pub fn enqueue(&self, row: PendingRequest) -> oneshot::Receiver<Decided> {
+        let (tx, rx) = oneshot::channel();
+        let mut inner = self.lock();
+        let full = inner.rows.len() >= MAX_ROWS;
+        if let Some(i) = inner
+            .rows
+            .iter()
+            .position(|r| full && r.status != Status::Pending)
+        {
+            inner.rows.remove(i);
+        }
+        inner.waiters.insert(row.pending_id.clone(), tx);
+        inner.rows.push(row);
+        rx
+    }
+
+    /// Records a decision (once). `tenant` `Some` restricts to that tenant's rows (others are
+    /// reported as not found).
+    pub fn decide(
+        &self,
+        id: &str,
+        approved: bool,
+        by: &str,
+        note: &str,
+        tenant: Option<&str>,
+    ) -> Result<PendingRequest, DecideError> {
+        let mut inner = self.lock();
+        let row = inner
+            .rows
+            .iter_mut()
+            .find(|r| r.pending_id == id && tenant.is_none_or(|t| r.tenant == t))
+            .ok_or(DecideError::NotFound)?;
+        if row.status != Status::Pending {
+            return Err(DecideError::AlreadyDecided(Box::new(row.clone())));
+        }
+        row.status = if approved {
+            Status::Approved
+        } else {
+            Status::Rejected
+        };
+        row.decided_at = Some(Timestamp::now());
+        by.clone_into(&mut row.decided_by);
+        note.clone_into(&mut row.decide_note);
+        let out = row.clone();
+        if let Some(tx) = inner.waiters.remove(id) {
+            // The waiter may have timed out a moment ago: then nobody listens, and the row
+            // still says what the reviewer decided.
+            let _ = tx.send(Decided {
+                approved,
+                decided_by: by.to_owned(),
+                note: note.to_owned(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Marks a still-pending request `timeout` (the waiting call gave up).
+    pub fn expire(&self, id: &str) {
+        let mut inner = self.lock();
+        inner.waiters.remove(id);
+        if let Some(row) = inner
+            .rows
+            .iter_mut()
+            .find(|r| r.pending_id == id && r.status == Status::Pending)
+        {
+            row.status = Status::Timeout;
+            row.decided_at = Some(Timestamp::now());
+        }
+    }
+
+    /// Newest first, optionally one tenant's and one status.
+    pub fn list(
+        &self,
+        tenant: Option<&str>,
+        status: Option<Status>,
+        limit: usize,
+        offset: usize,
+    ) -> Vec<PendingRequest> {
+        let inner = self.lock();
+        inner
+            .rows
+            .iter()
+            .rev()
+            .filter(|r| {
+                tenant.is_none_or(|t| r.tenant == t) && status.is_none_or(|s| r.status == s)
+            })
+            .skip(offset)
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: &str, tenant: &str) -> PendingRequest {
+        PendingRequest {
+            pending_id: id.into(),
+            tenant: tenant.into(),
+            capability_token_id: String::new(),
+            root_capability_token_id: String::new(),
+            agent_id: "a".into(),
+            tool: "wire".into(),
+            args: None,
+            intent_summary: String::new(),
+            reason: "big".into(),
+            status: Status::Pending,
+            created_at: Timestamp::now(),
+            decided_at: None,
+            decided_by: String::new(),
+            decide_note: String::new(),
+            requires_step_up: false,
+        }
+    }
+
+    #[test]
+    fn a_decision_wakes_the_waiter_once() {
+        let q = ApprovalQueue::default();
+        let mut rx = q.enqueue(row("p1", "acme"));
+        assert!(rx.try_recv().unwrap().is_none());
+        let decided = q.decide("p1", true, "alice", "ok", None).unwrap();
+        assert_eq!(
+            (decided.status, decided.decided_by.as_str()),
+            (Status::Approved, "alice")
+        );
+        assert_eq!(
+            rx.try_recv().unwrap().unwrap(),
+            Decided {
+                approved: true,
+                decided_by: "alice".into(),
+                note: "ok".into()
+            }
+        );
+        match q.decide("p1", false, "bob", "", None) {
+            Err(DecideError::AlreadyDecided(r)) => assert_eq!(r.status, Status::Approved),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn tenant_scope_hides_foreign_rows_and_timeouts_stick() {
+        let q = ApprovalQueue::default();
+        let _rx = q.enqueue(row("p1", "acme"));
+        assert_eq!(
+            q.decide("p1", true, "x", "", Some("globex")),
+            Err(DecideError::NotFound)
+        );
+        assert_eq!(
+            q.decide("nope", true, "x", "", None),
+            Err(DecideError::NotFound)
+        );
+        q.expire("p1");
+        assert_eq!(q.list(None, Some(Status::Timeout), 10, 0).len(), 1);
+        assert!(matches!(
+            q.decide("p1", true, "x", "", None),
+            Err(DecideError::AlreadyDecided(_))
+        ));
+        assert!(q.list(Some("globex"), None, 10, 0).is_empty());
+        assert_eq!(Status::parse("timeout"), Some(Status::Timeout));
+        assert_eq!(Status::parse("maybe"), None);
+        assert_eq!(new_pending_id(Timestamp::now()).len(), 22);
+    }
+}
