@@ -1087,3 +1087,128 @@ fn escalations_wait_for_a_reviewer_then_approve_reject_or_expire() {
     .json();
     assert_eq!(rows["approvals"].as_array().unwrap().len(), 1);
 }
+
+/// A throwaway database on the test server; dropped when the guard goes.
+struct TempDb {
+    admin_url: String,
+    name: String,
+    url: String,
+}
+
+impl TempDb {
+    fn new() -> Self {
+        let admin_url = std::env::var("DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let name = format!("ig_e2e_{}_{}", std::process::id(), closed_port());
+        let (base, _) = admin_url.rsplit_once('/').unwrap();
+        let url = format!("{base}/{name}");
+        Self::exec(&admin_url, &format!("CREATE DATABASE \"{name}\""));
+        Self {
+            admin_url,
+            name,
+            url,
+        }
+    }
+
+    fn exec(url: &str, sql: &str) {
+        let sql: sqlx::AssertSqlSafe<String> = sqlx::AssertSqlSafe(sql.to_owned());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            use sqlx::Connection as _;
+            let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+            sqlx::raw_sql(sql).execute(&mut c).await.unwrap();
+        });
+    }
+}
+
+impl Drop for TempDb {
+    fn drop(&mut self) {
+        Self::exec(
+            &self.admin_url,
+            &format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name),
+        );
+    }
+}
+
+#[test]
+fn a_revocation_on_one_replica_reaches_another_through_postgres() {
+    let db = TempDb::new();
+    let env = [
+        ("INTENTGATE_POSTGRES_URL", db.url.as_str()),
+        ("INTENTGATE_ADMIN_TOKEN", "root-secret"),
+        ("INTENTGATE_SNAPSHOT_MAX_STALENESS_S", "3"),
+    ];
+    let a = spawn("serve", &env);
+    let b = spawn("serve", &env);
+    let token = mint(&[], vec![]);
+    assert!(call(b.addr, Some(&token), "read_invoice", json!({}))["result"].is_object());
+    let jti = Token::decode(&token).unwrap().claims.jti;
+    let r = admin(
+        a.addr,
+        "POST",
+        "/v1/admin/revoke",
+        "root-secret",
+        &json!({"jti": jti}).to_string(),
+    );
+    assert_eq!(r.status, 200);
+    let revoked_at = Instant::now();
+    loop {
+        let v = call(b.addr, Some(&token), "read_invoice", json!({}));
+        if v["error"]["data"] == "token revoked" {
+            break;
+        }
+        assert!(
+            revoked_at.elapsed() < Duration::from_secs(5),
+            "replica B never saw the revocation: {v}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!(
+        "revocation reached the other replica after {:?}",
+        revoked_at.elapsed()
+    );
+    // A restarted replica loads it at startup.
+    drop(b);
+    let c = spawn("serve", &env);
+    assert_eq!(
+        call(c.addr, Some(&token), "read_invoice", json!({}))["error"]["data"],
+        "token revoked"
+    );
+    drop((a, c));
+}
+
+#[test]
+fn a_replica_that_cannot_refresh_fails_closed_and_reports_unready() {
+    let db = TempDb::new();
+    let gw = spawn(
+        "serve",
+        &[
+            ("INTENTGATE_POSTGRES_URL", db.url.as_str()),
+            ("INTENTGATE_SNAPSHOT_MAX_STALENESS_S", "2"),
+        ],
+    );
+    let token = mint(&[], vec![]);
+    assert_eq!(raw(gw.addr, b"GET /healthz HTTP/1.1\r\n\r\n").status, 200);
+    assert!(call(gw.addr, Some(&token), "read_invoice", json!({}))["result"].is_object());
+    // The database disappears: revocations can no longer be confirmed.
+    drop(db);
+    let deadline = Instant::now() + Duration::from_secs(8);
+    while raw(gw.addr, b"GET /healthz HTTP/1.1\r\n\r\n").status != 503 {
+        assert!(
+            Instant::now() < deadline,
+            "healthz never reported the stale snapshot"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (code, reason) = error_of(&call(gw.addr, Some(&token), "read_invoice", json!({})));
+    assert_eq!(
+        (code, reason.as_str()),
+        (
+            -32010,
+            "revocation snapshot is stale; token rejected (fail-closed)"
+        )
+    );
+}

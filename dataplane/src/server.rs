@@ -469,13 +469,7 @@ impl Worker {
         let method = head.method.unwrap_or(Method::Other);
         match (path, method) {
             (b"/healthz", Method::Get) => {
-                let snap = self.shared.snapshot.load();
-                let stale = self.config.max_staleness.is_some_and(|max| {
-                    let age = Timestamp::now()
-                        .unix_micros()
-                        .saturating_sub(snap.built_at.unix_micros());
-                    age > i64::try_from(max.as_micros()).unwrap_or(i64::MAX)
-                });
+                let stale = self.stale();
                 let body = if stale {
                     format!(
                         "{{\"status\":\"stale\",\"version\":\"{}\"}}",
@@ -608,9 +602,29 @@ impl Worker {
         }
     }
 
+    /// The snapshot could not be confirmed current within the staleness bound.
+    fn stale(&self) -> bool {
+        self.config
+            .max_staleness
+            .is_some_and(|max| self.shared.snapshot.is_stale(max))
+    }
+
     /// The four checks, consulting the intent extractor between capability and policy.
     async fn decide(&self, snap: &Snapshot, call: &Call<'_>) -> Verdict {
         let settings = &self.config.settings;
+        if self.stale() {
+            // A revocation made elsewhere may be missing: refuse rather than guess.
+            let mut event = AuditEvent::new(call.now, Decision::Block, call.tool);
+            event.remote_ip = call.remote_ip.to_owned();
+            let reason = "revocation snapshot is stale; token rejected (fail-closed)".to_string();
+            return pipeline::deny(
+                event,
+                Check::Capability,
+                code::CAPABILITY,
+                "capability check failed",
+                reason,
+            );
+        }
         let passed = match self
             .core
             .borrow_mut()
@@ -838,6 +852,23 @@ impl Worker {
             let Some(slot) = self.audit.borrow_mut().reserve() else {
                 return audit_full(out, close);
             };
+            if self.stale() {
+                let mut event =
+                    AuditEvent::new(Timestamp::now(), Decision::Block, req.method.as_ref());
+                event.remote_ip = remote.to_owned();
+                let reason =
+                    "revocation snapshot is stale; token rejected (fail-closed)".to_string();
+                let Verdict::Deny { error, event } = pipeline::deny(
+                    event,
+                    Check::Capability,
+                    code::CAPABILITY,
+                    "capability check failed",
+                    reason,
+                ) else {
+                    return;
+                };
+                return self.respond_denied(slot, req.id, &error, event, notification, close, out);
+            }
             let verdict = self.core.borrow_mut().authorize_session(
                 &snap,
                 &self.config.settings,

@@ -7,6 +7,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
@@ -36,6 +38,20 @@ impl RevocationSet {
         self.by_jti
             .get(jti)
             .is_some_and(|ts| ts.iter().any(|t| t.is_empty() || &**t == tenant))
+    }
+
+    /// True when exactly `(jti, tenant)` was recorded.
+    pub fn contains(&self, jti: &str, tenant: &str) -> bool {
+        self.by_jti
+            .get(jti)
+            .is_some_and(|ts| ts.iter().any(|t| &**t == tenant))
+    }
+
+    /// Every recorded `(jti, tenant)`.
+    pub fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.by_jti
+            .iter()
+            .flat_map(|(j, ts)| ts.iter().map(move |t| (&**j, &**t)))
     }
 
     /// Number of revoked ids.
@@ -81,6 +97,9 @@ pub struct SnapshotCell {
     current: ArcSwap<Snapshot>,
     /// Serialises writers (rare) so each change applies to the latest snapshot.
     writer: Mutex<u64>,
+    /// When the content was last confirmed current (µs since the epoch): a publication or a
+    /// resync that found nothing new.
+    refreshed_at: AtomicI64,
 }
 
 impl SnapshotCell {
@@ -90,6 +109,7 @@ impl SnapshotCell {
         Self {
             current: ArcSwap::from_pointee(first),
             writer: Mutex::new(1),
+            refreshed_at: AtomicI64::new(Timestamp::now().unix_micros()),
         }
     }
 
@@ -110,6 +130,56 @@ impl SnapshotCell {
         next.version = *last;
         next.built_at = Timestamp::now();
         self.current.store(Arc::new(next));
+        self.mark_fresh();
         *last
+    }
+
+    /// Records that the snapshot was checked against its sources and is current.
+    pub fn mark_fresh(&self) {
+        self.refreshed_at
+            .store(Timestamp::now().unix_micros(), Ordering::Release);
+    }
+
+    /// True when the snapshot was last confirmed longer than `max` ago.
+    pub fn is_stale(&self, max: Duration) -> bool {
+        let age = Timestamp::now()
+            .unix_micros()
+            .saturating_sub(self.refreshed_at.load(Ordering::Acquire));
+        age > i64::try_from(max.as_micros()).unwrap_or(i64::MAX)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key_ring::MasterKey;
+
+    fn cell() -> SnapshotCell {
+        SnapshotCell::new(Snapshot {
+            version: 0,
+            built_at: Timestamp::now(),
+            keys: KeyRing::single(MasterKey::from_bytes(&[1; 32])),
+            revoked: Arc::new(RevocationSet::default()),
+            default_policy: Policy::default_policy().unwrap(),
+            tenant_policies: Arc::new(HashMap::new()),
+        })
+    }
+
+    #[test]
+    fn updates_bump_versions_and_freshness() {
+        let c = cell();
+        assert_eq!(c.load().version, 1);
+        let v = c.update(|s| {
+            let mut r = RevocationSet::clone(&s.revoked);
+            r.insert("j", "");
+            s.revoked = Arc::new(r);
+        });
+        assert_eq!((v, c.load().version), (2, 2));
+        assert!(c.load().revoked.is_revoked("j", "any"));
+        assert!(!c.is_stale(Duration::from_secs(5)));
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(c.is_stale(Duration::from_millis(10)));
+        c.mark_fresh();
+        assert!(!c.is_stale(Duration::from_millis(10)));
     }
 }

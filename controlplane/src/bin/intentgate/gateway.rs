@@ -136,16 +136,17 @@ fn run(plan: Plan, banner: impl FnOnce(&server::Running, Option<SocketAddr>)) ->
         .enable_all()
         .build()
         .context("cannot start the control plane runtime")?;
-    let revocations = match &cfg.postgres_url {
-        Some(url) => {
-            let pool = rt.block_on(async {
-                let pool = store::connect(url.expose(), 5).await?;
-                let applied = store::migrate(&pool).await?;
-                tracing::info!(?applied, "database schema up to date");
-                Ok::<_, store::StoreError>(pool)
-            })?;
-            RevocationStore::Postgres(pool)
-        }
+    let pool = match &cfg.postgres_url {
+        Some(url) => Some(rt.block_on(async {
+            let pool = store::connect(url.expose(), 5).await?;
+            let applied = store::migrate(&pool).await?;
+            tracing::info!(?applied, "database schema up to date");
+            Ok::<_, store::StoreError>(pool)
+        })?),
+        None => None,
+    };
+    let revocations = match &pool {
+        Some(pool) => RevocationStore::Postgres(pool.clone()),
         None => RevocationStore::memory(),
     };
     let mut revoked = RevocationSet::default();
@@ -215,7 +216,16 @@ fn run(plan: Plan, banner: impl FnOnce(&server::Running, Option<SocketAddr>)) ->
         None => (None, None),
     };
 
+    if let Some(pool) = pool {
+        // Other replicas' revocations arrive through the periodic resync; while it fails
+        // the snapshot ages, and past INTENTGATE_SNAPSHOT_MAX_STALENESS_S calls are refused.
+        let max = Duration::from_secs(cfg.snapshot_max_staleness_s);
+        rt.spawn(resync_revocations(pool, Arc::clone(&shared.snapshot), max));
+    }
     let mut sc = ServerConfig::new(cfg.addr, settings(&cfg));
+    if cfg.postgres_url.is_some() {
+        sc.max_staleness = Some(Duration::from_secs(cfg.snapshot_max_staleness_s));
+    }
     sc.threads = threads;
     sc.max_body = cfg.max_body_bytes;
     sc.upstream = upstream;
@@ -248,6 +258,36 @@ fn run(plan: Plan, banner: impl FnOnce(&server::Running, Option<SocketAddr>)) ->
         "audit drained; bye"
     );
     Ok(())
+}
+
+/// Reloads the revocation set from Postgres every third of the staleness bound (at most
+/// every 5 s) and publishes it when it changed.
+async fn resync_revocations(
+    pool: sqlx::PgPool,
+    snapshot: Arc<SnapshotCell>,
+    max_staleness: Duration,
+) {
+    let period = (max_staleness / 3).clamp(Duration::from_millis(200), Duration::from_secs(5));
+    let mut tick = tokio::time::interval(period);
+    loop {
+        tick.tick().await;
+        match store::all_revocations(&pool).await {
+            Ok(pairs) => {
+                let current = snapshot.load();
+                let missing = pairs.iter().any(|(j, t)| !current.revoked.contains(j, t));
+                if missing {
+                    let mut set = RevocationSet::clone(&current.revoked);
+                    for (j, t) in &pairs {
+                        set.insert(j, t);
+                    }
+                    snapshot.update(|s| s.revoked = Arc::new(set));
+                } else {
+                    snapshot.mark_fresh();
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "revocation resync failed; the snapshot is aging"),
+        }
+    }
 }
 
 fn wait_for_signal() -> Result<()> {
