@@ -726,16 +726,7 @@ impl Worker {
         event.pending_id.clone_from(&pending_id);
         match decided {
             Some(d) if d.approved => {
-                let who = if d.decided_by.is_empty() {
-                    "(anonymous)"
-                } else {
-                    d.decided_by.as_str()
-                };
-                let reason = if d.note.is_empty() {
-                    format!("approved by {who}")
-                } else {
-                    format!("approved by {who}: {}", d.note)
-                };
+                let reason = reviewer_reason("approved", &d);
                 let mut approved = event.clone();
                 approved.check = Check::Policy.as_str().into();
                 approved.reason.clone_from(&reason);
@@ -755,16 +746,7 @@ impl Worker {
                 )
             }
             Some(d) => {
-                let who = if d.decided_by.is_empty() {
-                    "(anonymous)"
-                } else {
-                    d.decided_by.as_str()
-                };
-                let reason = if d.note.is_empty() {
-                    format!("rejected by {who}")
-                } else {
-                    format!("rejected by {who}: {}", d.note)
-                };
+                let reason = reviewer_reason("rejected", &d);
                 event.decided_by = d.decided_by;
                 pipeline::deny(
                     event,
@@ -1115,6 +1097,20 @@ impl Worker {
         event.latency_ms = elapsed_ms(started);
         self.audit.borrow_mut().push_reserved(slot, event);
         http::write_response(out, status, doc.to_string().as_bytes(), close, &[]);
+    }
+}
+
+/// `approved by alice: looks fine` (compat wording; an empty reviewer is `(anonymous)`).
+fn reviewer_reason(verb: &str, d: &approvals::Decided) -> String {
+    let who = if d.decided_by.is_empty() {
+        "(anonymous)"
+    } else {
+        d.decided_by.as_str()
+    };
+    if d.note.is_empty() {
+        format!("{verb} by {who}")
+    } else {
+        format!("{verb} by {who}: {}", d.note)
     }
 }
 
