@@ -142,6 +142,22 @@ pub fn deny(
     Verdict::Deny { error, event }
 }
 
+/// The keys of a parsed arguments object, sorted (regorus objects are ordered).
+fn keys_of(args: &Value) -> Vec<String> {
+    args.as_object()
+        .map(|o| {
+            o.keys()
+                .filter_map(|k| k.as_string().ok().map(|s| s.to_string()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn with_arg_keys(mut event: AuditEvent, arguments: Option<&RawValue>) -> AuditEvent {
+    event.arg_keys = arg_keys(arguments);
+    event
+}
+
 fn arg_keys(arguments: Option<&RawValue>) -> Vec<String> {
     let Some(raw) = arguments else {
         return Vec::new();
@@ -313,11 +329,12 @@ impl Core {
     ) -> Result<Passed, Box<Verdict>> {
         let mut event = AuditEvent::new(call.now, Decision::Allow, call.tool);
         event.remote_ip = call.remote_ip.to_owned();
-        event.arg_keys = arg_keys(call.arguments);
         match self.capability(snap, settings, call, &mut event, true) {
             Ok(token) => Ok(Passed { token, event }),
+            // Allowed calls take their argument keys from the parsed arguments later (one
+            // parse); a refusal here pays for its own.
             Err(reason) => Err(Box::new(deny(
-                event,
+                with_arg_keys(event, call.arguments),
                 Check::Capability,
                 code::CAPABILITY,
                 "capability check failed",
@@ -337,6 +354,23 @@ impl Core {
         intent: IntentOutcome,
     ) -> Finished {
         let Passed { token, mut event } = passed;
+        let args = match call
+            .arguments
+            .map(|a| policy::args_from_json(a.get()))
+            .transpose()
+        {
+            Ok(a) => a,
+            Err(e) => {
+                return Finished::Done(deny(
+                    event,
+                    Check::Policy,
+                    code::POLICY,
+                    "policy check failed",
+                    e,
+                ));
+            }
+        };
+        event.arg_keys = args.as_ref().map(keys_of).unwrap_or_default();
         let intent_value = match intent {
             IntentOutcome::Failed(reason) => {
                 return Finished::Done(deny(
@@ -383,22 +417,6 @@ impl Core {
             .as_ref()
             .map_or("", |t| t.token.claims.tenant.as_str());
         let agent = token.as_ref().map_or("", |t| t.token.claims.sub.as_str());
-        let args = match call
-            .arguments
-            .map(|a| policy::args_from_json(a.get()))
-            .transpose()
-        {
-            Ok(a) => a,
-            Err(e) => {
-                return Finished::Done(deny(
-                    event,
-                    Check::Policy,
-                    code::POLICY,
-                    "policy check failed",
-                    e,
-                ));
-            }
-        };
         let stats = budget.stats(tenant, agent, call.tool, now_s);
         let input = Input {
             tool: call.tool,

@@ -946,17 +946,13 @@ impl Worker {
     ) -> Vec<u8> {
         let mut payload = Vec::with_capacity(512);
         let Some(upstream) = &self.upstream else {
-            let block = jsonrpc::intentgate_block(
-                "stub: no upstream configured",
-                elapsed_ms(started) as u64,
-            );
-            let result = serde_json::json!({
-                "content": [{"type": "text", "text": "stub: no upstream configured; gateway authorized this call"}],
-                "isError": false,
-                "_intentgate": block,
-            });
-            event.reason = format!("{} (stub upstream)", event.reason);
-            jsonrpc::write_result(&mut payload, req.id, result.to_string().as_bytes());
+            // Written directly: this path is the gateway's own throughput ceiling.
+            let mut result = Vec::with_capacity(256);
+            result.extend_from_slice(br#"{"content":[{"type":"text","text":"stub: no upstream configured; gateway authorized this call"}],"isError":false,"_intentgate":{"decision":"allow","reason":"stub: no upstream configured","latency_ms":"#);
+            result.extend_from_slice(elapsed_ms(started).to_string().as_bytes());
+            result.extend_from_slice(b"}}");
+            event.reason.push_str(" (stub upstream)");
+            jsonrpc::write_result(&mut payload, req.id, &result);
             return payload;
         };
         match upstream.post(body).await {
