@@ -112,14 +112,19 @@ pub fn router(state: Arc<AdminState>) -> Option<Router> {
 
 /// Caller address: the TCP peer, or the address the data plane relayed for when the peer
 /// is the local relay.
-fn client_ip(peer: SocketAddr, headers: &HeaderMap) -> String {
+fn client_addr(peer: SocketAddr, headers: &HeaderMap) -> SocketAddr {
     let relayed = headers
         .get("x-intentgate-relayed-for")
-        .and_then(|v| v.to_str().ok());
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<SocketAddr>().ok());
     match relayed {
-        Some(r) if peer.ip().is_loopback() => r.to_owned(),
-        _ => peer.to_string(),
+        Some(r) if peer.ip().to_canonical().is_loopback() => r,
+        _ => peer,
     }
+}
+
+fn client_ip(peer: SocketAddr, headers: &HeaderMap) -> String {
+    client_addr(peer, headers).to_string()
 }
 
 fn elevation_id(headers: &HeaderMap) -> String {
@@ -145,8 +150,11 @@ fn parse_body<T: for<'de> Deserialize<'de>>(
 }
 
 impl AdminState {
+    /// Authenticates; failures are throttled per client address (the relayed one for calls
+    /// arriving through the data port, so one client cannot lock out every other).
     fn authenticate(&self, peer: SocketAddr, headers: &HeaderMap) -> Result<Principal, ApiError> {
-        self.auth.authenticate(peer.ip(), headers)
+        self.auth
+            .authenticate(client_addr(peer, headers).ip().to_canonical(), headers)
     }
 
     /// Pushes an admin event; a full ring refuses the mutation's answer with 503 (the change
@@ -482,8 +490,13 @@ async fn decide(
                 &headers,
             );
             event.check = Check::Policy.as_str().into();
+            // decided_by is the reviewer's free text (compat); the audit says who really acted.
+            let actor = principal
+                .tenant
+                .as_deref()
+                .map_or("superadmin".to_string(), |t| format!("tenant admin {t}"));
             event.reason = format!(
-                "{} by {}",
+                "{} by {} (as {actor})",
                 if approved { "approved" } else { "rejected" },
                 b.decided_by
             );

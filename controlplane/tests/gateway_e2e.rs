@@ -1071,6 +1071,35 @@ fn escalations_wait_for_a_reviewer_then_approve_reject_or_expire() {
     );
     assert_eq!(v["error"]["data"], "rejected by bob: no");
 
+    // Revoked while waiting: the approval does not resurrect the token.
+    let doomed = mint(&[], vec![]);
+    let waiting = pending_call(doomed.clone());
+    let id = wait_for_pending(addr);
+    let jti = Token::decode(&doomed).unwrap().claims.jti;
+    assert_eq!(
+        admin(
+            addr,
+            "POST",
+            "/v1/admin/revoke",
+            "root-secret",
+            &json!({"jti": jti}).to_string()
+        )
+        .status,
+        200
+    );
+    admin(
+        addr,
+        "POST",
+        &format!("/v1/admin/approvals/{id}/decide"),
+        "root-secret",
+        r#"{"decision":"approve","decided_by":"alice"}"#,
+    );
+    let v = waiting.join().unwrap();
+    assert_eq!(
+        (v["error"]["code"].clone(), v["error"]["data"].clone()),
+        (json!(-32010), json!("token revoked"))
+    );
+
     // Nobody decides: the window expires and the row says so.
     let started = Instant::now();
     let v = call(addr, Some(&token), "wire_money", json!({}));

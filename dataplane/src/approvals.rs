@@ -168,10 +168,14 @@ impl ApprovalQueue {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Stores a pending request; the receiver completes when someone decides.
-    pub fn enqueue(&self, row: PendingRequest) -> oneshot::Receiver<Decided> {
+    /// Stores a pending request; the receiver completes when someone decides. `None` when
+    /// [`MAX_ROWS`] requests are already pending: the caller must refuse the escalation.
+    pub fn enqueue(&self, row: PendingRequest) -> Option<oneshot::Receiver<Decided>> {
         let (tx, rx) = oneshot::channel();
         let mut inner = self.lock();
+        if inner.waiters.len() >= MAX_ROWS {
+            return None;
+        }
         let full = inner.rows.len() >= MAX_ROWS;
         if let Some(i) = inner
             .rows
@@ -182,7 +186,7 @@ impl ApprovalQueue {
         }
         inner.waiters.insert(row.pending_id.clone(), tx);
         inner.rows.push(row);
-        rx
+        Some(rx)
     }
 
     /// Records a decision (once). `tenant` `Some` restricts to that tenant's rows (others are
@@ -195,7 +199,8 @@ impl ApprovalQueue {
         note: &str,
         tenant: Option<&str>,
     ) -> Result<PendingRequest, DecideError> {
-        let mut inner = self.lock();
+        let mut guard = self.lock();
+        let inner = &mut *guard;
         let row = inner
             .rows
             .iter_mut()
@@ -204,25 +209,40 @@ impl ApprovalQueue {
         if row.status != Status::Pending {
             return Err(DecideError::AlreadyDecided(Box::new(row.clone())));
         }
+        row.decided_at = Some(Timestamp::now());
+        // The waiting call may have given up a moment ago (timeout, shutdown): then the
+        // request expired, and saying "approved" would claim a call ran that did not.
+        let Some(tx) = inner.waiters.remove(id).filter(|tx| !tx.is_canceled()) else {
+            row.status = Status::Timeout;
+            return Err(DecideError::AlreadyDecided(Box::new(row.clone())));
+        };
         row.status = if approved {
             Status::Approved
         } else {
             Status::Rejected
         };
-        row.decided_at = Some(Timestamp::now());
         by.clone_into(&mut row.decided_by);
         note.clone_into(&mut row.decide_note);
-        let out = row.clone();
-        if let Some(tx) = inner.waiters.remove(id) {
-            // The waiter may have timed out a moment ago: then nobody listens, and the row
-            // still says what the reviewer decided.
-            let _ = tx.send(Decided {
-                approved,
-                decided_by: by.to_owned(),
-                note: note.to_owned(),
-            });
+        let _ = tx.send(Decided {
+            approved,
+            decided_by: by.to_owned(),
+            note: note.to_owned(),
+        });
+        Ok(row.clone())
+    }
+
+    /// Expires every pending request (shutdown): their calls answer at once and are audited.
+    pub fn expire_all(&self) {
+        let mut inner = self.lock();
+        inner.waiters.clear();
+        for row in inner
+            .rows
+            .iter_mut()
+            .filter(|r| r.status == Status::Pending)
+        {
+            row.status = Status::Timeout;
+            row.decided_at = Some(Timestamp::now());
         }
-        Ok(out)
     }
 
     /// Marks a still-pending request `timeout` (the waiting call gave up).
@@ -289,7 +309,7 @@ mod tests {
     #[test]
     fn a_decision_wakes_the_waiter_once() {
         let q = ApprovalQueue::default();
-        let mut rx = q.enqueue(row("p1", "acme"));
+        let mut rx = q.enqueue(row("p1", "acme")).unwrap();
         assert!(rx.try_recv().unwrap().is_none());
         let decided = q.decide("p1", true, "alice", "ok", None).unwrap();
         assert_eq!(
@@ -313,7 +333,7 @@ mod tests {
     #[test]
     fn tenant_scope_hides_foreign_rows_and_timeouts_stick() {
         let q = ApprovalQueue::default();
-        let _rx = q.enqueue(row("p1", "acme"));
+        let _rx = q.enqueue(row("p1", "acme")).unwrap();
         assert_eq!(
             q.decide("p1", true, "x", "", Some("globex")),
             Err(DecideError::NotFound)
@@ -330,6 +350,13 @@ mod tests {
         ));
         assert!(q.list(Some("globex"), None, 10, 0).is_empty());
         assert_eq!(Status::parse("timeout"), Some(Status::Timeout));
+        // A decision after the caller gave up is refused and the row says timeout.
+        let rx = q.enqueue(row("p2", "acme")).unwrap();
+        drop(rx);
+        match q.decide("p2", true, "x", "", None) {
+            Err(DecideError::AlreadyDecided(r)) => assert_eq!(r.status, Status::Timeout),
+            other => panic!("{other:?}"),
+        }
         assert_eq!(Status::parse("maybe"), None);
         assert_eq!(new_pending_id(Timestamp::now()).len(), 22);
     }

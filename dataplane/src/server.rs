@@ -26,7 +26,9 @@ use crate::budget::Budget;
 use crate::http::{self, BodyFraming, Head, HttpError, Method};
 use crate::intent::{self, IntentCache};
 use crate::jsonrpc::{self, RpcError, code};
-use crate::pipeline::{self, Call, Core, Escalation, Finished, IntentOutcome, Settings, Verdict};
+use crate::pipeline::{
+    self, Call, Core, Escalation, Finished, IntentOutcome, Settings, Verdict, VerifiedToken,
+};
 use crate::upstream::{Upstream, UpstreamTarget};
 
 /// Everything the workers need, fixed at startup.
@@ -661,6 +663,25 @@ impl Worker {
         }
     }
 
+    /// Why a token that passed before an approval wait may no longer be used, if it may not.
+    fn recheck(&self, token: Option<&VerifiedToken>, tool: &str) -> Option<String> {
+        if self.stale() {
+            return Some("revocation snapshot is stale; token rejected (fail-closed)".into());
+        }
+        let t = token?;
+        let snap = self.shared.snapshot.load();
+        let c = &t.token.claims;
+        if snap.revoked.is_revoked(&c.jti, &c.tenant)
+            || snap.revoked.is_revoked(&c.root_jti, &c.tenant)
+        {
+            return Some("token revoked".into());
+        }
+        t.token
+            .check(Timestamp::now().unix_seconds(), &c.sub, tool)
+            .err()
+            .map(|d| d.to_string())
+    }
+
     /// Hands an escalated call to a reviewer and waits (without blocking the core) for
     /// approve, reject or the approval timeout (compat §6).
     async fn escalate(&self, call: &Call<'_>, esc: Box<Escalation>) -> Verdict {
@@ -698,7 +719,16 @@ impl Worker {
             decide_note: String::new(),
             requires_step_up: e.requires_step_up,
         };
-        let waiter = queue.enqueue(row);
+        let Some(waiter) = queue.enqueue(row) else {
+            let reason = "the approvals queue is full; escalation refused".to_string();
+            return pipeline::deny(
+                esc.event,
+                Check::Policy,
+                code::POLICY,
+                "policy escalation failed",
+                reason,
+            );
+        };
         let mut escalated = esc.event.clone();
         escalated.decision = Decision::Escalate.as_str().into();
         escalated.check = Check::Policy.as_str().into();
@@ -734,6 +764,17 @@ impl Worker {
                 // The approval is recorded on the call's final record too, so a full ring
                 // here loses nothing that the final record does not say.
                 let _ = self.audit.borrow_mut().push(approved);
+                // The wait may have been long: the token must still be valid, unrevoked and
+                // the snapshot current before the approved call runs.
+                if let Some(reason) = self.recheck(esc.token.as_deref(), call.tool) {
+                    return pipeline::deny(
+                        event,
+                        Check::Capability,
+                        code::CAPABILITY,
+                        "capability check failed",
+                        reason,
+                    );
+                }
                 let mut esc = esc;
                 esc.event = event;
                 esc.event.decided_by = d.decided_by;

@@ -675,11 +675,27 @@ impl Config {
             }
         };
 
-        let tenant_admins = parse_tenant_admins(r.raw("INTENTGATE_TENANT_ADMINS").as_deref())
+        let mut tenant_admins = parse_tenant_admins(r.raw("INTENTGATE_TENANT_ADMINS").as_deref())
             .unwrap_or_else(|m| {
                 r.fail("INTENTGATE_TENANT_ADMINS", m);
                 Vec::new()
             });
+        // A shared token would give one admin another's scope (first match wins).
+        let superadmin = r.raw("INTENTGATE_ADMIN_TOKEN");
+        let reused = tenant_admins.iter().enumerate().find(|(i, (_, tok))| {
+            superadmin.as_deref() == Some(tok.expose())
+                || tenant_admins[..*i].iter().any(|(_, other)| other == tok)
+        });
+        if let Some((i, _)) = reused {
+            r.fail(
+                "INTENTGATE_TENANT_ADMINS",
+                format!(
+                    "entry #{} reuses another admin's token; every admin needs its own",
+                    i + 1
+                ),
+            );
+            tenant_admins.clear();
+        }
 
         let threads = r.opt_u64("INTENTGATE_DATAPLANE_THREADS", 1);
         let cfg = Config {

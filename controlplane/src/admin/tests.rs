@@ -442,8 +442,8 @@ fn pending(id: &str, tenant: &str) -> PendingRequest {
 async fn approvals_list_decide_once_and_scope() {
     let mut h = Harness::new();
     let queue = Arc::clone(h.state.approvals.as_ref().unwrap());
-    let mut waiter = queue.enqueue(pending("p-acme", "acme"));
-    let _other = queue.enqueue(pending("p-globex", "globex"));
+    let mut waiter = queue.enqueue(pending("p-acme", "acme")).unwrap();
+    let _other = queue.enqueue(pending("p-globex", "globex")).unwrap();
 
     let (_, v) = h
         .send(

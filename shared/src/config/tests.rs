@@ -148,6 +148,11 @@ fn each_invalid_value_names_the_variable_and_what_it_accepts() {
         ("INTENTGATE_TENANT_ADMINS", "acme:a,acme:b", "listed twice"),
         ("INTENTGATE_TENANT_ADMINS", "acme:", "empty tenant or token"),
         (
+            "INTENTGATE_TENANT_ADMINS",
+            "acme:t1,globex:t1",
+            "entry #2 reuses another admin's token",
+        ),
+        (
             "INTENTGATE_AUDIT_PERSIST",
             "true",
             "requires INTENTGATE_POSTGRES_URL",
@@ -180,6 +185,19 @@ fn each_invalid_value_names_the_variable_and_what_it_accepts() {
             "{var}={value}: {errs:?} lacks {needle:?}"
         );
     }
+}
+
+#[test]
+fn a_tenant_token_equal_to_the_superadmin_token_is_refused() {
+    let errs = errors(&[
+        ("INTENTGATE_ADMIN_TOKEN", "same"),
+        ("INTENTGATE_TENANT_ADMINS", "acme:same"),
+    ]);
+    assert!(
+        errs.iter()
+            .any(|e| e.message.contains("entry #1 reuses another admin's token")),
+        "{errs:?}"
+    );
 }
 
 #[test]

@@ -166,6 +166,7 @@ fn run(plan: Plan, banner: impl FnOnce(&server::Running, Option<SocketAddr>)) ->
     };
     let approvals =
         (cfg.approvals_backend == StoreBackend::Memory).then(|| Arc::new(ApprovalQueue::default()));
+    let approvals_for_shutdown = approvals.clone();
     let shared = Arc::new(Shared {
         snapshot: Arc::new(SnapshotCell::new(snapshot)),
         budget: Arc::new(Budget::new(
@@ -201,7 +202,7 @@ fn run(plan: Plan, banner: impl FnOnce(&server::Running, Option<SocketAddr>)) ->
                 })?;
             let addr = listener.local_addr()?;
             let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-            rt.spawn(async move {
+            let handle = rt.spawn(async move {
                 let service = app.into_make_service_with_connect_info::<SocketAddr>();
                 let served = axum::serve(listener, service).with_graceful_shutdown(async {
                     let _ = stop_rx.await;
@@ -211,7 +212,7 @@ fn run(plan: Plan, banner: impl FnOnce(&server::Running, Option<SocketAddr>)) ->
                 }
             });
             tracing::info!(%addr, "admin API listening");
-            (Some(addr), Some(stop_tx))
+            (Some(addr), Some((stop_tx, handle)))
         }
         None => (None, None),
     };
@@ -231,6 +232,10 @@ fn run(plan: Plan, banner: impl FnOnce(&server::Running, Option<SocketAddr>)) ->
     sc.upstream = upstream;
     sc.extractor = extractor(&cfg)?;
     sc.approval_timeout = Duration::from_secs(cfg.approval_timeout_s);
+    // In-flight forwards may take the whole upstream timeout: give them that long to finish
+    // (and be audited) before a worker stops.
+    sc.drain_timeout =
+        GRACE.max(Duration::from_millis(cfg.upstream_timeout_ms) + Duration::from_secs(2));
     if let (Some(addr), true) = (admin_addr, cfg.admin_on_data_port) {
         sc.admin_relay = Some(UpstreamTarget::parse(
             &format!("http://{addr}/"),
@@ -245,9 +250,17 @@ fn run(plan: Plan, banner: impl FnOnce(&server::Running, Option<SocketAddr>)) ->
     banner(&running, admin_addr);
     wait_for_signal()?;
     tracing::info!("shutting down: no new connections; finishing in-flight calls");
-    running.shutdown(GRACE);
-    if let Some(stop) = admin_stop {
+    // Calls waiting for a reviewer answer now (approval window expired) and are audited.
+    if let Some(queue) = &approvals_for_shutdown {
+        queue.expire_all();
+    }
+    running.shutdown(
+        GRACE.max(Duration::from_millis(cfg.upstream_timeout_ms) + Duration::from_secs(3)),
+    );
+    if let Some((stop, handle)) = admin_stop {
         let _ = stop.send(());
+        // Let in-flight admin requests finish (and record their audit events).
+        let _ = rt.block_on(async { tokio::time::timeout(Duration::from_secs(5), handle).await });
     }
     rt.shutdown_timeout(Duration::from_secs(5));
     drain.stop();
