@@ -618,14 +618,8 @@ impl Worker {
             // A revocation made elsewhere may be missing: refuse rather than guess.
             let mut event = AuditEvent::new(call.now, Decision::Block, call.tool);
             event.remote_ip = call.remote_ip.to_owned();
-            let reason = "revocation snapshot is stale; token rejected (fail-closed)".to_string();
-            return pipeline::deny(
-                event,
-                Check::Capability,
-                code::CAPABILITY,
-                "capability check failed",
-                reason,
-            );
+            let reason = STALE.to_string();
+            return capability_denied(event, reason);
         }
         let passed = match self
             .core
@@ -666,7 +660,7 @@ impl Worker {
     /// Why a token that passed before an approval wait may no longer be used, if it may not.
     fn recheck(&self, token: Option<&VerifiedToken>, tool: &str) -> Option<String> {
         if self.stale() {
-            return Some("revocation snapshot is stale; token rejected (fail-closed)".into());
+            return Some(STALE.into());
         }
         let t = token?;
         let snap = self.shared.snapshot.load();
@@ -707,8 +701,11 @@ impl Worker {
             root_capability_token_id: e.root_capability_token_id.clone(),
             agent_id: e.agent_id.clone(),
             tool: e.tool.clone(),
+            // Reviewers see the arguments; beyond 64 KiB they are left out so that pending
+            // rows cannot hold the whole body size each.
             args: call
                 .arguments
+                .filter(|a| a.get().len() <= MAX_APPROVAL_ARGS)
                 .and_then(|a| serde_json::from_str(a.get()).ok()),
             intent_summary: e.intent_summary.clone(),
             reason: esc.policy_reason.clone(),
@@ -767,13 +764,7 @@ impl Worker {
                 // The wait may have been long: the token must still be valid, unrevoked and
                 // the snapshot current before the approved call runs.
                 if let Some(reason) = self.recheck(esc.token.as_deref(), call.tool) {
-                    return pipeline::deny(
-                        event,
-                        Check::Capability,
-                        code::CAPABILITY,
-                        "capability check failed",
-                        reason,
-                    );
+                    return capability_denied(event, reason);
                 }
                 let mut esc = esc;
                 esc.event = event;
@@ -879,15 +870,8 @@ impl Worker {
                 let mut event =
                     AuditEvent::new(Timestamp::now(), Decision::Block, req.method.as_ref());
                 event.remote_ip = remote.to_owned();
-                let reason =
-                    "revocation snapshot is stale; token rejected (fail-closed)".to_string();
-                let Verdict::Deny { error, event } = pipeline::deny(
-                    event,
-                    Check::Capability,
-                    code::CAPABILITY,
-                    "capability check failed",
-                    reason,
-                ) else {
+                let reason = STALE.to_string();
+                let Verdict::Deny { error, event } = capability_denied(event, reason) else {
                     return;
                 };
                 return self.respond_denied(slot, req.id, &error, event, notification, close, out);
@@ -1149,6 +1133,22 @@ fn reviewer_reason(verb: &str, d: &approvals::Decided) -> String {
     } else {
         format!("{verb} by {who}: {}", d.note)
     }
+}
+
+/// Largest arguments kept on a pending approval.
+const MAX_APPROVAL_ARGS: usize = 64 * 1024;
+
+/// Why calls are refused while the snapshot is stale.
+const STALE: &str = "revocation snapshot is stale; token rejected (fail-closed)";
+
+fn capability_denied(event: AuditEvent, reason: String) -> Verdict {
+    pipeline::deny(
+        event,
+        Check::Capability,
+        code::CAPABILITY,
+        "capability check failed",
+        reason,
+    )
 }
 
 fn body_of<'a>(buf: &'a [u8], head: &Head, consumed: usize) -> &'a [u8] {
