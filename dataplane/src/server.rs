@@ -997,16 +997,8 @@ impl Worker {
                 }
             }
             Err(e) => {
-                event.decision = Decision::Block.as_str().into();
-                event.check = Check::Upstream.as_str().into();
                 event.upstream_status = i64::from(e.status());
-                event.reason = format!("upstream {}: {}", e.kind(), e.detail());
-                let data = serde_json::json!({"upstream_status": e.status(), "detail": e.detail()});
-                let err = RpcError {
-                    code: code::INTERNAL,
-                    message: format!("upstream {}", e.kind()).into(),
-                    data: Some(data.to_string().into_bytes()),
-                };
+                let err = upstream_failure(event, &e);
                 jsonrpc::write_error(&mut payload, req.id, &err);
                 payload
             }
@@ -1036,16 +1028,7 @@ impl Worker {
                     jsonrpc::write_error(&mut payload, req.id, &err);
                 }
                 Err(e) => {
-                    event.decision = Decision::Block.as_str().into();
-                    event.check = Check::Upstream.as_str().into();
-                    event.reason = format!("upstream {}: {}", e.kind(), e.detail());
-                    let data =
-                        serde_json::json!({"upstream_status": e.status(), "detail": e.detail()});
-                    let err = RpcError {
-                        code: code::INTERNAL,
-                        message: format!("upstream {}", e.kind()).into(),
-                        data: Some(data.to_string().into_bytes()),
-                    };
+                    let err = upstream_failure(event, &e);
                     jsonrpc::write_error(&mut payload, req.id, &err);
                 }
             }
@@ -1132,6 +1115,20 @@ fn reviewer_reason(verb: &str, d: &approvals::Decided) -> String {
         format!("{verb} by {who}")
     } else {
         format!("{verb} by {who}: {}", d.note)
+    }
+}
+
+/// Marks `event` as blocked at the upstream stage and builds the compat -32603 error
+/// (`upstream <kind>`, data `{upstream_status, detail}`).
+fn upstream_failure(event: &mut AuditEvent, e: &crate::upstream::UpstreamError) -> RpcError {
+    event.decision = Decision::Block.as_str().into();
+    event.check = Check::Upstream.as_str().into();
+    event.reason = format!("upstream {}: {}", e.kind(), e.detail());
+    let data = serde_json::json!({"upstream_status": e.status(), "detail": e.detail()});
+    RpcError {
+        code: code::INTERNAL,
+        message: format!("upstream {}", e.kind()).into(),
+        data: Some(data.to_string().into_bytes()),
     }
 }
 
