@@ -1,18 +1,24 @@
-//! JSON-RPC 2.0 envelopes for MCP: a borrowed view of the request (no copy of `id`, `params`
-//! or `arguments`: they stay slices of the request body) and the response writers.
+//! JSON-RPC 2.0 envelopes for MCP: a borrowed view of the request and the response writers.
+//!
+//! Bodies are parsed with simd-json into a tape (a flat list of nodes) in a reusable
+//! [`Scratch`]; strings borrow from that scratch copy, the raw `id` from the body itself. The
+//! `arguments` of a `tools/call` become the policy's input value straight from the tape, so
+//! the allow path reads them once.
 //!
 //! Rejected before any check runs: batches (a peer gateway let batch elements bypass its
-//! checks), duplicate keys in the envelope or in `tools/call` params (two parsers could read
-//! different values), and nesting deeper than [`MAX_DEPTH`].
+//! checks), duplicate keys in the envelope, in `tools/call` params or anywhere in the
+//! arguments (two parsers could read different values), and nesting deeper than
+//! [`MAX_DEPTH`].
 
 use std::borrow::Cow;
-use std::fmt;
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::ops::{Deref, DerefMut};
 
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
-use serde_json::value::RawValue;
+use regorus::Value;
+use simd_json::{Buffers, ErrorType, INPUT_PADDING, Node, StaticNode, Tape};
 
 use intentgate_shared::gojson;
-
 /// Deepest nesting accepted anywhere in a request.
 pub const MAX_DEPTH: usize = 64;
 
@@ -71,15 +77,243 @@ impl RpcError {
     }
 }
 
-/// The request envelope, borrowing from the body.
+/// Reusable parse buffers: the padded copy of the body simd-json parses in place (the body
+/// itself stays untouched for forwarding) and its stage buffers.
+pub struct Scratch {
+    input: Vec<u8>,
+    buffers: Buffers,
+}
+
+impl Default for Scratch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for Scratch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scratch")
+            .field("capacity", &self.input.capacity())
+            .finish()
+    }
+}
+
+impl Scratch {
+    /// Empty buffers.
+    pub fn new() -> Self {
+        Self {
+            input: Vec::new(),
+            buffers: Buffers::with_max_depth(1024, MAX_DEPTH),
+        }
+    }
+
+    /// Parses `body` into a [`Document`] borrowing this scratch and `body`.
+    pub fn parse<'a>(&'a mut self, body: &'a [u8]) -> Result<Document<'a>, simd_json::Error> {
+        self.input.clear();
+        self.input.extend_from_slice(body);
+        self.input.resize(body.len() + INPUT_PADDING, 0);
+        let base = self.input.as_ptr() as usize;
+        let Self { input, buffers } = self;
+        let mut tape = Tape(Vec::with_capacity(16 + body.len() / 16));
+        simd_json::fill_tape_padded(input, body.len(), buffers, &mut tape)?;
+        let buffers: &'a Buffers = buffers;
+        Ok(Document {
+            nodes: tape.0,
+            structurals: buffers.structural_indexes(),
+            body,
+            base,
+        })
+    }
+}
+
+/// Keeps a core's scratch buffers for reuse. Each request takes one for as long as it runs
+/// (requests on one core interleave at await points, so they cannot share one).
+#[derive(Debug, Default)]
+pub struct ScratchPool {
+    free: RefCell<Vec<Scratch>>,
+}
+
+/// Buffers kept per core, and the largest one kept: a 1 MiB body's buffers are dropped.
+const POOL_KEEP: usize = 64;
+const POOL_KEEP_CAPACITY: usize = 64 * 1024;
+
+impl ScratchPool {
+    /// A scratch for one request; it returns to the pool when dropped.
+    pub fn take(&self) -> PooledScratch<'_> {
+        let scratch = self.free.borrow_mut().pop().unwrap_or_default();
+        PooledScratch {
+            pool: self,
+            scratch: Some(scratch),
+        }
+    }
+}
+
+/// A [`Scratch`] on loan from a [`ScratchPool`].
+#[derive(Debug)]
+pub struct PooledScratch<'p> {
+    pool: &'p ScratchPool,
+    scratch: Option<Scratch>,
+}
+
+impl Deref for PooledScratch<'_> {
+    type Target = Scratch;
+    fn deref(&self) -> &Scratch {
+        // Always `Some` until drop.
+        self.scratch.as_ref().unwrap_or_else(|| unreachable!())
+    }
+}
+
+impl DerefMut for PooledScratch<'_> {
+    fn deref_mut(&mut self) -> &mut Scratch {
+        self.scratch.as_mut().unwrap_or_else(|| unreachable!())
+    }
+}
+
+impl Drop for PooledScratch<'_> {
+    fn drop(&mut self) {
+        if let Some(s) = self.scratch.take() {
+            let mut free = self.pool.free.borrow_mut();
+            if free.len() < POOL_KEEP && s.input.capacity() <= POOL_KEEP_CAPACITY {
+                free.push(s);
+            }
+        }
+    }
+}
+
+/// A parsed JSON document: simd-json's tape plus what locating raw values needs.
+#[derive(Debug)]
+pub struct Document<'a> {
+    nodes: Vec<Node<'a>>,
+    /// Byte offsets of the structural characters (and of each value's first byte).
+    structurals: &'a [u32],
+    body: &'a [u8],
+    /// Address of the scratch copy: a string's offset in the body is its address minus this.
+    base: usize,
+}
+
+/// Nodes taken by the value at `i` (itself and everything nested in it).
+fn span(nodes: &[Node<'_>], i: usize) -> usize {
+    match nodes.get(i) {
+        Some(Node::Object { count, .. } | Node::Array { count, .. }) => count + 1,
+        _ => 1,
+    }
+}
+
+impl<'a> Document<'a> {
+    /// Whether the top-level value is an object.
+    fn is_object_at(&self, i: usize) -> bool {
+        matches!(self.nodes.get(i), Some(Node::Object { .. }))
+    }
+
+    fn node(&self, i: usize) -> Option<Node<'a>> {
+        self.nodes.get(i).copied()
+    }
+
+    fn str_at(&self, i: usize) -> Option<&'a str> {
+        match self.nodes.get(i) {
+            Some(Node::String(s)) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Finds `names` among the members of the object at `obj`: the tape index of each value,
+    /// and the index of each key (for [`Document::raw_after_key`]). A repeated name is an
+    /// error naming it; other keys are skipped.
+    fn pick<const N: usize>(
+        &self,
+        obj: usize,
+        names: [&str; N],
+    ) -> Result<[Option<(usize, usize)>; N], String> {
+        let mut found = [None; N];
+        let Some(Node::Object { len, .. }) = self.nodes.get(obj) else {
+            return Ok(found);
+        };
+        let mut i = obj + 1;
+        for _ in 0..*len {
+            let key = self.str_at(i).unwrap_or_default();
+            if let Some(slot) = names.iter().position(|n| *n == key)
+                && found[slot].replace((i, i + 1)).is_some()
+            {
+                return Err(format!("{DUPLICATE} {key:?}"));
+            }
+            i += 1 + span(&self.nodes, i + 1);
+        }
+        Ok(found)
+    }
+
+    /// The raw bytes of the scalar value that follows the key node at `key`, as the body has
+    /// them (`1.50`, `"a\u0062"`): a response must echo an id exactly.
+    fn raw_after_key(&self, key: usize) -> Option<&'a [u8]> {
+        let Node::String(k) = self.node(key)? else {
+            return None;
+        };
+        // simd-json leaves every string (unescaped in place) right after its opening quote.
+        let quote = (k.as_ptr() as usize)
+            .checked_sub(self.base)?
+            .checked_sub(1)?;
+        let at = self
+            .structurals
+            .binary_search(&u32::try_from(quote).ok()?)
+            .ok()?;
+        // key, ':', value, then the ',' or '}' that ends it.
+        let start = *self.structurals.get(at + 2)? as usize;
+        let end = *self.structurals.get(at + 3)? as usize;
+        self.body.get(start..end).map(<[u8]>::trim_ascii_end)
+    }
+
+    /// The value at `i` as a policy value. Objects with a repeated key are refused; so are
+    /// numbers no JSON consumer can represent (the policy engine rejects non-finite ones).
+    fn value_at(&self, i: usize) -> Result<Value, String> {
+        match self.node(i) {
+            Some(Node::String(s)) => Ok(Value::from(s)),
+            Some(Node::Static(n)) => match n {
+                StaticNode::Null => Ok(Value::Null),
+                StaticNode::Bool(b) => Ok(Value::Bool(b)),
+                StaticNode::I64(v) => Ok(Value::from(v)),
+                StaticNode::U64(v) => Ok(Value::from(v)),
+                StaticNode::F64(v) if v.is_finite() => Ok(Value::from(v)),
+                StaticNode::F64(_) => Err("a number in arguments is out of range".into()),
+            },
+            Some(Node::Array { len, .. }) => {
+                let mut items = Vec::with_capacity(len);
+                let mut j = i + 1;
+                for _ in 0..len {
+                    items.push(self.value_at(j)?);
+                    j += span(&self.nodes, j);
+                }
+                Ok(Value::from(items))
+            }
+            Some(Node::Object { len, .. }) => {
+                let mut map = BTreeMap::new();
+                let mut j = i + 1;
+                for _ in 0..len {
+                    let key = self.str_at(j).unwrap_or_default();
+                    if map
+                        .insert(Value::from(key), self.value_at(j + 1)?)
+                        .is_some()
+                    {
+                        return Err(format!("{DUPLICATE} {key:?} in arguments"));
+                    }
+                    j += 1 + span(&self.nodes, j + 1);
+                }
+                Ok(Value::from(map))
+            }
+            None => Err("truncated document".into()),
+        }
+    }
+}
+
+/// The request envelope. Strings borrow from the scratch, the id from the body.
 #[derive(Debug)]
 pub struct Request<'a> {
-    /// Raw `id`; `None` when absent (a notification). JSON `null` is a request with id null.
-    pub id: Option<&'a RawValue>,
+    /// Raw `id` exactly as sent; `None` when absent (a notification). JSON `null` is a
+    /// request with id null.
+    pub id: Option<&'a [u8]>,
     /// Method name.
-    pub method: Cow<'a, str>,
-    /// Raw `params`.
-    pub params: Option<&'a RawValue>,
+    pub method: &'a str,
+    /// Tape index of `params`.
+    params: Option<usize>,
+    doc: Document<'a>,
 }
 
 impl Request<'_> {
@@ -93,300 +327,195 @@ impl Request<'_> {
 #[derive(Debug)]
 pub struct ToolCall<'a> {
     /// Tool name.
-    pub name: Cow<'a, str>,
-    /// Raw `arguments` object, if any.
-    pub arguments: Option<&'a RawValue>,
-}
-
-/// Deepest `[`/`{` nesting in `body`, ignoring brackets inside strings. Runs before the parser
-/// so a hostile body cannot make it recurse deeply.
-pub fn nesting_depth(body: &[u8]) -> usize {
-    let (mut depth, mut max, mut in_str, mut escaped) = (0usize, 0usize, false, false);
-    for &b in body {
-        if in_str {
-            match (escaped, b) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_str = false,
-                _ => {}
-            }
-            continue;
-        }
-        match b {
-            b'"' => in_str = true,
-            b'[' | b'{' => {
-                depth += 1;
-                max = max.max(depth);
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    max
+    pub name: &'a str,
+    /// The `arguments` object as the policy reads it, if any.
+    pub arguments: Option<Value>,
 }
 
 const DUPLICATE: &str = "duplicate key";
 
+/// What a request that cannot be parsed is answered with, and the id to answer it under.
+pub type Rejection<'a> = (RpcError, Option<&'a [u8]>);
+
 /// Parses one request. Errors carry the request id when it was readable.
-pub fn parse_request(body: &[u8]) -> Result<Request<'_>, (RpcError, Option<&RawValue>)> {
-    let first = body.iter().find(|b| !b.is_ascii_whitespace());
-    if first == Some(&b'[') {
-        let e = RpcError::new(
-            code::INVALID_REQUEST,
-            "batch requests are not supported: send one JSON-RPC object per request",
-        );
-        return Err((e, None));
-    }
-    if nesting_depth(body) > MAX_DEPTH {
-        return Err((
-            RpcError::new(
-                code::INVALID_REQUEST,
-                format!("request nests deeper than {MAX_DEPTH} levels"),
-            ),
-            None,
+pub fn parse_request<'a>(
+    scratch: &'a mut Scratch,
+    body: &'a [u8],
+) -> Result<Request<'a>, Rejection<'a>> {
+    let invalid = |msg: Cow<'static, str>| (RpcError::new(code::INVALID_REQUEST, msg), None);
+    if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return Err(invalid(
+            "batch requests are not supported: send one JSON-RPC object per request".into(),
         ));
     }
-    let raw: RawRequest<'_> = serde_json::from_slice(body).map_err(|e| {
-        let text = e.to_string();
-        let err = if text.starts_with(DUPLICATE) {
-            RpcError::with_reason(code::INVALID_REQUEST, "invalid request", &text)
+    let doc = scratch.parse(body).map_err(|e| {
+        if matches!(e.error(), ErrorType::DepthLimitExceeded) {
+            invalid(format!("request nests deeper than {MAX_DEPTH} levels").into())
         } else {
-            RpcError::with_reason(code::PARSE, "invalid JSON", &text)
-        };
-        (err, None)
+            let err = RpcError::with_reason(code::PARSE, "invalid JSON", &e.to_string());
+            (err, None)
+        }
     })?;
-    if raw.jsonrpc.as_ref().map(|v| v.0.as_ref()) != Some("2.0") {
+    if !doc.is_object_at(0) {
+        return Err(invalid("a request must be a JSON object".into()));
+    }
+    let [jsonrpc, id, method, params] = doc
+        .pick(0, ["jsonrpc", "id", "method", "params"])
+        .map_err(|dup| {
+            let err = RpcError::with_reason(code::INVALID_REQUEST, "invalid request", &dup);
+            (err, None)
+        })?;
+    let id = match id {
+        None => None,
+        Some((key, value)) => match doc.node(value) {
+            Some(Node::String(_) | Node::Static(StaticNode::Null)) => doc.raw_after_key(key),
+            Some(Node::Static(StaticNode::I64(_) | StaticNode::U64(_) | StaticNode::F64(_))) => {
+                doc.raw_after_key(key)
+            }
+            _ => return Err(invalid("id must be a string, a number or null".into())),
+        }
+        .map(Some)
+        .ok_or_else(|| invalid("id could not be located in the body".into()))?,
+    };
+    if jsonrpc.and_then(|(_, v)| doc.str_at(v)) != Some("2.0") {
         return Err((
             RpcError::new(code::INVALID_REQUEST, "jsonrpc must be \"2.0\""),
-            raw.id,
+            id,
         ));
     }
-    let method = match raw.method {
-        Some(CowStr(m)) if !m.is_empty() => m,
+    let method = match method.and_then(|(_, v)| doc.str_at(v)) {
+        Some(m) if !m.is_empty() => m,
         _ => {
             return Err((
                 RpcError::new(code::INVALID_REQUEST, "method is required"),
-                raw.id,
+                id,
             ));
         }
     };
     Ok(Request {
-        id: raw.id,
+        id,
         method,
-        params: raw.params,
+        params: params.map(|(_, v)| v),
+        doc,
     })
 }
 
-/// Parses `tools/call` params.
-pub fn parse_tool_call<'a>(params: Option<&'a RawValue>) -> Result<ToolCall<'a>, RpcError> {
-    let params =
-        params.ok_or_else(|| RpcError::new(code::INVALID_PARAMS, "params.name is required"))?;
-    let raw: RawToolCall<'a> = serde_json::from_str(params.get()).map_err(|e| {
-        let text = e.to_string();
-        RpcError::with_reason(code::INVALID_PARAMS, "invalid tools/call params", &text)
-    })?;
-    let name = match raw.name {
-        Some(CowStr(n)) if !n.trim().is_empty() => n,
-        _ => {
-            return Err(RpcError::new(
-                code::INVALID_PARAMS,
-                "params.name is required",
-            ));
+impl<'a> Request<'a> {
+    /// Parses `tools/call` params.
+    pub fn tool_call(&self) -> Result<ToolCall<'a>, RpcError> {
+        let bad = |reason: &str| {
+            RpcError::with_reason(code::INVALID_PARAMS, "invalid tools/call params", reason)
+        };
+        let params = self
+            .params
+            .ok_or_else(|| RpcError::new(code::INVALID_PARAMS, "params.name is required"))?;
+        if !self.doc.is_object_at(params) {
+            return Err(bad("params must be an object"));
         }
-    };
-    let arguments = match raw.arguments {
-        Some(a) if a.get().starts_with('{') => {
-            // The policy reads the last of two equal keys, an upstream may read the first:
-            // refuse the ambiguity anywhere inside the arguments.
-            serde_json::from_str::<NoDuplicateKeys>(a.get()).map_err(|e| {
-                RpcError::with_reason(
+        let [name, arguments] = self
+            .doc
+            .pick(params, ["name", "arguments"])
+            .map_err(|dup| bad(&dup))?;
+        let name = match name.and_then(|(_, v)| self.doc.str_at(v)) {
+            Some(n) if !n.trim().is_empty() => n,
+            _ => {
+                return Err(RpcError::new(
                     code::INVALID_PARAMS,
-                    "invalid tools/call params",
-                    &e.to_string(),
-                )
+                    "params.name is required",
+                ));
+            }
+        };
+        let arguments = self
+            .doc
+            .arguments(arguments.map(|(_, v)| v))
+            .map_err(|e| match e {
+                Arguments::NotAnObject => {
+                    RpcError::new(code::INVALID_PARAMS, "params.arguments must be an object")
+                }
+                Arguments::Invalid(reason) => bad(&reason),
             })?;
-            Some(a)
+        Ok(ToolCall { name, arguments })
+    }
+}
+
+/// Why an arguments value was refused.
+#[derive(Debug)]
+enum Arguments {
+    NotAnObject,
+    Invalid(String),
+}
+
+impl Document<'_> {
+    /// An optional arguments object (absent or `null`: none).
+    fn arguments(&self, at: Option<usize>) -> Result<Option<Value>, Arguments> {
+        match at.and_then(|i| self.node(i).map(|n| (i, n))) {
+            None | Some((_, Node::Static(StaticNode::Null))) => Ok(None),
+            Some((i, Node::Object { .. })) => {
+                self.value_at(i).map(Some).map_err(Arguments::Invalid)
+            }
+            Some(_) => Err(Arguments::NotAnObject),
         }
-        Some(a) if a.get() == "null" => None,
-        None => None,
-        Some(_) => {
-            return Err(RpcError::new(
-                code::INVALID_PARAMS,
-                "params.arguments must be an object",
-            ));
+    }
+}
+
+/// A `POST /v1/tool-call` body: `{tool, args, ...}` (other keys are ignored, as before).
+#[derive(Debug)]
+pub struct ToolCallBody<'a> {
+    /// Tool name (non-blank).
+    pub tool: &'a str,
+    /// `args`, when an object.
+    pub args: Option<Value>,
+}
+
+/// Why a `/v1/tool-call` body was refused: the compat error name and a detail.
+#[derive(Debug, PartialEq, Eq)]
+pub struct BodyError {
+    /// `invalid_json`, `missing_tool` or `invalid_args`.
+    pub error: &'static str,
+    /// What exactly is wrong.
+    pub detail: String,
+}
+
+/// Parses a `POST /v1/tool-call` body with the same parser and refusals as `/v1/mcp`.
+pub fn parse_tool_call_body<'a>(
+    scratch: &'a mut Scratch,
+    body: &'a [u8],
+) -> Result<ToolCallBody<'a>, BodyError> {
+    let fail = |error, detail: String| BodyError { error, detail };
+    let doc = scratch.parse(body).map_err(|e| {
+        let detail = if matches!(e.error(), ErrorType::DepthLimitExceeded) {
+            format!("body nests deeper than {MAX_DEPTH} levels")
+        } else {
+            e.to_string()
+        };
+        fail("invalid_json", detail)
+    })?;
+    if !doc.is_object_at(0) {
+        return Err(fail("invalid_json", "body must be a JSON object".into()));
+    }
+    let [tool, args] = doc
+        .pick(0, ["tool", "args"])
+        .map_err(|dup| fail("invalid_json", dup))?;
+    let tool = match tool.map(|(_, v)| (v, doc.str_at(v))) {
+        Some((_, Some(t))) if !t.trim().is_empty() => t,
+        Some((v, None)) if !matches!(doc.node(v), Some(Node::Static(StaticNode::Null))) => {
+            return Err(fail("invalid_json", "tool must be a string".into()));
         }
+        _ => return Err(fail("missing_tool", "tool is required".into())),
     };
-    Ok(ToolCall { name, arguments })
+    let args = doc.arguments(args.map(|(_, v)| v)).map_err(|e| match e {
+        Arguments::NotAnObject => fail("invalid_args", "args must be an object".into()),
+        Arguments::Invalid(reason) => fail("invalid_args", reason),
+    })?;
+    Ok(ToolCallBody { tool, args })
 }
 
-/// A string that borrows from the input when it has no escapes (serde's own `Cow` impl
-/// always allocates).
-struct CowStr<'a>(Cow<'a, str>);
-
-impl<'de: 'a, 'a> de::Deserialize<'de> for CowStr<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = CowStr<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(CowStr(Cow::Borrowed(v)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(CowStr(Cow::Owned(v.to_owned())))
-            }
-        }
-        d.deserialize_str(V)
-    }
-}
-
-/// Walks a JSON value and fails on the first object with a repeated key.
-struct NoDuplicateKeys;
-
-impl<'de> de::Deserialize<'de> for NoDuplicateKeys {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = NoDuplicateKeys;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("any JSON value")
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-                Ok(NoDuplicateKeys)
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-                Ok(NoDuplicateKeys)
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-                Ok(NoDuplicateKeys)
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-                Ok(NoDuplicateKeys)
-            }
-            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-                Ok(NoDuplicateKeys)
-            }
-            fn visit_unit<E>(self) -> Result<Self::Value, E> {
-                Ok(NoDuplicateKeys)
-            }
-            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                while seq.next_element::<NoDuplicateKeys>()?.is_some() {}
-                Ok(NoDuplicateKeys)
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut keys = std::collections::HashSet::new();
-                while let Some(CowStr(key)) = map.next_key::<CowStr<'de>>()? {
-                    if !keys.insert(key.clone()) {
-                        return Err(de::Error::custom(format_args!(
-                            "{DUPLICATE} {key:?} in arguments"
-                        )));
-                    }
-                    map.next_value::<NoDuplicateKeys>()?;
-                }
-                Ok(NoDuplicateKeys)
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-struct RawRequest<'a> {
-    jsonrpc: Option<CowStr<'a>>,
-    id: Option<&'a RawValue>,
-    method: Option<CowStr<'a>>,
-    params: Option<&'a RawValue>,
-}
-
-struct RawToolCall<'a> {
-    name: Option<CowStr<'a>>,
-    arguments: Option<&'a RawValue>,
-}
-
-fn once<'de, A: MapAccess<'de>, T: de::Deserialize<'de>>(
-    slot: &mut Option<T>,
-    seen: &mut bool,
-    key: &str,
-    map: &mut A,
-) -> Result<(), A::Error> {
-    if std::mem::replace(seen, true) {
-        return Err(de::Error::custom(format_args!("{DUPLICATE} {key:?}")));
-    }
-    *slot = Some(map.next_value()?);
-    Ok(())
-}
-
-impl<'de: 'a, 'a> de::Deserialize<'de> for RawRequest<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = RawRequest<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON-RPC request object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut r = RawRequest {
-                    jsonrpc: None,
-                    id: None,
-                    method: None,
-                    params: None,
-                };
-                let mut seen = [false; 4];
-                while let Some(key) = map.next_key::<CowStr<'de>>()? {
-                    match key.0.as_ref() {
-                        "jsonrpc" => once(&mut r.jsonrpc, &mut seen[0], "jsonrpc", &mut map)?,
-                        "id" => once(&mut r.id, &mut seen[1], "id", &mut map)?,
-                        "method" => once(&mut r.method, &mut seen[2], "method", &mut map)?,
-                        "params" => once(&mut r.params, &mut seen[3], "params", &mut map)?,
-                        _ => {
-                            let _: IgnoredAny = map.next_value()?;
-                        }
-                    }
-                }
-                Ok(r)
-            }
-        }
-        d.deserialize_map(V)
-    }
-}
-
-impl<'de: 'a, 'a> de::Deserialize<'de> for RawToolCall<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = RawToolCall<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an object with name and arguments")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut r = RawToolCall {
-                    name: None,
-                    arguments: None,
-                };
-                let mut seen = [false; 2];
-                while let Some(key) = map.next_key::<CowStr<'de>>()? {
-                    match key.0.as_ref() {
-                        "name" => once(&mut r.name, &mut seen[0], "name", &mut map)?,
-                        "arguments" => once(&mut r.arguments, &mut seen[1], "arguments", &mut map)?,
-                        _ => {
-                            let _: IgnoredAny = map.next_value()?;
-                        }
-                    }
-                }
-                Ok(r)
-            }
-        }
-        d.deserialize_map(V)
-    }
-}
-
-fn write_id(out: &mut Vec<u8>, id: Option<&RawValue>) {
-    out.extend_from_slice(id.map_or("null", RawValue::get).as_bytes());
+fn write_id(out: &mut Vec<u8>, id: Option<&[u8]>) {
+    out.extend_from_slice(id.unwrap_or(b"null"));
 }
 
 /// Appends an error response.
-pub fn write_error(out: &mut Vec<u8>, id: Option<&RawValue>, err: &RpcError) {
+pub fn write_error(out: &mut Vec<u8>, id: Option<&[u8]>, err: &RpcError) {
     out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
     write_id(out, id);
     out.extend_from_slice(b",\"error\":{\"code\":");
@@ -401,7 +530,7 @@ pub fn write_error(out: &mut Vec<u8>, id: Option<&RawValue>, err: &RpcError) {
 }
 
 /// Appends a result response; `result` is encoded JSON.
-pub fn write_result(out: &mut Vec<u8>, id: Option<&RawValue>, result: &[u8]) {
+pub fn write_result(out: &mut Vec<u8>, id: Option<&[u8]>, result: &[u8]) {
     out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
     write_id(out, id);
     out.extend_from_slice(b",\"result\":");

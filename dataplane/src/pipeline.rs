@@ -9,10 +9,9 @@ use std::hash::RandomState;
 use std::sync::Arc;
 
 use regorus::Value;
-use serde_json::value::RawValue;
 
 use intentgate_shared::audit::{AuditEvent, Check, Decision};
-use intentgate_shared::policy::{self, AgentInput, CapabilityInput, Evaluator, Input, IntentInput};
+use intentgate_shared::policy::{AgentInput, CapabilityInput, Evaluator, Input, IntentInput};
 use intentgate_shared::snapshot::Snapshot;
 use intentgate_shared::timestamp::Timestamp;
 use intentgate_shared::token::Token;
@@ -77,8 +76,8 @@ pub struct Call<'a> {
     pub intent_prompt: Option<&'a [u8]>,
     /// Tool name (`tools/call`) or method (other methods).
     pub tool: &'a str,
-    /// Raw arguments.
-    pub arguments: Option<&'a RawValue>,
+    /// Arguments, parsed.
+    pub arguments: Option<&'a Value>,
     /// Caller address.
     pub remote_ip: &'a str,
     /// Decision time.
@@ -153,21 +152,9 @@ fn keys_of(args: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn with_arg_keys(mut event: AuditEvent, arguments: Option<&RawValue>) -> AuditEvent {
-    event.arg_keys = arg_keys(arguments);
+fn with_arg_keys(mut event: AuditEvent, arguments: Option<&Value>) -> AuditEvent {
+    event.arg_keys = arguments.map(keys_of).unwrap_or_default();
     event
-}
-
-fn arg_keys(arguments: Option<&RawValue>) -> Vec<String> {
-    let Some(raw) = arguments else {
-        return Vec::new();
-    };
-    let mut keys: Vec<String> =
-        serde_json::from_str::<HashMap<String, serde::de::IgnoredAny>>(raw.get())
-            .map(|m| m.into_keys().collect())
-            .unwrap_or_default();
-    keys.sort_unstable();
-    keys
 }
 
 impl Core {
@@ -331,8 +318,6 @@ impl Core {
         event.remote_ip = call.remote_ip.to_owned();
         match self.capability(snap, settings, call, &mut event, true) {
             Ok(token) => Ok(Passed { token, event }),
-            // Allowed calls take their argument keys from the parsed arguments later (one
-            // parse); a refusal here pays for its own.
             Err(reason) => Err(Box::new(deny(
                 with_arg_keys(event, call.arguments),
                 Check::Capability,
@@ -354,22 +339,7 @@ impl Core {
         intent: IntentOutcome,
     ) -> Finished {
         let Passed { token, mut event } = passed;
-        let args = match call
-            .arguments
-            .map(|a| policy::args_from_json(a.get()))
-            .transpose()
-        {
-            Ok(a) => a,
-            Err(e) => {
-                return Finished::Done(deny(
-                    event,
-                    Check::Policy,
-                    code::POLICY,
-                    "policy check failed",
-                    e,
-                ));
-            }
-        };
+        let args = call.arguments.cloned();
         event.arg_keys = args.as_ref().map(keys_of).unwrap_or_default();
         let intent_value = match intent {
             IntentOutcome::Failed(reason) => {

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt, Canceller};
 use monoio::net::{ListenerOpts, TcpListener, TcpStream};
-use serde_json::value::RawValue;
+use regorus::Value;
 
 use intentgate_shared::audit::{AuditEvent, Check, Decision};
 use intentgate_shared::snapshot::{Snapshot, SnapshotCell};
@@ -234,6 +234,7 @@ struct Worker {
     extractor: Option<Upstream>,
     admin: Option<Upstream>,
     intents: RefCell<IntentCache>,
+    scratch: jsonrpc::ScratchPool,
     open: Cell<usize>,
 }
 
@@ -251,6 +252,7 @@ impl Worker {
             extractor,
             admin,
             intents: RefCell::new(IntentCache::default()),
+            scratch: jsonrpc::ScratchPool::default(),
             open: Cell::new(0),
         })
     }
@@ -536,7 +538,7 @@ impl Worker {
         buf: &'a [u8],
         head: &Head,
         tool: &'a str,
-        arguments: Option<&'a RawValue>,
+        arguments: Option<&'a Value>,
         remote: &'a str,
     ) -> Call<'a> {
         Call {
@@ -705,8 +707,9 @@ impl Worker {
             // rows cannot hold the whole body size each.
             args: call
                 .arguments
-                .filter(|a| a.get().len() <= MAX_APPROVAL_ARGS)
-                .and_then(|a| serde_json::from_str(a.get()).ok()),
+                .and_then(|a| serde_json::to_vec(a).ok())
+                .filter(|a| a.len() <= MAX_APPROVAL_ARGS)
+                .and_then(|a| serde_json::from_slice(&a).ok()),
             intent_summary: e.intent_summary.clone(),
             reason: esc.policy_reason.clone(),
             status: approvals::Status::Pending,
@@ -852,7 +855,8 @@ impl Worker {
     ) {
         let started = Instant::now();
         let mut payload = Vec::with_capacity(256);
-        let req = match jsonrpc::parse_request(body) {
+        let mut scratch = self.scratch.take();
+        let req = match jsonrpc::parse_request(&mut scratch, body) {
             Ok(r) => r,
             Err((err, id)) => {
                 jsonrpc::write_error(&mut payload, id, &err);
@@ -867,8 +871,7 @@ impl Worker {
                 return audit_full(out, close);
             };
             if self.stale() {
-                let mut event =
-                    AuditEvent::new(Timestamp::now(), Decision::Block, req.method.as_ref());
+                let mut event = AuditEvent::new(Timestamp::now(), Decision::Block, req.method);
                 event.remote_ip = remote.to_owned();
                 let reason = STALE.to_string();
                 let Verdict::Deny { error, event } = capability_denied(event, reason) else {
@@ -879,7 +882,7 @@ impl Worker {
             let verdict = self.core.borrow_mut().authorize_session(
                 &snap,
                 &self.config.settings,
-                &self.call(buf, head, &req.method, None, remote),
+                &self.call(buf, head, req.method, None, remote),
             );
             match verdict {
                 Verdict::Deny { error, event } => {
@@ -906,7 +909,7 @@ impl Worker {
             }
             return;
         }
-        let call = match jsonrpc::parse_tool_call(req.params) {
+        let call = match req.tool_call() {
             Ok(c) => c,
             Err(err) => {
                 jsonrpc::write_error(&mut payload, req.id, &err);
@@ -920,7 +923,7 @@ impl Worker {
         let verdict = self
             .decide(
                 &snap,
-                &self.call(buf, head, &call.name, call.arguments, remote),
+                &self.call(buf, head, call.name, call.arguments.as_ref(), remote),
             )
             .await;
         match verdict {
@@ -945,7 +948,7 @@ impl Worker {
     fn respond_denied(
         &self,
         slot: Reservation,
-        id: Option<&RawValue>,
+        id: Option<&[u8]>,
         error: &RpcError,
         event: AuditEvent,
         notification: bool,
@@ -1016,7 +1019,8 @@ impl Worker {
         if let Some(upstream) = &self.upstream {
             match upstream.post(body).await {
                 Ok(resp)
-                    if serde_json::from_slice::<&RawValue>(&resp.body).is_ok()
+                    if serde_json::from_slice::<&serde_json::value::RawValue>(&resp.body)
+                        .is_ok()
                         || resp.body.is_empty() =>
                 {
                     event.upstream_status = i64::from(resp.status);
@@ -1034,7 +1038,7 @@ impl Worker {
             }
             return payload;
         }
-        let result: &[u8] = match req.method.as_ref() {
+        let result: &[u8] = match req.method {
             "initialize" => br#"{"protocolVersion":"2025-03-26","serverInfo":{"name":"intentgate","version":"0.2"},"capabilities":{"tools":{}}}"#,
             "tools/list" => br#"{"tools":[]}"#,
             "ping" => b"{}",
@@ -1059,34 +1063,24 @@ impl Worker {
         close: bool,
         out: &mut Vec<u8>,
     ) {
-        #[derive(serde::Deserialize)]
-        struct Req<'a> {
-            tool: Option<String>,
-            #[serde(borrow)]
-            args: Option<&'a RawValue>,
-        }
         let started = Instant::now();
-        let bad = |out: &mut Vec<u8>, error: &str, detail: &str| {
-            let b = serde_json::json!({"error": error, "detail": detail}).to_string();
-            http::write_response(out, 400, b.as_bytes(), close, &[]);
-        };
-        let req: Req<'_> = match serde_json::from_slice(body) {
+        let mut scratch = self.scratch.take();
+        let req = match jsonrpc::parse_tool_call_body(&mut scratch, body) {
             Ok(r) => r,
-            Err(e) => return bad(out, "invalid_json", &e.to_string()),
+            Err(e) => {
+                let b = serde_json::json!({"error": e.error, "detail": e.detail}).to_string();
+                return http::write_response(out, 400, b.as_bytes(), close, &[]);
+            }
         };
-        let Some(tool) = req.tool.filter(|t| !t.trim().is_empty()) else {
-            return bad(out, "missing_tool", "tool is required");
-        };
-        let args = req.args.filter(|a| a.get() != "null");
-        if args.is_some_and(|a| !a.get().starts_with('{')) {
-            return bad(out, "invalid_args", "args must be an object");
-        }
         let snap = self.shared.snapshot.load();
         let Some(slot) = self.audit.borrow_mut().reserve() else {
             return audit_full(out, close);
         };
         let verdict = self
-            .decide(&snap, &self.call(buf, head, &tool, args, remote))
+            .decide(
+                &snap,
+                &self.call(buf, head, req.tool, req.args.as_ref(), remote),
+            )
             .await;
         let (status, doc, mut event) = match verdict {
             Verdict::Deny { error, event } => {

@@ -38,7 +38,7 @@ const STRICT: Settings = Settings {
     require_budget: false,
 };
 
-fn call<'a>(auth: Option<&'a str>, tool: &'a str, args: Option<&'a RawValue>) -> Call<'a> {
+fn call<'a>(auth: Option<&'a str>, tool: &'a str, args: Option<&'a Value>) -> Call<'a> {
     Call {
         authorization: auth.map(str::as_bytes),
         intent_prompt: None,
@@ -70,12 +70,12 @@ fn allowed(v: Verdict) -> AuditEvent {
 fn allowed_call_fills_the_audit_record() {
     let snap = snapshot(Policy::default_policy().unwrap());
     let (auth, token) = bearer(vec![Caveat::tool_allow(["read_invoice"])]);
-    let args: &RawValue = serde_json::from_str(r#"{"z":1,"a":2}"#).unwrap();
+    let args = Value::from_json_str(r#"{"z":1,"a":2}"#).unwrap();
     let e = allowed(Core::new().decide(
         &snap,
         &STRICT,
         &Budget::new(None, None),
-        &call(Some(&auth), "read_invoice", Some(args)),
+        &call(Some(&auth), "read_invoice", Some(&args)),
     ));
     assert_eq!(e.decision, "allow");
     assert_eq!(e.reason, "read-only tool");
