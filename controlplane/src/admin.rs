@@ -20,11 +20,13 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use intentgate_dataplane::approvals::{ApprovalQueue, DecideError, Status};
+use intentgate_dataplane::approvals::{DecideError, Status};
+
+use crate::approvals::Approvals;
 use intentgate_dataplane::audit_ring::AuditProducer;
 use intentgate_shared::audit::{AuditEvent, Check, Decision};
 use intentgate_shared::key_ring::KeyRing;
-use intentgate_shared::snapshot::{RevocationSet, SnapshotCell};
+use intentgate_shared::snapshot::SnapshotCell;
 use intentgate_shared::timestamp::Timestamp;
 use intentgate_shared::token::{Caveat, MintRequest, Token};
 
@@ -79,7 +81,7 @@ pub struct AdminState {
     /// The control plane's audit ring.
     pub audit: Mutex<AuditProducer>,
     /// The approvals queue (None: approval routes are absent, as in the Go gateway).
-    pub approvals: Option<Arc<ApprovalQueue>>,
+    pub approvals: Option<Approvals>,
 }
 
 impl std::fmt::Debug for AdminState {
@@ -321,12 +323,8 @@ async fn revoke(
         .revocations
         .revoke(&jti, &tenant, &b.reason)
         .await
-        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("store error: {e}")))?;
-    state.snapshot.update(|s| {
-        let mut set = RevocationSet::clone(&s.revoked);
-        set.insert(&jti, &tenant);
-        s.revoked = Arc::new(set);
-    });
+        .map_err(store_error)?;
+    crate::revocation::publish(&state.snapshot, &jti, &tenant);
     let mut event = admin_event(
         Decision::Block,
         "admin/revoke",
@@ -338,6 +336,11 @@ async fn revoke(
     event.capability_token_id.clone_from(&jti);
     state.record(event)?;
     Ok(axum::Json(json!({"ok": true, "jti": jti})))
+}
+
+/// A store failure: 503, so clients retry; the text names no connection details.
+fn store_error(e: sqlx::Error) -> ApiError {
+    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("store error: {e}"))
 }
 
 /// `limit` (default 100, 1..=1000) and `offset` (≥ 0). Unlike the Go gateway, which fell back
@@ -366,7 +369,7 @@ async fn revocations(
         .revocations
         .list(principal.tenant.as_deref(), limit, offset)
         .await
-        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("store error: {e}")))?;
+        .map_err(store_error)?;
     let list: Vec<Value> = rows
         .into_iter()
         .map(|r| {
@@ -425,12 +428,10 @@ async fn approvals(
         .approvals
         .as_ref()
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "approvals are off"))?;
-    let rows = queue.list(
-        principal.tenant.as_deref(),
-        status,
-        limit as usize,
-        offset as usize,
-    );
+    let rows = queue
+        .list(principal.tenant.as_deref(), status, limit, offset)
+        .await
+        .map_err(store_error)?;
     let list: Vec<Value> = rows.iter().map(|r| r.to_json()).collect();
     Ok(axum::Json(
         json!({"approvals": list, "limit": limit, "offset": offset}),
@@ -469,13 +470,17 @@ async fn decide(
         .approvals
         .as_ref()
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "approvals are off"))?;
-    match queue.decide(
-        &id,
-        approved,
-        &b.decided_by,
-        &b.note,
-        principal.tenant.as_deref(),
-    ) {
+    let decided = queue
+        .decide(
+            &id,
+            approved,
+            &b.decided_by,
+            &b.note,
+            principal.tenant.as_deref(),
+        )
+        .await
+        .map_err(store_error)?;
+    match decided {
         Ok(row) => {
             let decision = if approved {
                 Decision::Allow

@@ -1,8 +1,10 @@
-//! The control plane: the admin API (`admin`), revocation persistence (`revocation`) and the
-//! Postgres schema (`store`, the only module with SQL). The `intentgate` binary
-//! (src/bin/intentgate) wires it to the data plane. Policies, approvals, the audit chain
-//! writer and replica propagation arrive with their issues.
+//! The control plane: the admin API (`admin`), revocation persistence (`revocation`),
+//! approvals for the admin API and across replicas (`approvals`), propagation over
+//! LISTEN/NOTIFY (`notify`) and Postgres (`store`, the only module with SQL). The
+//! `intentgate` binary (src/bin/intentgate) wires it to the data plane.
 
 pub mod admin;
+pub mod approvals;
+pub mod notify;
 pub mod revocation;
 pub mod store;

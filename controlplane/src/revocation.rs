@@ -1,10 +1,11 @@
 //! Revocation persistence: in memory (`dev`, single replica) or the Postgres `revoked_tokens`
 //! table. The data plane never reads this: it reads the snapshot built from it.
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use sqlx::PgPool;
 
+use intentgate_shared::snapshot::{RevocationSet, SnapshotCell};
 use intentgate_shared::timestamp::Timestamp;
 
 use crate::store::{self, RevokedRow};
@@ -83,5 +84,32 @@ impl RevocationStore {
                 .collect()),
             Self::Postgres(pool) => store::all_revocations(pool).await,
         }
+    }
+}
+
+/// Adds one revocation to the data plane's snapshot (no-op when it is there already).
+pub fn publish(snapshot: &SnapshotCell, jti: &str, tenant: &str) {
+    if snapshot.load().revoked.contains(jti, tenant) {
+        return;
+    }
+    snapshot.update(|s| {
+        let mut set = RevocationSet::clone(&s.revoked);
+        set.insert(jti, tenant);
+        s.revoked = Arc::new(set);
+    });
+}
+
+/// Publishes the full set read from the store: adds what is missing and marks the snapshot
+/// fresh (the store was just read).
+pub fn publish_all(snapshot: &SnapshotCell, pairs: &[(String, String)]) {
+    let current = snapshot.load();
+    if pairs.iter().any(|(j, t)| !current.revoked.contains(j, t)) {
+        let mut set = RevocationSet::clone(&current.revoked);
+        for (j, t) in pairs {
+            set.insert(j, t);
+        }
+        snapshot.update(|s| s.revoked = Arc::new(set));
+    } else {
+        snapshot.mark_fresh();
     }
 }

@@ -1,4 +1,7 @@
-//! Postgres: connection and schema migrations. The only module allowed to hold SQL.
+//! Postgres: connection, schema migrations and the queries (this module and its children
+//! are the only ones allowed to hold SQL).
+
+pub mod approvals;
 
 use std::str::FromStr;
 
@@ -79,13 +82,18 @@ pub struct RevokedRow {
     pub revoked_at: intentgate_shared::timestamp::Timestamp,
 }
 
-/// Records a revocation; revoking again updates the reason (compat: idempotent).
+/// The channel revocations are announced on; payload `tenant` 0x1E `jti`.
+pub const REVOCATIONS_CHANNEL: &str = "intentgate_revocations";
+
+/// Records a revocation (revoking again updates the reason: compat, idempotent) and
+/// announces it to the other replicas in the same transaction.
 pub async fn revoke(
     pool: &PgPool,
     jti: &str,
     tenant: &str,
     reason: &str,
 ) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
     sqlx::query(
         "INSERT INTO revoked_tokens (jti, tenant, reason) VALUES ($1, $2, $3) \
          ON CONFLICT (jti, tenant) DO UPDATE SET reason = EXCLUDED.reason",
@@ -93,9 +101,14 @@ pub async fn revoke(
     .bind(jti)
     .bind(tenant)
     .bind(reason)
-    .execute(pool)
+    .execute(&mut *tx)
     .await?;
-    Ok(())
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(REVOCATIONS_CHANNEL)
+        .bind(format!("{tenant}\u{1e}{jti}"))
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await
 }
 
 /// Revocations newest first, optionally of one tenant.

@@ -1241,3 +1241,148 @@ fn a_replica_that_cannot_refresh_fails_closed_and_reports_unready() {
         )
     );
 }
+
+fn approvals_env<'a>(db: &'a TempDb, policy: &'a str, replica: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("INTENTGATE_POSTGRES_URL", db.url.as_str()),
+        ("INTENTGATE_ADMIN_TOKEN", "root-secret"),
+        ("INTENTGATE_POLICY_FILE", policy),
+        ("INTENTGATE_APPROVALS_BACKEND", "postgres"),
+        ("INTENTGATE_APPROVAL_TIMEOUT_S", "20"),
+        ("INTENTGATE_REPLICA_ID", replica),
+    ]
+}
+
+fn escalating_policy_file() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "intentgate-policy-{}-{}",
+        std::process::id(),
+        closed_port()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let policy = dir.join("policy.rego");
+    std::fs::write(&policy, ESCALATING_POLICY).unwrap();
+    policy
+}
+
+#[test]
+fn approvals_are_shared_across_replicas_through_postgres() {
+    let db = TempDb::new();
+    let policy = escalating_policy_file();
+    let policy = policy.to_str().unwrap();
+    let a = spawn("serve", &approvals_env(&db, policy, "replica-a"));
+    let b = spawn("serve", &approvals_env(&db, policy, "replica-b"));
+    let token = mint(&[], vec![]);
+
+    // The call waits on A; a reviewer decides on B; A's call goes through.
+    let addr = a.addr;
+    let t = token.clone();
+    let waiting =
+        std::thread::spawn(move || call(addr, Some(&t), "wire_money", json!({"amount": 5})));
+    let id = wait_for_pending(b.addr);
+    let rows = admin(b.addr, "GET", "/v1/admin/approvals", "root-secret", "").json();
+    assert_eq!(rows["approvals"][0]["args"], json!({"amount": 5}));
+    assert_eq!(rows["approvals"][0]["tool"], "wire_money");
+    let decided_at = Instant::now();
+    let r = admin(
+        b.addr,
+        "POST",
+        &format!("/v1/admin/approvals/{id}/decide"),
+        "root-secret",
+        r#"{"decision":"approve","decided_by":"alice","note":"ok"}"#,
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["status"], "approved");
+    let v = waiting.join().unwrap();
+    let woke = decided_at.elapsed();
+    assert!(v["result"]["content"].is_array(), "{v}");
+    assert!(woke < Duration::from_secs(3), "the decision took {woke:?}");
+    eprintln!("a decision on replica B woke the call on replica A after {woke:?}");
+
+    // Decided once: a second decision on either replica is a 409 with the current row.
+    let again = admin(
+        a.addr,
+        "POST",
+        &format!("/v1/admin/approvals/{id}/decide"),
+        "root-secret",
+        r#"{"decision":"reject"}"#,
+    );
+    assert_eq!(again.status, 409);
+    assert_eq!(again.json()["current"]["status"], "approved");
+    let unknown = admin(
+        a.addr,
+        "POST",
+        "/v1/admin/approvals/nope/decide",
+        "root-secret",
+        r#"{"decision":"reject"}"#,
+    );
+    assert_eq!(unknown.status, 404);
+
+    // Rejected on A while the call waits on B.
+    let addr = b.addr;
+    let t = token.clone();
+    let waiting = std::thread::spawn(move || call(addr, Some(&t), "wire_money", json!({})));
+    let id = wait_for_pending(a.addr);
+    let r = admin(
+        a.addr,
+        "POST",
+        &format!("/v1/admin/approvals/{id}/decide"),
+        "root-secret",
+        r#"{"decision":"reject","decided_by":"bob","note":"no"}"#,
+    );
+    assert_eq!(r.status, 200);
+    let v = waiting.join().unwrap();
+    assert_eq!(v["error"]["message"], "policy: rejected by reviewer");
+    assert_eq!(v["error"]["data"], "rejected by bob: no");
+    drop((a, b));
+}
+
+#[test]
+fn a_restarted_replica_times_out_the_approvals_of_its_crashed_calls() {
+    let db = TempDb::new();
+    let policy = escalating_policy_file();
+    let policy = policy.to_str().unwrap();
+    let other = spawn("serve", &approvals_env(&db, policy, "replica-other"));
+    let crashing = spawn("serve", &approvals_env(&db, policy, "replica-c"));
+    let token = mint(&[], vec![]);
+    let addr = crashing.addr;
+    // The call never gets an answer: its gateway is killed while it waits.
+    let _orphan = std::thread::spawn(move || {
+        let _ = std::panic::catch_unwind(|| call(addr, Some(&token), "wire_money", json!({})));
+    });
+    let id = wait_for_pending(other.addr);
+    drop(crashing); // SIGKILL: no shutdown path runs
+    let rows = admin(other.addr, "GET", "/v1/admin/approvals", "root-secret", "").json();
+    assert_eq!(rows["approvals"][0]["status"], "pending");
+
+    let _restarted = spawn("serve", &approvals_env(&db, policy, "replica-c"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let rows = admin(
+            other.addr,
+            "GET",
+            "/v1/admin/approvals?status=timeout",
+            "root-secret",
+            "",
+        )
+        .json();
+        if rows["approvals"][0]["pending_id"] == id.as_str() {
+            assert_eq!(
+                rows["approvals"][0]["decide_note"],
+                "the gateway holding this call stopped before a decision"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "the orphaned row stayed pending");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Nobody can approve a call that no longer exists.
+    let r = admin(
+        other.addr,
+        "POST",
+        &format!("/v1/admin/approvals/{id}/decide"),
+        "root-secret",
+        r#"{"decision":"approve"}"#,
+    );
+    assert_eq!(r.status, 409);
+}

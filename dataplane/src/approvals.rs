@@ -1,9 +1,15 @@
-//! Human approval of escalated calls (compat §6), in memory: the escalated call waits on a
-//! oneshot channel that a decision from the admin API completes, waking the core that holds
-//! the call without any polling. Decide once; a timeout marks the row `timeout`.
+//! Human approval of escalated calls (compat §6): the escalated call waits on a oneshot
+//! channel that a decision completes, waking the core that holds the call without any
+//! polling. Decide once; a timeout marks the row `timeout`.
+//!
+//! In memory (one replica) this queue is the store and the admin API decides here. When
+//! approvals are shared (Postgres), an [`ApprovalMirror`] copies each row and each expiry
+//! to the store, the admin API decides there, and the control plane hands decisions back
+//! with [`ApprovalQueue::resolve`]; this queue then only keeps the waiting calls.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
+use std::fmt::Debug;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -148,10 +154,21 @@ struct Inner {
     waiters: HashMap<String, oneshot::Sender<Decided>>,
 }
 
-/// The in-memory approvals queue, shared by the data plane and the admin API.
+/// Receives the queue's changes when a shared store keeps the rows. Called under the
+/// queue's lock: implementations only hand the change on (a channel send), never block.
+pub trait ApprovalMirror: Send + Sync + Debug {
+    /// A call started waiting.
+    fn enqueued(&self, row: &PendingRequest);
+    /// A call stopped waiting without a decision (timeout, shutdown, a decision that
+    /// arrived after the call gave up): its row must say `timeout`.
+    fn expired(&self, pending_id: &str);
+}
+
+/// The approvals queue, shared by the data plane and the control plane.
 #[derive(Debug, Default)]
 pub struct ApprovalQueue {
     inner: Mutex<Inner>,
+    mirror: Option<Arc<dyn ApprovalMirror>>,
 }
 
 /// A fresh pending id: 4-byte big-endian seconds and 12 random bytes, base64url.
@@ -164,6 +181,19 @@ pub fn new_pending_id(now: Timestamp) -> String {
 }
 
 impl ApprovalQueue {
+    /// A queue whose rows live in a shared store reached through `mirror`.
+    pub fn with_mirror(mirror: Arc<dyn ApprovalMirror>) -> Self {
+        Self {
+            inner: Mutex::default(),
+            mirror: Some(mirror),
+        }
+    }
+
+    /// Whether a shared store keeps the rows (the admin API must decide there).
+    pub fn is_mirrored(&self) -> bool {
+        self.mirror.is_some()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -185,6 +215,9 @@ impl ApprovalQueue {
             inner.rows.remove(i);
         }
         inner.waiters.insert(row.pending_id.clone(), tx);
+        if let Some(m) = &self.mirror {
+            m.enqueued(&row);
+        }
         inner.rows.push(row);
         Some(rx)
     }
@@ -231,6 +264,46 @@ impl ApprovalQueue {
         Ok(row.clone())
     }
 
+    /// Hands a decision taken in the shared store to the call waiting for it. `false` when
+    /// this queue holds no live waiter for `id` (another replica's call, or one that gave up:
+    /// then its row is expired, since the call did not run).
+    pub fn resolve(&self, id: &str, decided: Decided) -> bool {
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let Some(row) = inner
+            .rows
+            .iter_mut()
+            .find(|r| r.pending_id == id && r.status == Status::Pending)
+        else {
+            return false;
+        };
+        row.decided_at = Some(Timestamp::now());
+        match inner.waiters.remove(id).filter(|tx| !tx.is_canceled()) {
+            Some(tx) => {
+                row.status = if decided.approved {
+                    Status::Approved
+                } else {
+                    Status::Rejected
+                };
+                row.decided_by.clone_from(&decided.decided_by);
+                row.decide_note.clone_from(&decided.note);
+                tx.send(decided).is_ok()
+            }
+            None => {
+                row.status = Status::Timeout;
+                if let Some(m) = &self.mirror {
+                    m.expired(id);
+                }
+                false
+            }
+        }
+    }
+
+    /// Ids of the calls waiting here now.
+    pub fn waiting(&self) -> Vec<String> {
+        self.lock().waiters.keys().cloned().collect()
+    }
+
     /// Expires every pending request (shutdown): their calls answer at once and are audited.
     pub fn expire_all(&self) {
         let mut inner = self.lock();
@@ -242,6 +315,9 @@ impl ApprovalQueue {
         {
             row.status = Status::Timeout;
             row.decided_at = Some(Timestamp::now());
+            if let Some(m) = &self.mirror {
+                m.expired(&row.pending_id);
+            }
         }
     }
 
@@ -256,6 +332,9 @@ impl ApprovalQueue {
         {
             row.status = Status::Timeout;
             row.decided_at = Some(Timestamp::now());
+            if let Some(m) = &self.mirror {
+                m.expired(id);
+            }
         }
     }
 
@@ -359,5 +438,47 @@ mod tests {
         }
         assert_eq!(Status::parse("maybe"), None);
         assert_eq!(new_pending_id(Timestamp::now()).len(), 22);
+    }
+
+    #[derive(Debug, Default)]
+    struct Recorder(Mutex<Vec<String>>);
+
+    impl ApprovalMirror for Recorder {
+        fn enqueued(&self, row: &PendingRequest) {
+            self.0.lock().unwrap().push(format!("+{}", row.pending_id));
+        }
+        fn expired(&self, id: &str) {
+            self.0.lock().unwrap().push(format!("-{id}"));
+        }
+    }
+
+    #[test]
+    fn a_mirrored_queue_reports_changes_and_takes_decisions_from_outside() {
+        let rec = Arc::new(Recorder::default());
+        let q = ApprovalQueue::with_mirror(rec.clone());
+        assert!(q.is_mirrored());
+        let mut rx = q.enqueue(row("p1", "acme")).unwrap();
+        let gone = q.enqueue(row("p2", "acme")).unwrap();
+        let _late = q.enqueue(row("p3", "acme")).unwrap();
+        let mut ids = q.waiting();
+        ids.sort();
+        assert_eq!(ids, ["p1", "p2", "p3"]);
+        let d = Decided {
+            approved: true,
+            decided_by: "alice".into(),
+            note: String::new(),
+        };
+        assert!(q.resolve("p1", d.clone()));
+        assert_eq!(rx.try_recv().unwrap(), Some(d.clone()));
+        // Decided once: a second notification changes nothing.
+        assert!(!q.resolve("p1", d.clone()));
+        // Another replica's call: nothing here.
+        assert!(!q.resolve("elsewhere", d.clone()));
+        // The caller went away: the decision cannot reach it and the row expires.
+        drop(gone);
+        assert!(!q.resolve("p2", d));
+        q.expire_all();
+        assert_eq!(*rec.0.lock().unwrap(), ["+p1", "+p2", "+p3", "-p2", "-p3"]);
+        assert_eq!(q.list(None, Some(Status::Timeout), 10, 0).len(), 2);
     }
 }

@@ -126,6 +126,8 @@ pub struct Config {
     pub admin_on_data_port: bool,
     /// `INTENTGATE_SNAPSHOT_MAX_STALENESS_S`.
     pub snapshot_max_staleness_s: u64,
+    /// `INTENTGATE_REPLICA_ID` (None: derive from the host name and port).
+    pub replica_id: Option<String>,
     /// `INTENTGATE_ALLOWED_ORIGINS` (empty: no Origin check).
     pub allowed_origins: Vec<String>,
     /// `INTENTGATE_BUDGET_AGENT_PER_HOUR`.
@@ -354,6 +356,11 @@ pub const VARIABLES: &[VarDoc] = &[
         name: "INTENTGATE_SNAPSHOT_MAX_STALENESS_S",
         default: "30",
         help: "fail closed when the snapshot is older (seconds)",
+    },
+    VarDoc {
+        name: "INTENTGATE_REPLICA_ID",
+        default: "<hostname>:<port of INTENTGATE_ADDR>",
+        help: "this process's name on shared pending approvals; unique per replica",
     },
     VarDoc {
         name: "INTENTGATE_ALLOWED_ORIGINS",
@@ -768,6 +775,7 @@ impl Config {
                 .unwrap_or(usize::MAX),
             admin_on_data_port: r.bool("INTENTGATE_ADMIN_ON_DATA_PORT", true),
             snapshot_max_staleness_s: r.u64("INTENTGATE_SNAPSHOT_MAX_STALENESS_S", 30, 1),
+            replica_id: r.raw("INTENTGATE_REPLICA_ID"),
             allowed_origins: r.list("INTENTGATE_ALLOWED_ORIGINS"),
             budget_agent_per_hour: r.opt_u64("INTENTGATE_BUDGET_AGENT_PER_HOUR", 1),
             budget_tenant_per_hour: r.opt_u64("INTENTGATE_BUDGET_TENANT_PER_HOUR", 1),

@@ -4,12 +4,12 @@ use axum::body::Body;
 use axum::extract::connect_info::MockConnectInfo;
 use axum::http::Request;
 use http_body_util::BodyExt as _;
-use intentgate_dataplane::approvals::PendingRequest;
+use intentgate_dataplane::approvals::{ApprovalQueue, PendingRequest};
 use intentgate_dataplane::audit_ring::{self, AuditCounters, AuditDrain, MemorySink};
 use intentgate_shared::config::Secret;
 use intentgate_shared::key_ring::MasterKey;
 use intentgate_shared::policy::Policy;
-use intentgate_shared::snapshot::Snapshot;
+use intentgate_shared::snapshot::{RevocationSet, Snapshot};
 use tower::ServiceExt as _;
 
 use super::*;
@@ -46,7 +46,7 @@ impl Harness {
             snapshot: Arc::new(SnapshotCell::new(snapshot)),
             revocations: RevocationStore::memory(),
             audit: Mutex::new(producers.remove(0)),
-            approvals: Some(Arc::new(ApprovalQueue::default())),
+            approvals: Some(Approvals::Memory(Arc::new(ApprovalQueue::default()))),
         });
         let app = router(Arc::clone(&state))
             .unwrap()
@@ -441,7 +441,10 @@ fn pending(id: &str, tenant: &str) -> PendingRequest {
 #[tokio::test]
 async fn approvals_list_decide_once_and_scope() {
     let mut h = Harness::new();
-    let queue = Arc::clone(h.state.approvals.as_ref().unwrap());
+    let Some(Approvals::Memory(queue)) = h.state.approvals.as_ref() else {
+        panic!("memory approvals expected");
+    };
+    let queue = Arc::clone(queue);
     let mut waiter = queue.enqueue(pending("p-acme", "acme")).unwrap();
     let _other = queue.enqueue(pending("p-globex", "globex")).unwrap();
 

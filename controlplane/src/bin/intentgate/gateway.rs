@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
 use intentgate_controlplane::admin::{self, AdminState, auth::AdminAuth};
-use intentgate_controlplane::revocation::RevocationStore;
-use intentgate_controlplane::store;
+use intentgate_controlplane::approvals::{self, Approvals};
+use intentgate_controlplane::revocation::{self, RevocationStore};
+use intentgate_controlplane::{notify, store};
 use intentgate_dataplane::approvals::ApprovalQueue;
 use intentgate_dataplane::audit_ring::{self, AuditCounters, MemorySink};
 use intentgate_dataplane::budget::Budget;
@@ -38,9 +39,6 @@ fn refuse_unsupported(cfg: &Config) -> Result<()> {
     }
     if cfg.policy_store != StoreBackend::Off {
         missing.push("INTENTGATE_POLICY_STORE (policy drafts)");
-    }
-    if cfg.approvals_backend == StoreBackend::Postgres {
-        missing.push("INTENTGATE_APPROVALS_BACKEND=postgres");
     }
     if cfg.redis_url.is_some() {
         missing.push("INTENTGATE_REDIS_URL (budgets are kept in process, exact across cores)");
@@ -164,8 +162,30 @@ fn run(plan: Plan, banner: impl FnOnce(&server::Running, Option<SocketAddr>)) ->
         default_policy: policy,
         tenant_policies: Arc::new(HashMap::new()),
     };
-    let approvals =
-        (cfg.approvals_backend == StoreBackend::Memory).then(|| Arc::new(ApprovalQueue::default()));
+    let replica = replica_id(&cfg);
+    let window_s = cfg.approval_timeout_s;
+    let (approvals, admin_approvals) = match (cfg.approvals_backend, &pool) {
+        (StoreBackend::Postgres, Some(pool)) => {
+            let (queue, writer) = approvals::mirrored(pool.clone(), replica.clone());
+            rt.spawn(writer);
+            rt.spawn(approvals::sweep_orphans(
+                pool.clone(),
+                replica.clone(),
+                Duration::from_secs(window_s),
+            ));
+            let admin = Approvals::Postgres {
+                pool: pool.clone(),
+                window_s,
+            };
+            (Some(queue), Some(admin))
+        }
+        (StoreBackend::Memory, _) => {
+            let queue = Arc::new(ApprovalQueue::default());
+            (Some(Arc::clone(&queue)), Some(Approvals::Memory(queue)))
+        }
+        // Off (a Postgres backend without a URL is refused by the configuration).
+        _ => (None, None),
+    };
     let approvals_for_shutdown = approvals.clone();
     let shared = Arc::new(Shared {
         snapshot: Arc::new(SnapshotCell::new(snapshot)),
@@ -191,7 +211,7 @@ fn run(plan: Plan, banner: impl FnOnce(&server::Running, Option<SocketAddr>)) ->
         snapshot: Arc::clone(&shared.snapshot),
         revocations,
         audit: std::sync::Mutex::new(admin_producer),
-        approvals,
+        approvals: admin_approvals,
     });
     let (admin_addr, admin_stop) = match admin::router(state) {
         Some(app) => {
@@ -218,8 +238,14 @@ fn run(plan: Plan, banner: impl FnOnce(&server::Running, Option<SocketAddr>)) ->
     };
 
     if let Some(pool) = pool {
-        // Other replicas' revocations arrive through the periodic resync; while it fails
-        // the snapshot ages, and past INTENTGATE_SNAPSHOT_MAX_STALENESS_S calls are refused.
+        // Other replicas' revocations and approval decisions arrive by NOTIFY; the periodic
+        // resync is the safety net. While it fails the snapshot ages, and past
+        // INTENTGATE_SNAPSHOT_MAX_STALENESS_S calls are refused.
+        let targets = notify::Targets {
+            snapshot: Arc::clone(&shared.snapshot),
+            approvals: approvals.clone().filter(|q| q.is_mirrored()),
+        };
+        rt.spawn(notify::listen(pool.clone(), targets));
         let max = Duration::from_secs(cfg.snapshot_max_staleness_s);
         rt.spawn(resync_revocations(pool, Arc::clone(&shared.snapshot), max));
     }
@@ -285,22 +311,25 @@ async fn resync_revocations(
     loop {
         tick.tick().await;
         match store::all_revocations(&pool).await {
-            Ok(pairs) => {
-                let current = snapshot.load();
-                let missing = pairs.iter().any(|(j, t)| !current.revoked.contains(j, t));
-                if missing {
-                    let mut set = RevocationSet::clone(&current.revoked);
-                    for (j, t) in &pairs {
-                        set.insert(j, t);
-                    }
-                    snapshot.update(|s| s.revoked = Arc::new(set));
-                } else {
-                    snapshot.mark_fresh();
-                }
-            }
+            Ok(pairs) => revocation::publish_all(&snapshot, &pairs),
             Err(e) => tracing::warn!(error = %e, "revocation resync failed; the snapshot is aging"),
         }
     }
+}
+
+/// `INTENTGATE_REPLICA_ID`, or `<hostname>:<port>`. It names the process holding a pending
+/// approval's call, so it must be unique per running process: set it when two processes on
+/// one host share a port.
+fn replica_id(cfg: &Config) -> String {
+    cfg.replica_id.clone().unwrap_or_else(|| {
+        let host = std::fs::read_to_string("/etc/hostname")
+            .ok()
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty())
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .unwrap_or_else(|| "intentgate".into());
+        format!("{host}:{}", cfg.addr.port())
+    })
 }
 
 fn wait_for_signal() -> Result<()> {
