@@ -112,18 +112,7 @@ async fn serve(mut stream: TcpStream) {
             let Ok(httparse::Status::Complete(head)) = req.parse(&buf) else {
                 break;
             };
-            let body = req
-                .headers
-                .iter()
-                .find(|h| h.name.eq_ignore_ascii_case("content-length"))
-                .and_then(|h| {
-                    std::str::from_utf8(h.value)
-                        .ok()?
-                        .trim()
-                        .parse::<usize>()
-                        .ok()
-                })
-                .unwrap_or(0);
+            let body = crate::framing::content_length(req.headers);
             if buf.len() < head + body {
                 break;
             }

@@ -1,12 +1,18 @@
 //! `intentgate-loadtest`: the bundled load tester. Today it provides the baseline server that
-//! gateway figures are compared with; the open-loop generator arrives with the load-test issue.
+//! gateway figures are compared with and the cross-replica propagation probe; the open-loop
+//! generator arrives with the load-test issue.
 //!
 //! `intentgate-loadtest hello --addr 127.0.0.1:9999 --threads 1` serves a minimal HTTP/1.1
 //! answer (`{"ok":true}`) with keep-alive and pipelining on monoio, one thread per core,
 //! the same runtime and socket options the gateway uses — the ceiling a gateway on the same
 //! cores can approach.
+//!
+//! `intentgate-loadtest propagation --a ADDR --b ADDR --admin-token T [--iterations N]`
+//! measures revoke-on-A to denial-on-B (see `bench/propagation.sh`).
 
+mod framing;
 mod hello;
+mod propagation;
 
 use std::process::ExitCode;
 
@@ -26,9 +32,23 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Some("propagation") => match propagation::Options::parse(&args[1..]) {
+            Ok(opts) => match propagation::run(&opts) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("intentgate-loadtest propagation: {e}");
+                    ExitCode::FAILURE
+                }
+            },
+            Err(e) => {
+                eprintln!("intentgate-loadtest propagation: {e}");
+                ExitCode::from(2)
+            }
+        },
         _ => {
             eprintln!(
                 "usage: intentgate-loadtest hello [--addr 127.0.0.1:9999] [--threads N] [--duration-s S]\n\
+                        intentgate-loadtest propagation --a ADDR --b ADDR --admin-token T [--iterations N]\n\
                  (the load generator itself arrives with the load-test issue; see docs/BENCHMARKS.md)"
             );
             ExitCode::from(2)

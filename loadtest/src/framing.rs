@@ -1,0 +1,16 @@
+//! HTTP/1.1 framing shared by the baseline server and the probes.
+
+/// The `Content-Length` among `headers` (0 when absent or unreadable: these peers are ours).
+pub fn content_length(headers: &[httparse::Header<'_>]) -> usize {
+    headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+        .and_then(|h| {
+            std::str::from_utf8(h.value)
+                .ok()?
+                .trim()
+                .parse::<usize>()
+                .ok()
+        })
+        .unwrap_or(0)
+}

@@ -1,0 +1,202 @@
+//! `propagation`: how long a revocation takes to reach another replica. Mints a token through
+//! replica A's admin API, warms it on replica B, revokes it on A and calls B back to back
+//! until B denies it; repeats and reports the distribution. Both replicas must share one
+//! Postgres and relay admin routes on their data ports (the default).
+
+use std::io::{self, Read as _, Write as _};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use serde_json::{Value, json};
+
+/// Command-line options.
+#[derive(Debug, Clone)]
+pub struct Options {
+    a: SocketAddr,
+    b: SocketAddr,
+    admin_token: String,
+    iterations: u32,
+}
+
+impl Options {
+    /// Parses `--a`, `--b`, `--admin-token`, `--iterations`.
+    pub fn parse(args: &[String]) -> Result<Self, String> {
+        let (mut a, mut b, mut admin_token, mut iterations) = (None, None, None, 200u32);
+        let mut it = args.iter();
+        while let Some(flag) = it.next() {
+            let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
+            let addr = || -> Result<SocketAddr, String> {
+                let addr: SocketAddr = value
+                    .parse()
+                    .map_err(|_| format!("{flag}: not an address: {value}"))?;
+                if addr.ip().is_loopback() {
+                    Ok(addr)
+                } else {
+                    Err(format!("{flag} must be a loopback address"))
+                }
+            };
+            match flag.as_str() {
+                "--a" => a = Some(addr()?),
+                "--b" => b = Some(addr()?),
+                "--admin-token" => admin_token = Some(value.clone()),
+                "--iterations" => {
+                    iterations = value
+                        .parse()
+                        .ok()
+                        .filter(|&n| n > 0)
+                        .ok_or("--iterations: a positive integer")?
+                }
+                other => return Err(format!("unknown option {other}")),
+            }
+        }
+        Ok(Self {
+            a: a.ok_or("--a (replica A's data port) is required")?,
+            b: b.ok_or("--b (replica B's data port) is required")?,
+            admin_token: admin_token.ok_or("--admin-token is required")?,
+            iterations,
+        })
+    }
+}
+
+/// One keep-alive HTTP/1.1 connection with a blocking request/response exchange.
+struct Conn {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Conn {
+    fn open(addr: SocketAddr) -> io::Result<Self> {
+        let stream = TcpStream::connect(addr)?;
+        stream.set_nodelay(true)?;
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        Ok(Self {
+            stream,
+            buf: Vec::with_capacity(4096),
+        })
+    }
+
+    fn post(&mut self, path: &str, bearer: &str, body: &str) -> io::Result<(u16, Value)> {
+        let req = format!(
+            "POST {path} HTTP/1.1\r\nHost: loadtest\r\nAuthorization: Bearer {bearer}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        self.stream.write_all(req.as_bytes())?;
+        self.buf.clear();
+        let mut chunk = [0u8; 4096];
+        loop {
+            let n = self.stream.read(&mut chunk)?;
+            if n == 0 {
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "closed"));
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+            let mut headers = [httparse::EMPTY_HEADER; 32];
+            let mut resp = httparse::Response::new(&mut headers);
+            let Ok(httparse::Status::Complete(head)) = resp.parse(&self.buf) else {
+                continue;
+            };
+            let len = crate::framing::content_length(resp.headers);
+            if self.buf.len() < head + len {
+                continue;
+            }
+            let status = resp.code.unwrap_or(0);
+            let v = serde_json::from_slice(&self.buf[head..head + len]).unwrap_or(Value::Null);
+            return Ok((status, v));
+        }
+    }
+}
+
+const CALL: &str = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read_invoice","arguments":{"id":"p"}}}"#;
+
+fn denied_as_revoked(v: &Value) -> bool {
+    v["error"]["data"] == "token revoked"
+}
+
+/// Runs the measurement and prints the distribution.
+pub fn run(o: &Options) -> Result<(), String> {
+    fn e(what: &'static str) -> impl Fn(io::Error) -> String {
+        move |err| format!("{what}: {err}")
+    }
+    let mut a = Conn::open(o.a).map_err(e("connect to A"))?;
+    let mut b = Conn::open(o.b).map_err(e("connect to B"))?;
+    let mut hist =
+        Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).map_err(|err| err.to_string())?;
+    for i in 0..o.iterations {
+        let mint =
+            json!({"subject": "propagation-agent", "tools": ["read_invoice"], "ttl_seconds": 600});
+        let (status, minted) = a
+            .post("/v1/admin/mint", &o.admin_token, &mint.to_string())
+            .map_err(e("mint"))?;
+        let (Some(token), Some(jti)) = (minted["token"].as_str(), minted["jti"].as_str()) else {
+            return Err(format!("mint on A answered {status}: {minted}"));
+        };
+        let (_, warm) = b.post("/v1/mcp", token, CALL).map_err(e("call B"))?;
+        if warm["result"].is_null() {
+            return Err(format!("B did not allow the fresh token: {warm}"));
+        }
+        let started = Instant::now();
+        let (status, _) = a
+            .post(
+                "/v1/admin/revoke",
+                &o.admin_token,
+                &json!({"jti": jti, "reason": "propagation"}).to_string(),
+            )
+            .map_err(e("revoke on A"))?;
+        if status != 200 {
+            return Err(format!("revoke on A answered {status}"));
+        }
+        loop {
+            let (_, v) = b.post("/v1/mcp", token, CALL).map_err(e("call B"))?;
+            if denied_as_revoked(&v) {
+                break;
+            }
+            if started.elapsed() > Duration::from_secs(30) {
+                return Err(format!(
+                    "iteration {i}: B still allowed the token after 30 s"
+                ));
+            }
+        }
+        let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        hist.record(us.max(1)).map_err(|err| err.to_string())?;
+    }
+    let ms = |q: f64| hist.value_at_quantile(q) as f64 / 1000.0;
+    println!(
+        "revocation A→B over {} revocations: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms \
+         (from sending POST /v1/admin/revoke on A to the first denial on B, including the revoke's own round trip)",
+        hist.len(),
+        ms(0.5),
+        ms(0.9),
+        ms(0.99),
+        hist.max() as f64 / 1000.0
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Options, String> {
+        Options::parse(&args.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn options_require_both_replicas_on_loopback() {
+        let o = parse(&["--a", "127.0.0.1:1", "--b", "[::1]:2", "--admin-token", "t"]).unwrap();
+        assert_eq!(o.iterations, 200);
+        assert_eq!(
+            parse(&["--a", "10.0.0.1:1"]).unwrap_err(),
+            "--a must be a loopback address"
+        );
+        assert_eq!(
+            parse(&["--a", "127.0.0.1:1", "--admin-token", "t"]).unwrap_err(),
+            "--b (replica B's data port) is required"
+        );
+        assert_eq!(
+            parse(&["--iterations", "0"]).unwrap_err(),
+            "--iterations: a positive integer"
+        );
+        assert_eq!(parse(&["--a"]).unwrap_err(), "--a needs a value");
+    }
+}
