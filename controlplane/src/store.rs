@@ -2,6 +2,7 @@
 //! are the only ones allowed to hold SQL).
 
 pub mod approvals;
+pub mod audit;
 
 use std::str::FromStr;
 

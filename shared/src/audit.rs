@@ -283,43 +283,95 @@ pub struct ChainWalk {
     pub last_hash: Option<String>,
 }
 
-/// Walks rows in insertion order with the compat §8.4 rules: rows with an empty hash are
-/// skipped; from the second verified row on, `prev_hash` must equal the previous hash; every
-/// hash must recompute. The first row trusts its own `prev_hash` (a window may start mid-chain).
-pub fn verify_chain<'a>(rows: impl IntoIterator<Item = &'a ChainedEvent>) -> ChainWalk {
-    let mut walk = ChainWalk::default();
-    for (index, row) in rows.into_iter().enumerate() {
-        if row.hash.is_empty() {
-            walk.skipped += 1;
-            continue;
+/// Reason for rows missing in the middle of a chain (a gap in `seq`).
+pub const DELETED_ROWS: &str = "row deleted (gap in seq before this row)";
+/// Reason for rows out of chain order (`seq` not increasing in id order).
+pub const REORDERED_ROWS: &str = "rows reordered (seq does not increase with id)";
+/// Reason for a chain whose newest rows are gone.
+pub const TRUNCATED: &str =
+    "chain truncated (the chain head is beyond the last row: newest rows deleted)";
+/// Reason for rows written after the recorded head.
+pub const BEYOND_HEAD: &str = "rows beyond the chain head (appended outside the writer)";
+/// Reason for a last row that is not the recorded head.
+pub const HEAD_MISMATCH: &str = "the last row does not match the chain head";
+
+/// Walks a chain one row at a time (rows in id order), so a verifier can stream a table.
+/// Compat §8.4 rules: rows with an empty hash are skipped; from the second verified row on,
+/// `prev_hash` must equal the previous hash; every hash must recompute. The first row trusts
+/// its own `prev_hash` (a window may start mid-chain). Beyond compat, rows that carry a `seq`
+/// must follow each other without gaps or reordering.
+#[derive(Debug, Default)]
+pub struct ChainWalker {
+    walk: ChainWalk,
+    last_seq: Option<i64>,
+    index: usize,
+}
+
+impl ChainWalker {
+    /// Checks the next row; `false` once the chain is broken (the walk stops there).
+    pub fn step(&mut self, row: &ChainedEvent, seq: Option<i64>) -> bool {
+        if self.walk.broken.is_some() {
+            return false;
         }
-        if let Some(prev) = walk
-            .last_hash
-            .as_ref()
-            .filter(|prev| **prev != row.prev_hash)
-        {
-            walk.broken = Some(ChainBreak {
-                index,
-                stored_hash: row.hash.clone(),
-                expected_hash: prev.clone(),
-                reason: BROKEN_LINK,
-            });
-            return walk;
+        let index = self.index;
+        self.index += 1;
+        if row.hash.is_empty() {
+            self.walk.skipped += 1;
+            return true;
+        }
+        let brk = |expected_hash: String, reason| ChainBreak {
+            index,
+            stored_hash: row.hash.clone(),
+            expected_hash,
+            reason,
+        };
+        let expected_prev = self.walk.last_hash.clone().unwrap_or_default();
+        if let (Some(last), Some(seq)) = (self.last_seq, seq) {
+            let reason = match seq.cmp(&(last + 1)) {
+                std::cmp::Ordering::Less => Some(REORDERED_ROWS),
+                std::cmp::Ordering::Greater => Some(DELETED_ROWS),
+                std::cmp::Ordering::Equal => None,
+            };
+            if let Some(reason) = reason {
+                self.walk.broken = Some(brk(expected_prev, reason));
+                return false;
+            }
+        }
+        if self.walk.last_hash.is_some() && expected_prev != row.prev_hash {
+            self.walk.broken = Some(brk(expected_prev, BROKEN_LINK));
+            return false;
         }
         let recomputed = row.event.chain_hash(&row.prev_hash);
         if recomputed != row.hash {
-            walk.broken = Some(ChainBreak {
-                index,
-                stored_hash: row.hash.clone(),
-                expected_hash: recomputed,
-                reason: TAMPERED_ROW,
-            });
-            return walk;
+            self.walk.broken = Some(brk(recomputed, TAMPERED_ROW));
+            return false;
         }
-        walk.verified += 1;
-        walk.last_hash = Some(recomputed);
+        self.walk.verified += 1;
+        self.walk.last_hash = Some(recomputed);
+        self.last_seq = seq;
+        true
     }
-    walk
+
+    /// `seq` of the last verified row, if it carried one.
+    pub fn last_seq(&self) -> Option<i64> {
+        self.last_seq
+    }
+
+    /// The walk so far.
+    pub fn finish(self) -> ChainWalk {
+        self.walk
+    }
+}
+
+/// Walks rows in insertion order (see [`ChainWalker`]; rows here carry no `seq`).
+pub fn verify_chain<'a>(rows: impl IntoIterator<Item = &'a ChainedEvent>) -> ChainWalk {
+    let mut walker = ChainWalker::default();
+    for row in rows {
+        if !walker.step(row, None) {
+            break;
+        }
+    }
+    walker.finish()
 }
 
 #[cfg(test)]
