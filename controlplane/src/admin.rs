@@ -1,10 +1,12 @@
 //! The admin API (compat §2.3, §2.4): bearer-token auth for the superadmin and per-tenant
 //! admins, tenant scoping (403 for an explicit foreign tenant, 404 for a foreign object), and
-//! the token routes `mint`, `revoke`, `revocations`, `tenants`. Every mutation is audited.
+//! the routes for tokens (`mint`, `revoke`, `revocations`, `tenants`), approvals and the
+//! audit chain (`admin::audit`). Every mutation is audited.
 //!
 //! Errors are `{"error": "..."}` with the compat status codes. Bodies are capped at 64 KiB
 //! and unknown fields are refused.
 
+mod audit;
 pub mod auth;
 
 use std::net::SocketAddr;
@@ -82,6 +84,8 @@ pub struct AdminState {
     pub audit: Mutex<AuditProducer>,
     /// The approvals queue (None: approval routes are absent, as in the Go gateway).
     pub approvals: Option<Approvals>,
+    /// The persisted audit chain (None: audit routes answer 404, as in the Go gateway).
+    pub audit_store: Option<sqlx::PgPool>,
 }
 
 impl std::fmt::Debug for AdminState {
@@ -100,6 +104,11 @@ pub fn router(state: Arc<AdminState>) -> Option<Router> {
         .route("/v1/admin/revoke", post(revoke))
         .route("/v1/admin/revocations", get(revocations))
         .route("/v1/admin/tenants", get(tenants));
+    if state.audit_store.is_some() {
+        app = app
+            .route("/v1/admin/audit", get(audit::query))
+            .route("/v1/admin/audit/verify", get(audit::verify));
+    }
     if state.approvals.is_some() {
         app = app
             .route("/v1/admin/approvals", get(approvals))

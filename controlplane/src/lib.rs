@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod approvals;
+pub mod chain_writer;
 pub mod notify;
 pub mod revocation;
 pub mod store;

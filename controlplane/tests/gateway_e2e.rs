@@ -493,13 +493,14 @@ fn serve_reports_upstream_failures_and_refuses_unsupported_settings() {
         .arg("serve")
         .env("INTENTGATE_ADDR", "127.0.0.1:0")
         .env("INTENTGATE_AUDIT_PERSIST", "true")
+        .env("INTENTGATE_AUDIT_DURABILITY", "sync")
         .env("INTENTGATE_POSTGRES_URL", "postgres://127.0.0.1:1/x")
         .output()
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("INTENTGATE_AUDIT_PERSIST=true (the Postgres chain writer)"),
+        err.contains("INTENTGATE_AUDIT_DURABILITY=sync (async is the mode this build has)"),
         "{err}"
     );
     let out = Command::new(env!("CARGO_BIN_EXE_intentgate"))
@@ -1385,4 +1386,202 @@ fn a_restarted_replica_times_out_the_approvals_of_its_crashed_calls() {
         r#"{"decision":"approve"}"#,
     );
     assert_eq!(r.status, 409);
+}
+
+/// One open connection to a test database, kept across an outage of everyone else's.
+struct Probe {
+    rt: tokio::runtime::Runtime,
+    conn: sqlx::PgConnection,
+}
+
+impl Probe {
+    fn open(url: &str) -> Self {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let conn = rt.block_on(async {
+            use sqlx::Connection as _;
+            sqlx::PgConnection::connect(url).await.unwrap()
+        });
+        Self { rt, conn }
+    }
+
+    fn scalar(&mut self, sql: &'static str) -> i64 {
+        let conn = &mut self.conn;
+        self.rt
+            .block_on(sqlx::query_scalar::<_, i64>(sql).fetch_one(conn))
+            .unwrap()
+    }
+}
+
+const TOOL_ROWS: &str =
+    "SELECT count(*) FROM audit_events WHERE tool IN ('read_invoice', 'send_money')";
+
+#[test]
+fn every_answered_decision_is_persisted_across_a_database_outage() {
+    let db = TempDb::new();
+    let gw = spawn(
+        "serve",
+        &[
+            ("INTENTGATE_POSTGRES_URL", db.url.as_str()),
+            ("INTENTGATE_ADMIN_TOKEN", "root-secret"),
+            ("INTENTGATE_AUDIT_PERSIST", "true"),
+        ],
+    );
+    let token = mint(&["read_invoice"], vec![]);
+    let mut answered = 0;
+    let calls = |n: usize, answered: &mut i64| {
+        for i in 0..n {
+            let tool = if i % 4 == 0 {
+                "send_money"
+            } else {
+                "read_invoice"
+            };
+            let body = json!({"jsonrpc": "2.0", "id": i, "method": "tools/call", "params": {"name": tool, "arguments": {"i": i}}});
+            match post(gw.addr, "/v1/mcp", Some(&token), &body.to_string()).status {
+                200 => *answered += 1,
+                503 => {}
+                other => panic!("unexpected status {other}"),
+            }
+        }
+    };
+    calls(40, &mut answered);
+    // The database refuses this gateway for a while (every connection but the probe's is
+    // cut, no new one is accepted): the writer must hold the records.
+    let mut probe = Probe::open(&db.url);
+    let probe_pid = probe.scalar("SELECT pg_backend_pid()::bigint");
+    let name = &db.name;
+    TempDb::exec(
+        &db.admin_url,
+        &format!(
+            "ALTER DATABASE \"{name}\" ALLOW_CONNECTIONS false; \
+             SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = '{name}' AND pid <> {probe_pid}"
+        ),
+    );
+    calls(120, &mut answered);
+    std::thread::sleep(Duration::from_millis(500));
+    calls(40, &mut answered);
+    let during = probe.scalar(TOOL_ROWS);
+    assert!(
+        during < answered,
+        "the outage did not hold anything back ({during} rows, {answered} answered)"
+    );
+    TempDb::exec(
+        &db.admin_url,
+        &format!("ALTER DATABASE \"{name}\" ALLOW_CONNECTIONS true"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let rows = probe.scalar(TOOL_ROWS);
+        if rows == answered {
+            break;
+        }
+        assert!(
+            rows < answered,
+            "more rows ({rows}) than answered calls ({answered})"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "only {rows} of {answered} answered decisions were persisted"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        answered >= 150,
+        "too many calls refused: {answered} answered"
+    );
+    let v = admin(
+        gw.addr,
+        "GET",
+        "/v1/admin/audit/verify?tenant=acme",
+        "root-secret",
+        "",
+    )
+    .json();
+    assert_eq!(
+        (v["ok"].clone(), v["tenant"].clone()),
+        (json!(true), json!("acme")),
+        "{v}"
+    );
+    assert_eq!(v["verified"], answered);
+    assert!(v["head_id"].is_i64() && v["head_at"].is_string(), "{v}");
+    // The query route reads the same rows back, newest first, with a keyset cursor.
+    let page = admin(
+        gw.addr,
+        "GET",
+        "/v1/admin/audit?limit=5&decision=block&count=true",
+        "root-secret",
+        "",
+    )
+    .json();
+    assert_eq!(page["events"].as_array().unwrap().len(), 5);
+    assert_eq!(page["events"][0]["tool"], "send_money");
+    assert!(page["total"].as_i64().unwrap() >= 40);
+    let next = page["next_before_id"].as_i64().unwrap();
+    let older = admin(
+        gw.addr,
+        "GET",
+        &format!("/v1/admin/audit?limit=5&decision=block&before_id={next}"),
+        "root-secret",
+        "",
+    )
+    .json();
+    assert_ne!(older["events"][0], page["events"][0]);
+    let bad = admin(
+        gw.addr,
+        "GET",
+        "/v1/admin/audit?from=yesterday",
+        "root-secret",
+        "",
+    );
+    assert_eq!(bad.status, 400);
+    let bad = admin(
+        gw.addr,
+        "GET",
+        "/v1/admin/audit?before_id=x",
+        "root-secret",
+        "",
+    );
+    assert_eq!(bad.status, 400);
+}
+
+#[test]
+fn a_graceful_stop_persists_every_record_first() {
+    let db = TempDb::new();
+    let mut gw = spawn(
+        "serve",
+        &[
+            ("INTENTGATE_POSTGRES_URL", db.url.as_str()),
+            ("INTENTGATE_AUDIT_PERSIST", "true"),
+        ],
+    );
+    let token = mint(&["read_invoice"], vec![]);
+    // Pipelined on one connection, then SIGTERM at once: the last records are still in the
+    // rings or the writer's queue when the signal arrives.
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "read_invoice", "arguments": {}}}).to_string();
+    let one = format!(
+        "POST /v1/mcp HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut s = TcpStream::connect(gw.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    s.write_all(one.repeat(300).as_bytes()).unwrap();
+    let mut pending = Vec::new();
+    for _ in 0..300 {
+        assert_eq!(read_reply(&mut s, &mut pending).status, 200);
+    }
+    let pid = gw.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = gw.child.wait().unwrap();
+    assert!(status.success(), "{status}");
+    let mut probe = Probe::open(&db.url);
+    assert_eq!(probe.scalar(TOOL_ROWS), 300);
 }

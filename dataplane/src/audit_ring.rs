@@ -82,6 +82,12 @@ pub trait AuditSink: Send + 'static {
     fn write_batch(&mut self, batch: &mut Vec<AuditEvent>);
 }
 
+impl<S: AuditSink + ?Sized> AuditSink for Box<S> {
+    fn write_batch(&mut self, batch: &mut Vec<AuditEvent>) {
+        (**self).write_batch(batch);
+    }
+}
+
 /// Keeps the most recent records in memory and optionally prints each as a JSON line.
 #[derive(Debug, Clone)]
 pub struct MemorySink {
@@ -114,13 +120,7 @@ impl MemorySink {
 impl AuditSink for MemorySink {
     fn write_batch(&mut self, batch: &mut Vec<AuditEvent>) {
         if self.stdout {
-            let mut out = std::io::stdout().lock();
-            for e in batch.iter() {
-                let mut line = e.to_json();
-                line.push(b'\n');
-                let _ = out.write_all(&line);
-            }
-            let _ = out.flush();
+            write_json_lines(batch);
         }
         let mut recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
         for e in batch.drain(..) {
@@ -130,6 +130,17 @@ impl AuditSink for MemorySink {
             recent.push_back(e);
         }
     }
+}
+
+/// Prints each record as one JSON line on stdout (`INTENTGATE_AUDIT_TARGET=stdout`).
+pub fn write_json_lines(batch: &[AuditEvent]) {
+    let mut out = std::io::stdout().lock();
+    for e in batch {
+        let mut line = e.to_json();
+        line.push(b'\n');
+        let _ = out.write_all(&line);
+    }
+    let _ = out.flush();
 }
 
 /// The drain thread. Stopping it drains every ring once more, so nothing pushed is lost.

@@ -47,6 +47,7 @@ impl Harness {
             revocations: RevocationStore::memory(),
             audit: Mutex::new(producers.remove(0)),
             approvals: Some(Approvals::Memory(Arc::new(ApprovalQueue::default()))),
+            audit_store: None,
         });
         let app = router(Arc::clone(&state))
             .unwrap()

@@ -11,16 +11,17 @@ use std::time::Duration;
 use anyhow::{Context as _, Result, bail};
 use intentgate_controlplane::admin::{self, AdminState, auth::AdminAuth};
 use intentgate_controlplane::approvals::{self, Approvals};
+use intentgate_controlplane::chain_writer::{self, WriterStats};
 use intentgate_controlplane::revocation::{self, RevocationStore};
 use intentgate_controlplane::{notify, store};
 use intentgate_dataplane::approvals::ApprovalQueue;
-use intentgate_dataplane::audit_ring::{self, AuditCounters, MemorySink};
+use intentgate_dataplane::audit_ring::{self, AuditCounters, AuditSink, MemorySink};
 use intentgate_dataplane::budget::Budget;
 use intentgate_dataplane::demo_upstream;
 use intentgate_dataplane::pipeline::Settings;
 use intentgate_dataplane::server::{self, ServerConfig, Shared};
 use intentgate_dataplane::upstream::UpstreamTarget;
-use intentgate_shared::config::{AuditTarget, Config, Secret, StoreBackend};
+use intentgate_shared::config::{AuditDurability, AuditTarget, Config, Secret, StoreBackend};
 use intentgate_shared::key_ring::MasterKey;
 use intentgate_shared::policy::{Policy, Syntax};
 use intentgate_shared::snapshot::{RevocationSet, Snapshot, SnapshotCell};
@@ -34,8 +35,8 @@ const GRACE: Duration = Duration::from_secs(15);
 /// silently running without them.
 fn refuse_unsupported(cfg: &Config) -> Result<()> {
     let mut missing = Vec::new();
-    if cfg.audit_persist {
-        missing.push("INTENTGATE_AUDIT_PERSIST=true (the Postgres chain writer)");
+    if cfg.audit_durability == AuditDurability::Sync {
+        missing.push("INTENTGATE_AUDIT_DURABILITY=sync (async is the mode this build has)");
     }
     if cfg.policy_store != StoreBackend::Off {
         missing.push("INTENTGATE_POLICY_STORE (policy drafts)");
@@ -198,7 +199,16 @@ fn run(plan: Plan, banner: impl FnOnce(&server::Running, Option<SocketAddr>)) ->
         approvals: approvals.clone(),
     });
     let counters = Arc::new(AuditCounters::default());
-    let sink = MemorySink::new(10_000, cfg.audit_target == AuditTarget::Stdout);
+    let stdout = cfg.audit_target == AuditTarget::Stdout;
+    let writer_stats = Arc::new(WriterStats::default());
+    let (sink, writer): (Box<dyn AuditSink>, _) = match (&pool, cfg.audit_persist) {
+        (Some(pool), true) => {
+            let (sink, task) = chain_writer::start(pool.clone(), stdout, Arc::clone(&writer_stats));
+            (Box::new(sink), Some(rt.spawn(task)))
+        }
+        _ => (Box::new(MemorySink::new(10_000, stdout)), None),
+    };
+    rt.spawn(report_refusals(Arc::clone(&counters)));
     // One ring per data plane core, plus one for the control plane's admin events.
     let (mut producers, drain) = audit_ring::start(threads + 1, sink, Arc::clone(&counters));
     let admin_producer = producers
@@ -212,6 +222,7 @@ fn run(plan: Plan, banner: impl FnOnce(&server::Running, Option<SocketAddr>)) ->
         revocations,
         audit: std::sync::Mutex::new(admin_producer),
         approvals: admin_approvals,
+        audit_store: pool.clone().filter(|_| cfg.audit_persist),
     });
     let (admin_addr, admin_stop) = match admin::router(state) {
         Some(app) => {
@@ -288,8 +299,21 @@ fn run(plan: Plan, banner: impl FnOnce(&server::Running, Option<SocketAddr>)) ->
         // Let in-flight admin requests finish (and record their audit events).
         let _ = rt.block_on(async { tokio::time::timeout(Duration::from_secs(5), handle).await });
     }
-    rt.shutdown_timeout(Duration::from_secs(5));
+    // The drain hands its last records to the writer, which ends once it persisted them.
     drain.stop();
+    if let Some(writer) = writer {
+        let waited =
+            rt.block_on(async { tokio::time::timeout(Duration::from_secs(10), writer).await });
+        if waited.is_err() {
+            tracing::error!(
+                persisted = writer_stats
+                    .persisted
+                    .load(std::sync::atomic::Ordering::Relaxed),
+                "audit writer could not finish within 10s (Postgres unreachable?): the records it still held are not persisted"
+            );
+        }
+    }
+    rt.shutdown_timeout(Duration::from_secs(5));
     tracing::info!(
         records = counters
             .delivered
@@ -330,6 +354,25 @@ fn replica_id(cfg: &Config) -> String {
             .unwrap_or_else(|| "intentgate".into());
         format!("{host}:{}", cfg.addr.port())
     })
+}
+
+/// Calls refused because the audit queue was full, reported once a second while it happens
+/// (a line per refusal would flood the log exactly when it matters).
+async fn report_refusals(counters: Arc<AuditCounters>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut seen = 0;
+    loop {
+        tick.tick().await;
+        let now = counters.refused.load(std::sync::atomic::Ordering::Relaxed);
+        if now > seen {
+            tracing::warn!(
+                refused = now - seen,
+                total = now,
+                "calls refused with 503: the audit queue is full"
+            );
+            seen = now;
+        }
+    }
 }
 
 fn wait_for_signal() -> Result<()> {

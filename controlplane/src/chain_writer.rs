@@ -1,0 +1,116 @@
+//! The chain writer: the sink the audit drain thread hands batches to when
+//! `INTENTGATE_AUDIT_PERSIST=true`, and the task that appends them to Postgres.
+//!
+//! Nothing is dropped. Batches wait in a bounded channel; the writer takes as many as fit in
+//! one transaction (group commit: while one batch commits the next accumulates) and retries a
+//! failed append with backoff, keeping every event in order. While it retries the channel
+//! fills, the drain thread blocks, the per-core rings fill, and the data plane refuses new
+//! calls with 503 instead of answering them unaudited.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use sqlx::PgPool;
+use tokio::sync::mpsc;
+
+use intentgate_dataplane::audit_ring::{self, AuditSink};
+use intentgate_shared::audit::AuditEvent;
+
+use crate::store::audit as sql;
+
+/// Rows per transaction at most.
+pub const MAX_BATCH: usize = 2048;
+/// Drain batches the channel holds before the drain thread waits.
+pub const CHANNEL_BATCHES: usize = 256;
+/// An append that takes longer is abandoned and retried. (If it had committed after all,
+/// the retry writes the batch twice: duplicated, never lost.)
+const APPEND_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What the writer has done, for logs, metrics and tests.
+#[derive(Debug, Default)]
+pub struct WriterStats {
+    /// Rows committed.
+    pub persisted: AtomicU64,
+    /// Transactions committed.
+    pub batches: AtomicU64,
+    /// Failed appends (each retried).
+    pub failures: AtomicU64,
+}
+
+/// The drain thread's side: echoes to stdout when asked, then hands the batch to the writer,
+/// waiting while the writer is behind.
+#[derive(Debug)]
+pub struct ChainSink {
+    tx: mpsc::Sender<Vec<AuditEvent>>,
+    stdout: bool,
+}
+
+impl AuditSink for ChainSink {
+    fn write_batch(&mut self, batch: &mut Vec<AuditEvent>) {
+        if self.stdout {
+            audit_ring::write_json_lines(batch);
+        }
+        let n = batch.len();
+        if self.tx.blocking_send(std::mem::take(batch)).is_err() {
+            // Only after the writer stopped, which happens after the drain thread stopped.
+            tracing::error!(records = n, "audit writer gone: records not persisted");
+        }
+    }
+}
+
+/// A sink for the drain thread and the writer task to spawn on the control plane runtime
+/// (it ends once the sink is dropped and everything sent was persisted).
+pub fn start(
+    pool: PgPool,
+    stdout: bool,
+    stats: Arc<WriterStats>,
+) -> (ChainSink, impl Future<Output = ()> + Send) {
+    let (tx, rx) = mpsc::channel(CHANNEL_BATCHES);
+    (ChainSink { tx, stdout }, run(pool, rx, stats))
+}
+
+async fn run(pool: PgPool, mut rx: mpsc::Receiver<Vec<AuditEvent>>, stats: Arc<WriterStats>) {
+    let mut pending: Vec<AuditEvent> = Vec::with_capacity(MAX_BATCH);
+    loop {
+        if pending.is_empty() {
+            match rx.recv().await {
+                Some(b) => pending.extend(b),
+                None => return,
+            }
+        }
+        while pending.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(b) => pending.extend(b),
+                Err(_) => break,
+            }
+        }
+        let n = pending.len().min(MAX_BATCH);
+        let mut delay = Duration::from_millis(20);
+        loop {
+            let result = tokio::time::timeout(APPEND_TIMEOUT, sql::append(&pool, &pending[..n]))
+                .await
+                .unwrap_or_else(|_| Err(sqlx::Error::PoolTimedOut));
+            match result {
+                Ok(()) => {
+                    stats.persisted.fetch_add(n as u64, Ordering::Relaxed);
+                    stats.batches.fetch_add(1, Ordering::Relaxed);
+                    pending.drain(..n);
+                    break;
+                }
+                Err(e) => {
+                    let failures = stats.failures.fetch_add(1, Ordering::Relaxed) + 1;
+                    tracing::warn!(
+                        error = %e,
+                        records = n,
+                        failures,
+                        retry_in_ms = delay.as_millis() as u64,
+                        "audit append failed; holding the records and retrying (new calls are refused once the queue is full)"
+                    );
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(2));
+                }
+            }
+        }
+    }
+}
