@@ -46,8 +46,24 @@ async fn ids(pool: &PgPool, key: &str) -> Vec<i64> {
     .unwrap()
 }
 
+/// Runs a statement the way an attacker with the database owner's rights could: in a
+/// session that switched the append-only guard off.
+async fn tamper(pool: &PgPool, sql: &'static str, binds: &[i64]) {
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query("SET LOCAL intentgate.audit_maintenance = 'on'")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let mut q = sqlx::query(sql);
+    for b in binds {
+        q = q.bind(*b);
+    }
+    q.execute(&mut *tx).await.unwrap();
+    tx.commit().await.unwrap();
+}
+
 async fn exec(pool: &PgPool, sql: &'static str, id: i64) {
-    sqlx::query(sql).bind(id).execute(pool).await.unwrap();
+    tamper(pool, sql, &[id]).await;
 }
 
 #[sqlx::test(migrator = "intentgate_controlplane::store::MIGRATOR")]
@@ -171,12 +187,12 @@ async fn swapped_rows_are_reported(pool: PgPool) {
     let ids = ids(&pool, "acme").await;
     // Swap rows 3 and 4 (ids stay, contents trade places).
     for (from, to) in [(ids[3], -1), (ids[4], ids[3]), (-1, ids[4])] {
-        sqlx::query("UPDATE audit_events SET id = $2 WHERE id = $1")
-            .bind(from)
-            .bind(to)
-            .execute(&pool)
-            .await
-            .unwrap();
+        tamper(
+            &pool,
+            "UPDATE audit_events SET id = $2 WHERE id = $1",
+            &[from, to],
+        )
+        .await;
     }
     assert_eq!(broken(&pool).await, (ids[3], audit::REORDERED_ROWS));
 }
@@ -234,4 +250,49 @@ async fn concurrent_writers_keep_one_gapless_chain(pool: PgPool) {
     let v = sql::verify(&pool, "acme", None, None).await.unwrap();
     assert!(v.broken.is_none(), "{:?}", v.broken);
     assert_eq!(v.verified, 3 * 20 * 25);
+}
+
+#[sqlx::test(migrator = "intentgate_controlplane::store::MIGRATOR")]
+async fn audit_rows_cannot_be_changed_or_removed_by_default(pool: PgPool) {
+    seeded(&pool, 4).await;
+    for sql in [
+        "UPDATE audit_events SET reason = 'x'",
+        "DELETE FROM audit_events",
+        "TRUNCATE audit_events",
+    ] {
+        let err = sqlx::query(sql).execute(&pool).await.unwrap_err();
+        assert!(
+            err.to_string().contains("audit_events is append-only"),
+            "{sql}: {err}"
+        );
+    }
+    let v = sql::verify(&pool, "acme", None, None).await.unwrap();
+    assert!(v.broken.is_none());
+    assert_eq!(v.verified, 2);
+}
+
+#[sqlx::test(migrator = "intentgate_controlplane::store::MIGRATOR")]
+async fn a_rebaselined_chain_verifies_from_its_marker(pool: PgPool) {
+    seeded(&pool, 20).await;
+    let ids = ids(&pool, "acme").await;
+    exec(&pool, "DELETE FROM audit_events WHERE id = $1", ids[3]).await;
+    assert_eq!(broken(&pool).await.1, audit::DELETED_ROWS);
+    let marker = sql::rebaseline(&pool, "acme", "row 4 lost in a restore; INC-7")
+        .await
+        .unwrap();
+    sql::append(&pool, &[event(500, "acme"), event(501, "acme")])
+        .await
+        .unwrap();
+    let v = sql::verify(&pool, "acme", None, None).await.unwrap();
+    assert!(v.broken.is_none(), "{:?}", v.broken);
+    assert_eq!((v.verified, v.baseline_id), (3, Some(marker)));
+    // The old rows stay readable, the marker says why.
+    let f = Filter {
+        id: Some(marker),
+        ..Filter::default()
+    };
+    let rows = sql::query(&pool, &f, 10, 0).await.unwrap();
+    assert_eq!(rows[0].event.reason, "row 4 lost in a restore; INC-7");
+    assert_eq!(rows[0].event.tool, sql::REBASELINE_TOOL);
+    assert_eq!(sql::count(&pool, &Filter::default()).await.unwrap(), 19 + 3);
 }

@@ -45,12 +45,14 @@ fn time_param(params: &HashMap<String, String>, name: &str) -> Result<Option<Tim
 
 fn filter(params: &HashMap<String, String>, tenant: Option<String>) -> Result<Filter, ApiError> {
     let text = |name| param(params, name).map(str::to_owned);
-    let before_id = param(params, "before_id")
-        .map(|v| {
-            v.parse::<i64>()
-                .map_err(|_| ApiError::bad_request("before_id must be an integer"))
-        })
-        .transpose()?;
+    let int = |name: &str| {
+        param(params, name)
+            .map(|v| {
+                v.parse::<i64>()
+                    .map_err(|_| ApiError::bad_request(format!("{name} must be an integer")))
+            })
+            .transpose()
+    };
     Ok(Filter {
         from: time_param(params, "from")?,
         to: time_param(params, "to")?,
@@ -61,7 +63,8 @@ fn filter(params: &HashMap<String, String>, tenant: Option<String>) -> Result<Fi
         check: text("check"),
         jti: text("jti"),
         elevation_id: text("elevation_id"),
-        before_id,
+        before_id: int("before_id")?,
+        id: int("id")?,
     })
 }
 
@@ -124,6 +127,9 @@ pub(super) async fn verify(
             "expected_hash": b.expected_hash,
             "reason": b.reason,
         });
+    }
+    if let Some(id) = v.baseline_id {
+        out["baseline_id"] = id.into();
     }
     if let Some((head_id, at)) = v.head {
         out["head_at"] = at.to_rfc3339_nano().into();

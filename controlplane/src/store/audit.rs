@@ -383,6 +383,8 @@ pub struct Filter {
     pub elevation_id: Option<String>,
     /// Keyset cursor: only rows with `id < before_id`.
     pub before_id: Option<i64>,
+    /// One row by id (the runbook's `?id=<broken_id>`).
+    pub id: Option<i64>,
 }
 
 const FILTER: &str = "($1::timestamptz IS NULL OR ts >= $1) AND ($2::timestamptz IS NULL OR ts <= $2) \
@@ -390,7 +392,8 @@ const FILTER: &str = "($1::timestamptz IS NULL OR ts >= $1) AND ($2::timestamptz
      AND ($4::text IS NULL OR agent_id = $4) AND ($5::text IS NULL OR tool = $5) \
      AND ($6::text IS NULL OR decision = $6) AND ($7::text IS NULL OR check_stage = $7) \
      AND ($8::text IS NULL OR capability_token_id = $8) \
-     AND ($9::text IS NULL OR elevation_id = $9) AND ($10::bigint IS NULL OR id < $10)";
+     AND ($9::text IS NULL OR elevation_id = $9) AND ($10::bigint IS NULL OR id < $10) \
+     AND ($11::bigint IS NULL OR id = $11)";
 
 fn bind_filter<'q>(
     q: sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,
@@ -406,6 +409,7 @@ fn bind_filter<'q>(
         .bind(f.jti.as_deref())
         .bind(f.elevation_id.as_deref())
         .bind(f.before_id)
+        .bind(f.id)
 }
 
 /// Rows matching `f`, newest first (by id: the order rows were chained in).
@@ -419,7 +423,7 @@ pub async fn query(
         concat!(
             "SELECT ",
             event_columns!(),
-            " FROM audit_events WHERE {} ORDER BY id DESC LIMIT $11 OFFSET $12"
+            " FROM audit_events WHERE {} ORDER BY id DESC LIMIT $12 OFFSET $13"
         ),
         FILTER
     ));
@@ -454,6 +458,56 @@ pub struct Verification {
     pub broken: Option<(i64, Timestamp, ChainBreak)>,
     /// The chain head's row id and update time, when the chain exists.
     pub head: Option<(Option<i64>, Timestamp)>,
+    /// The re-baseline marker the walk started from, if the chain was re-baselined.
+    pub baseline_id: Option<i64>,
+}
+
+/// `tool` of a re-baseline marker event.
+pub const REBASELINE_TOOL: &str = "admin/rebaseline_chain";
+
+/// Starts a new chain segment for `key` after an investigated break (runbook, "Re-baseline"):
+/// appends a marker event (reason = `note`) whose `prev_hash` is empty, so verification
+/// starts from it; the rows before it stay queryable for forensics. Returns the marker id.
+pub async fn rebaseline(pool: &PgPool, key: &str, note: &str) -> Result<i64, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let heads = lock_heads(&mut tx, &[key.to_owned()]).await?;
+    let seq = heads.get(key).map_or(0, |h| h.seq) + 1;
+    let mut e = AuditEvent::new(Timestamp::now(), audit::Decision::Allow, REBASELINE_TOOL);
+    e.tenant = if key == audit::DEFAULT_CHAIN {
+        String::new()
+    } else {
+        key.to_owned()
+    };
+    e.reason = note.to_owned();
+    let hash = e.chain_hash("");
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO audit_events (ts, event_name, schema_version, decision, tool, reason, \
+         tenant, prev_hash, hash, seq) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $8, $9) \
+         RETURNING id",
+    )
+    .bind(e.ts.to_offset_datetime())
+    .bind(&e.event)
+    .bind(&e.schema_version)
+    .bind(&e.decision)
+    .bind(&e.tool)
+    .bind(&e.reason)
+    .bind(nullable(&e.tenant))
+    .bind(&hash)
+    .bind(seq)
+    .fetch_one(&mut *tx)
+    .await?;
+    sqlx::query(
+        "UPDATE audit_chain_heads SET head_hash = $2, head_seq = $3, head_id = $4, \
+         updated_at = now() WHERE tenant = $1",
+    )
+    .bind(key)
+    .bind(&hash)
+    .bind(seq)
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(id)
 }
 
 /// Rows per page of the verifier (it never holds more).
@@ -468,7 +522,15 @@ pub async fn verify(
     to: Option<Timestamp>,
 ) -> Result<Verification, sqlx::Error> {
     let mut walker = ChainWalker::default();
-    let mut after = 0i64;
+    let baseline_id: Option<i64> = sqlx::query_scalar(
+        "SELECT max(id) FROM audit_events WHERE COALESCE(tenant, 'default') = $1 \
+         AND tool = $2 AND prev_hash IS NULL AND seq IS NOT NULL",
+    )
+    .bind(key)
+    .bind(REBASELINE_TOOL)
+    .fetch_one(pool)
+    .await?;
+    let mut after = baseline_id.map_or(0, |id| id - 1);
     let mut last: Option<StoredRow> = None;
     let mut broken_row = None;
     'pages: loop {
@@ -538,6 +600,7 @@ pub async fn verify(
         head: head
             .as_ref()
             .map(|(_, _, id, at)| (*id, Timestamp::from(*at))),
+        baseline_id,
     };
     if let (Some(b), Some((id, ts))) = (walk.broken, broken_row) {
         out.broken = Some((id, ts, b));

@@ -28,6 +28,29 @@ enum Command {
     /// Capability token tools (igctl-compatible).
     #[command(subcommand)]
     Token(token::TokenCommand),
+    /// Audit chain maintenance.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Start a new chain segment after an investigated break (docs/OPERATIONS.md): appends a
+    /// marker event; verification starts from it, older rows stay queryable.
+    Rebaseline(RebaselineArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct RebaselineArgs {
+    /// Postgres URL.
+    #[arg(long, env = "INTENTGATE_POSTGRES_URL", hide_env_values = true)]
+    database_url: String,
+    /// Tenant whose chain to re-baseline ("" or "default": the default chain).
+    #[arg(long)]
+    tenant: String,
+    /// What the investigation found (stored as the marker's reason).
+    #[arg(long)]
+    note: String,
 }
 
 #[derive(Debug, clap::Args)]
@@ -50,6 +73,7 @@ fn main() -> ExitCode {
         }
         Command::Migrate(args) => migrate(&args),
         Command::Token(cmd) => token::run(cmd),
+        Command::Audit(AuditCommand::Rebaseline(args)) => rebaseline(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -90,6 +114,26 @@ fn migrate(args: &MigrateArgs) -> Result<()> {
         } else {
             println!("applied migrations: {applied:?}");
         }
+        Ok(())
+    })
+}
+
+fn rebaseline(args: &RebaselineArgs) -> Result<()> {
+    anyhow::ensure!(
+        !args.note.trim().is_empty(),
+        "--note must say what the investigation found"
+    );
+    let key = intentgate_shared::audit::chain_key(args.tenant.trim()).to_owned();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start runtime")?;
+    rt.block_on(async {
+        let pool = store::connect(&args.database_url, 1).await?;
+        let id = store::audit::rebaseline(&pool, &key, args.note.trim())
+            .await
+            .context("cannot write the marker")?;
+        println!("chain {key:?} re-baselined at audit row {id}; verification starts there");
         Ok(())
     })
 }
