@@ -179,7 +179,8 @@ impl AdminState {
             );
             e.retry_after = Some(1);
             e
-        })
+        })?;
+        Ok(())
     }
 }
 

@@ -14,7 +14,7 @@ use std::time::Duration;
 use sqlx::PgPool;
 use tokio::sync::mpsc;
 
-use intentgate_dataplane::audit_ring::{self, AuditSink};
+use intentgate_dataplane::audit_ring::{self, AuditSink, CommitWatch};
 use intentgate_shared::audit::AuditEvent;
 
 use crate::store::audit as sql;
@@ -42,17 +42,22 @@ pub struct WriterStats {
 /// waiting while the writer is behind.
 #[derive(Debug)]
 pub struct ChainSink {
-    tx: mpsc::Sender<Vec<AuditEvent>>,
+    tx: mpsc::Sender<(Vec<AuditEvent>, Vec<u16>)>,
     stdout: bool,
 }
 
 impl AuditSink for ChainSink {
     fn write_batch(&mut self, batch: &mut Vec<AuditEvent>) {
+        self.write_tagged(batch, &mut Vec::new());
+    }
+
+    fn write_tagged(&mut self, batch: &mut Vec<AuditEvent>, cores: &mut Vec<u16>) {
         if self.stdout {
             audit_ring::write_json_lines(batch);
         }
         let n = batch.len();
-        if self.tx.blocking_send(std::mem::take(batch)).is_err() {
+        let sent = (std::mem::take(batch), std::mem::take(cores));
+        if self.tx.blocking_send(sent).is_err() {
             // Only after the writer stopped, which happens after the drain thread stopped.
             tracing::error!(records = n, "audit writer gone: records not persisted");
         }
@@ -61,27 +66,61 @@ impl AuditSink for ChainSink {
 
 /// A sink for the drain thread and the writer task to spawn on the control plane runtime
 /// (it ends once the sink is dropped and everything sent was persisted).
+/// `watch`, when given, learns after each commit which producers' records are now stored
+/// (`INTENTGATE_AUDIT_DURABILITY=sync`).
 pub fn start(
     pool: PgPool,
     stdout: bool,
     stats: Arc<WriterStats>,
+    watch: Option<Arc<CommitWatch>>,
 ) -> (ChainSink, impl Future<Output = ()> + Send) {
     let (tx, rx) = mpsc::channel(CHANNEL_BATCHES);
-    (ChainSink { tx, stdout }, run(pool, rx, stats))
+    (ChainSink { tx, stdout }, run(pool, rx, stats, watch))
 }
 
-async fn run(pool: PgPool, mut rx: mpsc::Receiver<Vec<AuditEvent>>, stats: Arc<WriterStats>) {
+/// Tells `watch` that the first `n` records of `tags` are committed.
+fn report(watch: Option<&CommitWatch>, tags: &[u16]) {
+    let Some(watch) = watch else { return };
+    let mut counts: Vec<u64> = Vec::new();
+    for &core in tags {
+        let i = usize::from(core);
+        if counts.len() <= i {
+            counts.resize(i + 1, 0);
+        }
+        counts[i] += 1;
+    }
+    for (core, n) in counts.into_iter().enumerate() {
+        if n > 0 {
+            watch.advance(u16::try_from(core).unwrap_or(u16::MAX), n);
+        }
+    }
+}
+
+async fn run(
+    pool: PgPool,
+    mut rx: mpsc::Receiver<(Vec<AuditEvent>, Vec<u16>)>,
+    stats: Arc<WriterStats>,
+    watch: Option<Arc<CommitWatch>>,
+) {
     let mut pending: Vec<AuditEvent> = Vec::with_capacity(MAX_BATCH);
+    // Producer of each pending record (empty when the feeder did not tag them).
+    let mut tags: Vec<u16> = Vec::with_capacity(MAX_BATCH);
     loop {
         if pending.is_empty() {
             match rx.recv().await {
-                Some(b) => pending.extend(b),
+                Some((b, t)) => {
+                    pending.extend(b);
+                    tags.extend(t);
+                }
                 None => return,
             }
         }
         while pending.len() < MAX_BATCH {
             match rx.try_recv() {
-                Ok(b) => pending.extend(b),
+                Ok((b, t)) => {
+                    pending.extend(b);
+                    tags.extend(t);
+                }
                 Err(_) => break,
             }
         }
@@ -96,6 +135,9 @@ async fn run(pool: PgPool, mut rx: mpsc::Receiver<Vec<AuditEvent>>, stats: Arc<W
                     stats.persisted.fetch_add(n as u64, Ordering::Relaxed);
                     stats.batches.fetch_add(1, Ordering::Relaxed);
                     pending.drain(..n);
+                    let done = n.min(tags.len());
+                    report(watch.as_deref(), &tags[..done]);
+                    tags.drain(..done);
                     break;
                 }
                 Err(e) => {

@@ -1585,3 +1585,127 @@ fn a_graceful_stop_persists_every_record_first() {
     let mut probe = Probe::open(&db.url);
     assert_eq!(probe.scalar(TOOL_ROWS), 300);
 }
+
+const UPSTREAM_OK: &str = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 36\r\nConnection: close\r\n\r\n{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}";
+
+fn sync_gateway(db: &TempDb, upstream: &str) -> Gateway {
+    spawn(
+        "serve",
+        &[
+            ("INTENTGATE_POSTGRES_URL", db.url.as_str()),
+            ("INTENTGATE_ADMIN_TOKEN", "root-secret"),
+            ("INTENTGATE_AUDIT_PERSIST", "true"),
+            ("INTENTGATE_AUDIT_DURABILITY", "sync"),
+            ("INTENTGATE_UPSTREAM_URL", upstream),
+        ],
+    )
+}
+
+#[test]
+fn sync_durability_answers_nothing_before_its_record_is_committed() {
+    let db = TempDb::new();
+    let upstream = fake_upstream(Duration::ZERO, UPSTREAM_OK);
+    let gw = sync_gateway(&db, &upstream);
+    let token = mint(&["read_invoice"], vec![]);
+    let v = call(gw.addr, Some(&token), "read_invoice", json!({}));
+    assert!(v["result"].is_object(), "{v}");
+    let mut probe = Probe::open(&db.url);
+    assert_eq!(
+        probe.scalar(TOOL_ROWS),
+        1,
+        "answered before its row existed"
+    );
+
+    // While the database refuses the gateway, a call gets no answer (and is not forwarded).
+    let probe_pid = probe.scalar("SELECT pg_backend_pid()::bigint");
+    let name = &db.name;
+    TempDb::exec(
+        &db.admin_url,
+        &format!(
+            "ALTER DATABASE \"{name}\" ALLOW_CONNECTIONS false; \
+             SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = '{name}' AND pid <> {probe_pid}"
+        ),
+    );
+    let addr = gw.addr;
+    let t = token.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(call(addr, Some(&t), "send_money", json!({})));
+    });
+    assert!(
+        rx.recv_timeout(Duration::from_millis(1500)).is_err(),
+        "a decision was answered while its record could not be committed"
+    );
+    TempDb::exec(
+        &db.admin_url,
+        &format!("ALTER DATABASE \"{name}\" ALLOW_CONNECTIONS true"),
+    );
+    let denied = rx.recv_timeout(Duration::from_secs(20)).unwrap();
+    assert_eq!(denied["error"]["code"], -32010);
+    assert_eq!(probe.scalar(TOOL_ROWS), 2);
+}
+
+/// Runs 4 client threads against `gw` until it is killed 1.5 s in; returns (answered, rows).
+fn kill_9_under_load(db: &TempDb, gw: Gateway) -> (i64, i64) {
+    let token = mint(&["read_invoice"], vec![]);
+    let answered = std::sync::Arc::new(AtomicUsize::new(0));
+    let workers: Vec<_> = (0..4)
+        .map(|w| {
+            let (addr, token, answered) = (gw.addr, token.clone(), answered.clone());
+            std::thread::spawn(move || {
+                for i in 0.. {
+                    let tool = if (w + i) % 3 == 0 { "send_money" } else { "read_invoice" };
+                    let body = json!({"jsonrpc": "2.0", "id": i, "method": "tools/call", "params": {"name": tool, "arguments": {}}}).to_string();
+                    let ok = std::panic::catch_unwind(|| post(addr, "/v1/mcp", Some(&token), &body).status);
+                    match ok {
+                        Ok(200) => {
+                            answered.fetch_add(1, Ordering::SeqCst);
+                        }
+                        _ => return,
+                    }
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    drop(gw); // SIGKILL under load
+    for w in workers {
+        let _ = w.join();
+    }
+    let answered = answered.load(Ordering::SeqCst) as i64;
+    assert!(answered > 20, "the load did not run: {answered} answered");
+    (answered, Probe::open(&db.url).scalar(TOOL_ROWS))
+}
+
+#[test]
+fn sync_durability_loses_no_answered_decision_to_kill_9() {
+    let db = TempDb::new();
+    let upstream = fake_upstream(Duration::ZERO, UPSTREAM_OK);
+    let (answered, rows) = kill_9_under_load(&db, sync_gateway(&db, &upstream));
+    // Every answered decision has its row. Rows may exceed answers: a record can commit
+    // and the gateway die before the answer leaves.
+    assert!(
+        rows >= answered,
+        "{rows} rows for {answered} answered decisions"
+    );
+    eprintln!("sync mode, kill -9 under load: {answered} answered, {rows} rows");
+}
+
+#[test]
+fn async_durability_loses_at_most_the_documented_bound_to_kill_9() {
+    let db = TempDb::new();
+    let gw = spawn(
+        "serve",
+        &[
+            ("INTENTGATE_POSTGRES_URL", db.url.as_str()),
+            ("INTENTGATE_AUDIT_PERSIST", "true"),
+        ],
+    );
+    let (answered, rows) = kill_9_under_load(&db, gw);
+    // docs/OPERATIONS.md: the rings (16,384 per core, 2 cores + the control plane's), the
+    // writer's queue and one transaction. Anything beyond means records were dropped.
+    let bound = 3 * 16_384 + 256 * 512 + 2_048;
+    assert!(answered - rows <= bound, "{answered} answered, {rows} rows");
+    eprintln!("async mode, kill -9 under load: {answered} answered, {rows} rows");
+}

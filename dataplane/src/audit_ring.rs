@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use futures_channel::oneshot;
 use intentgate_shared::audit::AuditEvent;
 
 /// Slots per core ring.
@@ -34,6 +35,19 @@ pub struct AuditProducer {
     ring: rtrb::Producer<AuditEvent>,
     reserved: usize,
     counters: Arc<AuditCounters>,
+    core: u16,
+    pushed: u64,
+}
+
+/// Which record a push was: the producer's index and its 1-based count of records pushed
+/// there. Rings are FIFO and the writer commits in drain order, so a core's records commit
+/// in ticket order ([`CommitWatch`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ticket {
+    /// Producer index.
+    pub core: u16,
+    /// Records pushed by that producer up to and including this one.
+    pub seq: u64,
 }
 
 /// A reserved slot; give it back with [`AuditProducer::push_reserved`].
@@ -55,20 +69,29 @@ impl AuditProducer {
     }
 
     /// Pushes a record into a slot reserved earlier.
-    pub fn push_reserved(&mut self, _slot: Reservation, event: AuditEvent) {
+    pub fn push_reserved(&mut self, _slot: Reservation, event: AuditEvent) -> Ticket {
         self.reserved -= 1;
         // The reservation guarantees a free slot: the drain only ever frees more.
         if self.ring.push(event).is_ok() {
+            self.pushed += 1;
             self.counters.pushed.fetch_add(1, Ordering::Relaxed);
         }
+        self.last_ticket()
     }
 
     /// Pushes a record now (decisions that forward nothing). `Err`: the ring is full; the
     /// caller must refuse the call (503) rather than answer it unaudited.
-    pub fn push(&mut self, event: AuditEvent) -> Result<(), RingFull> {
+    pub fn push(&mut self, event: AuditEvent) -> Result<Ticket, RingFull> {
         let slot = self.reserve().ok_or(RingFull)?;
-        self.push_reserved(slot, event);
-        Ok(())
+        Ok(self.push_reserved(slot, event))
+    }
+
+    /// The ticket of the newest record pushed here (seq 0: none yet).
+    pub fn last_ticket(&self) -> Ticket {
+        Ticket {
+            core: self.core,
+            seq: self.pushed,
+        }
     }
 }
 
@@ -80,11 +103,82 @@ pub struct RingFull;
 pub trait AuditSink: Send + 'static {
     /// Takes a batch (in per-core order; cores interleave).
     fn write_batch(&mut self, batch: &mut Vec<AuditEvent>);
+
+    /// Takes a batch with the producer index of each record (for sinks that report commits
+    /// back through a [`CommitWatch`]).
+    fn write_tagged(&mut self, batch: &mut Vec<AuditEvent>, cores: &mut Vec<u16>) {
+        cores.clear();
+        self.write_batch(batch);
+    }
 }
 
 impl<S: AuditSink + ?Sized> AuditSink for Box<S> {
     fn write_batch(&mut self, batch: &mut Vec<AuditEvent>) {
         (**self).write_batch(batch);
+    }
+
+    fn write_tagged(&mut self, batch: &mut Vec<AuditEvent>, cores: &mut Vec<u16>) {
+        (**self).write_tagged(batch, cores);
+    }
+}
+
+#[derive(Debug, Default)]
+struct CoreWatch {
+    committed: AtomicU64,
+    waiters: Mutex<Vec<(u64, oneshot::Sender<()>)>>,
+}
+
+/// How far each producer's records are durably stored, and the calls waiting for that
+/// (`INTENTGATE_AUDIT_DURABILITY=sync`). The writer advances it after each commit; a core
+/// waits on a oneshot (no polling, no blocking of the core).
+#[derive(Debug)]
+pub struct CommitWatch {
+    cores: Vec<CoreWatch>,
+}
+
+impl CommitWatch {
+    /// A watch for `producers` producers, nothing committed.
+    pub fn new(producers: usize) -> Self {
+        Self {
+            cores: (0..producers).map(|_| CoreWatch::default()).collect(),
+        }
+    }
+
+    /// `n` more records of producer `core` are committed.
+    pub fn advance(&self, core: u16, n: u64) {
+        let Some(w) = self.cores.get(usize::from(core)) else {
+            return;
+        };
+        let now = w.committed.fetch_add(n, Ordering::AcqRel) + n;
+        let mut waiters = w.waiters.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut i = 0;
+        while i < waiters.len() {
+            if waiters[i].0 <= now {
+                let (_, tx) = waiters.swap_remove(i);
+                let _ = tx.send(());
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// `None` when `t` is committed already; otherwise a receiver that completes when it is.
+    pub fn wait(&self, t: Ticket) -> Option<oneshot::Receiver<()>> {
+        let w = self.cores.get(usize::from(t.core))?;
+        let mut waiters = w.waiters.lock().unwrap_or_else(PoisonError::into_inner);
+        if w.committed.load(Ordering::Acquire) >= t.seq {
+            return None;
+        }
+        let (tx, rx) = oneshot::channel();
+        waiters.push((t.seq, tx));
+        Some(rx)
+    }
+
+    /// Records of `core` committed so far.
+    pub fn committed(&self, core: u16) -> u64 {
+        self.cores
+            .get(usize::from(core))
+            .map_or(0, |w| w.committed.load(Ordering::Acquire))
     }
 }
 
@@ -157,13 +251,15 @@ pub fn start(
     counters: Arc<AuditCounters>,
 ) -> (Vec<AuditProducer>, AuditDrain) {
     let (producers, mut consumers): (Vec<_>, Vec<_>) = (0..cores)
-        .map(|_| {
+        .map(|i| {
             let (p, c) = rtrb::RingBuffer::new(RING_SLOTS);
             (
                 AuditProducer {
                     ring: p,
                     reserved: 0,
                     counters: Arc::clone(&counters),
+                    core: u16::try_from(i).unwrap_or(u16::MAX),
+                    pushed: 0,
                 },
                 c,
             )
@@ -175,11 +271,13 @@ pub fn start(
         .name("audit-drain".into())
         .spawn(move || {
             let mut batch = Vec::with_capacity(1024);
+            let mut tags: Vec<u16> = Vec::with_capacity(1024);
             loop {
                 let stopping = flag.load(Ordering::Acquire);
-                for c in &mut consumers {
+                for (i, c) in consumers.iter_mut().enumerate() {
                     while let Ok(e) = c.pop() {
                         batch.push(e);
+                        tags.push(u16::try_from(i).unwrap_or(u16::MAX));
                     }
                 }
                 if batch.is_empty() {
@@ -192,8 +290,9 @@ pub fn start(
                 counters
                     .delivered
                     .fetch_add(batch.len() as u64, Ordering::Relaxed);
-                sink.write_batch(&mut batch);
+                sink.write_tagged(&mut batch, &mut tags);
                 batch.clear();
+                tags.clear();
             }
         })
         .ok();
@@ -252,6 +351,8 @@ mod tests {
             ring: p,
             reserved: 0,
             counters: Arc::clone(&counters),
+            core: 0,
+            pushed: 0,
         };
         let slot = prod.reserve().unwrap();
         prod.push(ev(1)).unwrap();
@@ -261,5 +362,23 @@ mod tests {
         prod.push_reserved(slot, ev(3));
         assert_eq!(counters.refused.load(Ordering::Relaxed), 2);
         assert_eq!(counters.pushed.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn commit_watch_wakes_each_waiter_once_its_record_is_committed() {
+        let w = CommitWatch::new(2);
+        let t = |core, seq| Ticket { core, seq };
+        let mut first = w.wait(t(0, 1)).unwrap();
+        let mut third = w.wait(t(0, 3)).unwrap();
+        let mut other = w.wait(t(1, 1)).unwrap();
+        w.advance(0, 2);
+        assert_eq!(first.try_recv().unwrap(), Some(()));
+        assert_eq!(third.try_recv().unwrap(), None);
+        assert_eq!(other.try_recv().unwrap(), None);
+        assert!(w.wait(t(0, 2)).is_none(), "already committed");
+        w.advance(0, 1);
+        assert_eq!(third.try_recv().unwrap(), Some(()));
+        assert_eq!((w.committed(0), w.committed(1)), (3, 0));
+        w.advance(9, 1); // unknown producer: ignored
     }
 }

@@ -21,7 +21,7 @@ use intentgate_shared::snapshot::{Snapshot, SnapshotCell};
 use intentgate_shared::timestamp::Timestamp;
 
 use crate::approvals::{self, ApprovalQueue, PendingRequest};
-use crate::audit_ring::{AuditProducer, Reservation};
+use crate::audit_ring::{AuditProducer, CommitWatch, Reservation};
 use crate::budget::Budget;
 use crate::http::{self, BodyFraming, Head, HttpError, Method};
 use crate::intent::{self, IntentCache};
@@ -102,7 +102,14 @@ pub struct Shared {
     pub connections: AtomicUsize,
     /// The approvals queue (None: escalations deny).
     pub approvals: Option<Arc<ApprovalQueue>>,
+    /// `INTENTGATE_AUDIT_DURABILITY=sync`: how far the audit records are committed. A
+    /// decision is answered, and an allowed call forwarded, only once its record is.
+    pub commit_watch: Option<Arc<CommitWatch>>,
 }
+
+/// Longest wait for an audit commit in sync mode; past it the connection is closed without
+/// an answer (a decision must not be returned unrecorded).
+const SYNC_COMMIT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A running data plane.
 #[derive(Debug)]
@@ -361,6 +368,9 @@ impl Worker {
                 out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
                 continue_sent = true;
             }
+            if !out.is_empty() && !self.committed().await {
+                return;
+            }
             if !out.is_empty() {
                 // A client that never reads must not hold the connection (and its buffer).
                 let write = monoio::time::timeout(
@@ -434,6 +444,49 @@ impl Worker {
                     }
                 }
             }
+        }
+    }
+
+    /// In sync durability: waits until every record this core pushed so far is committed
+    /// (one wait covers all pipelined answers). `false`: not within the timeout.
+    async fn committed(&self) -> bool {
+        let Some(watch) = &self.shared.commit_watch else {
+            return true;
+        };
+        let ticket = self.audit.borrow().last_ticket();
+        match watch.wait(ticket) {
+            None => true,
+            Some(rx) => matches!(
+                monoio::time::timeout(SYNC_COMMIT_TIMEOUT, rx).await,
+                Ok(Ok(()))
+            ),
+        }
+    }
+
+    /// Sync durability, before a call leaves for the upstream: records the allow decision
+    /// in `slot` and waits for its commit. `Err(slot)` hands the slot back (not sync, or no
+    /// upstream): the caller records after the forward as usual. `Ok(false)`: the commit did
+    /// not happen in time and the call must not be forwarded.
+    async fn record_before_forward(
+        &self,
+        slot: Reservation,
+        event: &AuditEvent,
+    ) -> Result<bool, Reservation> {
+        if self.shared.commit_watch.is_none() || self.upstream.is_none() {
+            return Err(slot);
+        }
+        let mut early = event.clone();
+        early.reason.push_str(" (recorded before forwarding)");
+        self.audit.borrow_mut().push_reserved(slot, early);
+        Ok(self.committed().await)
+    }
+
+    /// After a forward whose decision was recorded before it: only a failure adds a record.
+    fn record_after_forward(&self, event: AuditEvent) {
+        if event.decision == Decision::Block.as_str() {
+            // The answer waits for this record's commit too (`committed`); a full ring here
+            // only loses the failure detail, the forward itself is on record.
+            let _ = self.audit.borrow_mut().push(event);
         }
     }
 
@@ -897,9 +950,19 @@ impl Worker {
                     );
                 }
                 Verdict::Allow { mut event } => {
+                    let early = match self.record_before_forward(slot, &event).await {
+                        Ok(false) => return audit_unconfirmed(out),
+                        Ok(true) => None,
+                        Err(slot) => Some(slot),
+                    };
                     let result = self.passthrough(&req, body, &mut event).await;
                     event.latency_ms = elapsed_ms(started);
-                    self.audit.borrow_mut().push_reserved(slot, event);
+                    match early {
+                        Some(slot) => {
+                            self.audit.borrow_mut().push_reserved(slot, event);
+                        }
+                        None => self.record_after_forward(event),
+                    }
                     if notification {
                         http::write_response(out, 202, b"", close, &[]);
                     } else {
@@ -932,9 +995,19 @@ impl Worker {
                 self.respond_denied(slot, req.id, &error, event, notification, close, out)
             }
             Verdict::Allow { mut event } => {
+                let early = match self.record_before_forward(slot, &event).await {
+                    Ok(false) => return audit_unconfirmed(out),
+                    Ok(true) => None,
+                    Err(slot) => Some(slot),
+                };
                 let forwarded = self.forward_call(&req, body, &mut event, started).await;
                 event.latency_ms = elapsed_ms(started);
-                self.audit.borrow_mut().push_reserved(slot, event);
+                match early {
+                    Some(slot) => {
+                        self.audit.borrow_mut().push_reserved(slot, event);
+                    }
+                    None => self.record_after_forward(event),
+                }
                 if notification {
                     http::write_response(out, 202, b"", close, &[]);
                 } else {
@@ -1151,6 +1224,17 @@ fn body_of<'a>(buf: &'a [u8], head: &Head, consumed: usize) -> &'a [u8] {
 
 fn elapsed_ms(started: Instant) -> i64 {
     i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Sync durability: the decision's record was not committed in time; nothing was forwarded.
+fn audit_unconfirmed(out: &mut Vec<u8>) {
+    http::write_response(
+        out,
+        503,
+        br#"{"error":"audit record not committed in time: call not forwarded"}"#,
+        true,
+        &[("Retry-After", "1")],
+    );
 }
 
 fn audit_full(out: &mut Vec<u8>, close: bool) {

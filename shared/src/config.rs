@@ -797,6 +797,13 @@ impl Config {
                 KeyRing::single(crate::key_ring::MasterKey::from_bytes(&[0; 32]))
             }),
         };
+        if cfg.audit_durability == AuditDurability::Sync && !cfg.audit_persist {
+            r.fail(
+                "INTENTGATE_AUDIT_DURABILITY",
+                "sync requires INTENTGATE_AUDIT_PERSIST=true (there is no store to wait for)"
+                    .into(),
+            );
+        }
         if cfg.audit_persist && cfg.postgres_url.is_none() {
             r.fail(
                 "INTENTGATE_AUDIT_PERSIST",

@@ -158,6 +158,11 @@ fn each_invalid_value_names_the_variable_and_what_it_accepts() {
             "requires INTENTGATE_POSTGRES_URL",
         ),
         (
+            "INTENTGATE_AUDIT_DURABILITY",
+            "sync",
+            "sync requires INTENTGATE_AUDIT_PERSIST=true",
+        ),
+        (
             "INTENTGATE_POLICY_STORE",
             "postgres",
             "requires INTENTGATE_POSTGRES_URL",

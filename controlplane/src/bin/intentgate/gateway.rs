@@ -15,7 +15,7 @@ use intentgate_controlplane::chain_writer::{self, WriterStats};
 use intentgate_controlplane::revocation::{self, RevocationStore};
 use intentgate_controlplane::{notify, store};
 use intentgate_dataplane::approvals::ApprovalQueue;
-use intentgate_dataplane::audit_ring::{self, AuditCounters, AuditSink, MemorySink};
+use intentgate_dataplane::audit_ring::{self, AuditCounters, AuditSink, CommitWatch, MemorySink};
 use intentgate_dataplane::budget::Budget;
 use intentgate_dataplane::demo_upstream;
 use intentgate_dataplane::pipeline::Settings;
@@ -35,9 +35,6 @@ const GRACE: Duration = Duration::from_secs(15);
 /// silently running without them.
 fn refuse_unsupported(cfg: &Config) -> Result<()> {
     let mut missing = Vec::new();
-    if cfg.audit_durability == AuditDurability::Sync {
-        missing.push("INTENTGATE_AUDIT_DURABILITY=sync (async is the mode this build has)");
-    }
     if cfg.policy_store != StoreBackend::Off {
         missing.push("INTENTGATE_POLICY_STORE (policy drafts)");
     }
@@ -188,6 +185,9 @@ fn run(plan: Plan, banner: impl FnOnce(&server::Running, Option<SocketAddr>)) ->
         _ => (None, None),
     };
     let approvals_for_shutdown = approvals.clone();
+    // One counter per ring: the data plane cores and the control plane's.
+    let commit_watch = (cfg.audit_durability == AuditDurability::Sync)
+        .then(|| Arc::new(CommitWatch::new(threads + 1)));
     let shared = Arc::new(Shared {
         snapshot: Arc::new(SnapshotCell::new(snapshot)),
         budget: Arc::new(Budget::new(
@@ -197,13 +197,19 @@ fn run(plan: Plan, banner: impl FnOnce(&server::Running, Option<SocketAddr>)) ->
         stopping: AtomicBool::new(false),
         connections: AtomicUsize::new(0),
         approvals: approvals.clone(),
+        commit_watch: commit_watch.clone(),
     });
     let counters = Arc::new(AuditCounters::default());
     let stdout = cfg.audit_target == AuditTarget::Stdout;
     let writer_stats = Arc::new(WriterStats::default());
     let (sink, writer): (Box<dyn AuditSink>, _) = match (&pool, cfg.audit_persist) {
         (Some(pool), true) => {
-            let (sink, task) = chain_writer::start(pool.clone(), stdout, Arc::clone(&writer_stats));
+            let (sink, task) = chain_writer::start(
+                pool.clone(),
+                stdout,
+                Arc::clone(&writer_stats),
+                commit_watch.clone(),
+            );
             (Box::new(sink), Some(rt.spawn(task)))
         }
         _ => (Box::new(MemorySink::new(10_000, stdout)), None),
