@@ -107,7 +107,8 @@ pub fn router(state: Arc<AdminState>) -> Option<Router> {
     if state.audit_store.is_some() {
         app = app
             .route("/v1/admin/audit", get(audit::query))
-            .route("/v1/admin/audit/verify", get(audit::verify));
+            .route("/v1/admin/audit/verify", get(audit::verify))
+            .route("/v1/admin/audit/export", get(audit::export));
     }
     if state.approvals.is_some() {
         app = app
