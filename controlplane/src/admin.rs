@@ -86,6 +86,8 @@ pub struct AdminState {
     pub approvals: Option<Approvals>,
     /// The persisted audit chain (None: audit routes answer 404, as in the Go gateway).
     pub audit_store: Option<sqlx::PgPool>,
+    /// Public key of the checkpoint signer (base64), when signing is configured.
+    pub audit_public_key: Option<String>,
 }
 
 impl std::fmt::Debug for AdminState {
@@ -108,7 +110,8 @@ pub fn router(state: Arc<AdminState>) -> Option<Router> {
         app = app
             .route("/v1/admin/audit", get(audit::query))
             .route("/v1/admin/audit/verify", get(audit::verify))
-            .route("/v1/admin/audit/export", get(audit::export));
+            .route("/v1/admin/audit/export", get(audit::export))
+            .route("/v1/admin/audit/checkpoints", get(audit::checkpoints));
     }
     if state.approvals.is_some() {
         app = app

@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 use intentgate_dataplane::audit_ring::{self, AuditSink, CommitWatch};
 use intentgate_shared::audit::AuditEvent;
 
+use crate::checkpoint::Signer;
 use crate::store::audit as sql;
 
 /// Rows per transaction at most.
@@ -64,18 +65,30 @@ impl AuditSink for ChainSink {
     }
 }
 
-/// A sink for the drain thread and the writer task to spawn on the control plane runtime
-/// (it ends once the sink is dropped and everything sent was persisted).
-/// `watch`, when given, learns after each commit which producers' records are now stored
-/// (`INTENTGATE_AUDIT_DURABILITY=sync`).
+/// How the writer runs besides its pool.
+#[derive(Debug, Default)]
+pub struct WriterOptions {
+    /// Echo every record to stdout as a JSON line.
+    pub stdout: bool,
+    /// Learns after each commit which producers' records are stored
+    /// (`INTENTGATE_AUDIT_DURABILITY=sync`).
+    pub watch: Option<Arc<CommitWatch>>,
+    /// Signs a checkpoint of every chain head each batch moves.
+    pub signer: Option<Arc<Signer>>,
+}
+
+/// A sink for the drain thread and the writer task to spawn on the control plane runtime.
 pub fn start(
     pool: PgPool,
-    stdout: bool,
     stats: Arc<WriterStats>,
-    watch: Option<Arc<CommitWatch>>,
+    options: WriterOptions,
 ) -> (ChainSink, impl Future<Output = ()> + Send) {
     let (tx, rx) = mpsc::channel(CHANNEL_BATCHES);
-    (ChainSink { tx, stdout }, run(pool, rx, stats, watch))
+    let sink = ChainSink {
+        tx,
+        stdout: options.stdout,
+    };
+    (sink, run(pool, rx, stats, options.watch, options.signer))
 }
 
 /// Tells `watch` that the first `n` records of `tags` are committed.
@@ -101,6 +114,7 @@ async fn run(
     mut rx: mpsc::Receiver<(Vec<AuditEvent>, Vec<u16>)>,
     stats: Arc<WriterStats>,
     watch: Option<Arc<CommitWatch>>,
+    signer: Option<Arc<Signer>>,
 ) {
     let mut pending: Vec<AuditEvent> = Vec::with_capacity(MAX_BATCH);
     // Producer of each pending record (empty when the feeder did not tag them).
@@ -127,7 +141,8 @@ async fn run(
         let n = pending.len().min(MAX_BATCH);
         let mut delay = Duration::from_millis(20);
         loop {
-            let result = tokio::time::timeout(APPEND_TIMEOUT, sql::append(&pool, &pending[..n]))
+            let append = sql::append_signed(&pool, &pending[..n], signer.as_deref());
+            let result = tokio::time::timeout(APPEND_TIMEOUT, append)
                 .await
                 .unwrap_or_else(|_| Err(sqlx::Error::PoolTimedOut));
             match result {

@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod approvals;
 pub mod chain_writer;
+pub mod checkpoint;
 pub mod notify;
 pub mod revocation;
 pub mod store;

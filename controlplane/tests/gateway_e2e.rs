@@ -1709,3 +1709,105 @@ fn async_durability_loses_at_most_the_documented_bound_to_kill_9() {
     assert!(answered - rows <= bound, "{answered} answered, {rows} rows");
     eprintln!("async mode, kill -9 under load: {answered} answered, {rows} rows");
 }
+
+#[test]
+fn an_export_verifies_offline_against_a_signed_checkpoint() {
+    let db = TempDb::new();
+    let seed = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc";
+    let gw = spawn(
+        "serve",
+        &[
+            ("INTENTGATE_POSTGRES_URL", db.url.as_str()),
+            ("INTENTGATE_ADMIN_TOKEN", "root-secret"),
+            ("INTENTGATE_AUDIT_PERSIST", "true"),
+            ("INTENTGATE_AUDIT_SIGNING_KEY", seed),
+        ],
+    );
+    let token = mint(&["read_invoice"], vec![]);
+    for i in 0..25 {
+        let tool = if i % 5 == 0 {
+            "send_money"
+        } else {
+            "read_invoice"
+        };
+        call(gw.addr, Some(&token), tool, json!({"i": i}));
+    }
+    // Wait until the writer committed (and signed) all of them.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let checkpoints = loop {
+        let v = admin(
+            gw.addr,
+            "GET",
+            "/v1/admin/audit/checkpoints?tenant=acme",
+            "root-secret",
+            "",
+        )
+        .json();
+        if v["checkpoints"][0]["seq"] == 25 {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "no checkpoint for seq 25: {v}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let public_key = checkpoints["public_key"].as_str().unwrap().to_owned();
+    let export = admin(
+        gw.addr,
+        "GET",
+        "/v1/admin/audit/export?format=json&tenant=acme",
+        "root-secret",
+        "",
+    );
+    assert_eq!(export.status, 200);
+    let dir = std::env::temp_dir().join(format!(
+        "ig-export-{}-{}",
+        std::process::id(),
+        closed_port()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (export_file, checkpoint_file) = (dir.join("audit.ndjson"), dir.join("checkpoints.json"));
+    std::fs::write(&export_file, &export.body).unwrap();
+    std::fs::write(&checkpoint_file, checkpoints.to_string()).unwrap();
+    let verify = |key: &str| {
+        Command::new(env!("CARGO_BIN_EXE_intentgate"))
+            .args(["audit", "verify-file", "--export"])
+            .arg(&export_file)
+            .arg("--checkpoint")
+            .arg(&checkpoint_file)
+            .args(["--public-key", key])
+            .output()
+            .unwrap()
+    };
+    let ok = verify(&public_key);
+    let stdout = String::from_utf8_lossy(&ok.stdout);
+    assert!(
+        ok.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(
+        stdout.contains("25 rows verified, seq 25 matches"),
+        "{stdout}"
+    );
+
+    // Another key, or one edited byte in the export, fails.
+    let stranger = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+    let bad = verify(stranger);
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("checkpoint: the signature does not verify")
+    );
+    let edited = String::from_utf8(export.body.clone()).unwrap().replacen(
+        "\"latency_ms\":",
+        "\"latency_ms\":1",
+        1,
+    );
+    std::fs::write(&export_file, edited).unwrap();
+    let bad = verify(&public_key);
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("hash mismatch (row body tampered)"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

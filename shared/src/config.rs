@@ -99,6 +99,8 @@ pub struct Config {
     pub audit_arg_values: Redaction,
     /// `INTENTGATE_AUDIT_DURABILITY`.
     pub audit_durability: AuditDurability,
+    /// `INTENTGATE_AUDIT_SIGNING_KEY`: a 32-byte Ed25519 seed, base64.
+    pub audit_signing_key: Option<Secret>,
     /// `INTENTGATE_APPROVALS_BACKEND`.
     pub approvals_backend: StoreBackend,
     /// `INTENTGATE_APPROVAL_TIMEOUT_S` (0 means the default, 300).
@@ -291,6 +293,11 @@ pub const VARIABLES: &[VarDoc] = &[
         name: "INTENTGATE_AUDIT_DURABILITY",
         default: "async",
         help: "async | sync",
+    },
+    VarDoc {
+        name: "INTENTGATE_AUDIT_SIGNING_KEY",
+        default: "",
+        help: "base64 Ed25519 seed (32 bytes): sign a chain checkpoint per audit batch",
     },
     VarDoc {
         name: "INTENTGATE_APPROVALS_BACKEND",
@@ -746,6 +753,7 @@ impl Config {
                 ],
                 "async, sync",
             ),
+            audit_signing_key: r.secret("INTENTGATE_AUDIT_SIGNING_KEY"),
             approvals_backend: r.choice(
                 "INTENTGATE_APPROVALS_BACKEND",
                 Memory,
@@ -797,6 +805,22 @@ impl Config {
                 KeyRing::single(crate::key_ring::MasterKey::from_bytes(&[0; 32]))
             }),
         };
+        if let Some(key) = &cfg.audit_signing_key {
+            let len = crate::key_ring::decode_base64_any(key.expose()).map(|k| k.len());
+            if len != Some(32) {
+                r.fail(
+                    "INTENTGATE_AUDIT_SIGNING_KEY",
+                    "must be a base64 32-byte Ed25519 seed (intentgate audit gen-signing-key)"
+                        .into(),
+                );
+            } else if !cfg.audit_persist {
+                r.fail(
+                    "INTENTGATE_AUDIT_SIGNING_KEY",
+                    "requires INTENTGATE_AUDIT_PERSIST=true (checkpoints sign persisted chains)"
+                        .into(),
+                );
+            }
+        }
         if cfg.audit_durability == AuditDurability::Sync && !cfg.audit_persist {
             r.fail(
                 "INTENTGATE_AUDIT_DURABILITY",

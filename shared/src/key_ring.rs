@@ -74,29 +74,7 @@ impl MasterKey {
     /// Parses a base64 master key, trying raw-url, url, std and raw-std in that order as the
     /// Go gateway does, and requires at least [`MIN_KEY_BYTES`] decoded bytes.
     pub fn parse(text: &str) -> Result<Self, KeyError> {
-        let text = text.trim();
-        let flavours = [
-            GeneralPurpose::new(
-                &base64::alphabet::URL_SAFE,
-                lenient(DecodePaddingMode::RequireNone),
-            ),
-            GeneralPurpose::new(
-                &base64::alphabet::URL_SAFE,
-                lenient(DecodePaddingMode::RequireCanonical),
-            ),
-            GeneralPurpose::new(
-                &base64::alphabet::STANDARD,
-                lenient(DecodePaddingMode::RequireCanonical),
-            ),
-            GeneralPurpose::new(
-                &base64::alphabet::STANDARD,
-                lenient(DecodePaddingMode::RequireNone),
-            ),
-        ];
-        let bytes = flavours
-            .iter()
-            .find_map(|engine| engine.decode(text).ok())
-            .ok_or(KeyError::NotBase64)?;
+        let bytes = decode_base64_any(text).ok_or(KeyError::NotBase64)?;
         if bytes.len() < MIN_KEY_BYTES {
             return Err(KeyError::TooShort {
                 len: bytes.len(),
@@ -140,6 +118,31 @@ impl MasterKey {
             .map(|b| format!("{b:02x}"))
             .collect()
     }
+}
+
+/// Decodes key material in any of the four base64 flavours the Go gateway accepts (url or
+/// standard alphabet, padded or not; trailing bits are tolerated as Go does for keys).
+pub fn decode_base64_any(text: &str) -> Option<Vec<u8>> {
+    let text = text.trim();
+    let flavours = [
+        GeneralPurpose::new(
+            &base64::alphabet::URL_SAFE,
+            lenient(DecodePaddingMode::RequireNone),
+        ),
+        GeneralPurpose::new(
+            &base64::alphabet::URL_SAFE,
+            lenient(DecodePaddingMode::RequireCanonical),
+        ),
+        GeneralPurpose::new(
+            &base64::alphabet::STANDARD,
+            lenient(DecodePaddingMode::RequireCanonical),
+        ),
+        GeneralPurpose::new(
+            &base64::alphabet::STANDARD,
+            lenient(DecodePaddingMode::RequireNone),
+        ),
+    ];
+    flavours.iter().find_map(|engine| engine.decode(text).ok())
 }
 
 /// The current key (mints and verifies) and previous keys (verify only).

@@ -57,7 +57,7 @@ fn main() {
 
         // 1. The writer, fed the way the drain thread feeds it (batches of 512 from a thread).
         let stats = Arc::new(WriterStats::default());
-        let (mut sink, task) = chain_writer::start(pool.clone(), false, Arc::clone(&stats), None);
+        let (mut sink, task) = chain_writer::start(pool.clone(), Arc::clone(&stats), Default::default());
         let writer = tokio::spawn(task);
         let started = Instant::now();
         let feeder = std::thread::spawn(move || {

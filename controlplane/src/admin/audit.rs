@@ -403,3 +403,39 @@ fn internal() -> ApiError {
         "cannot build the response headers",
     )
 }
+
+/// `GET /v1/admin/audit/checkpoints`: signed chain heads, newest first (`tenant`, `limit`,
+/// `offset`), with the public key that verifies them when signing is configured.
+pub(super) async fn checkpoints(
+    State(state): State<Arc<AdminState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Query(params): Params,
+) -> Result<axum::Json<Value>, ApiError> {
+    let (principal, pool) = caller(&state, peer, &headers)?;
+    let (limit, offset) = page(&params)?;
+    let tenant = scoped_tenant(&principal, param(&params, "tenant"))?;
+    let key = tenant.as_deref().map(intentgate_shared::audit::chain_key);
+    let rows = sql::checkpoints(pool, key, limit, offset)
+        .await
+        .map_err(store_error)?;
+    let list: Vec<Value> = rows
+        .iter()
+        .map(|c| {
+            json!({
+                "tenant": c.tenant,
+                "seq": c.seq,
+                "head_hash": c.head_hash,
+                "head_id": c.head_id,
+                "ts": c.ts.to_rfc3339_nano(),
+                "key_id": c.key_id,
+                "signature": c.signature,
+            })
+        })
+        .collect();
+    let mut out = json!({"checkpoints": list, "limit": limit, "offset": offset});
+    if let Some(k) = &state.audit_public_key {
+        out["public_key"] = k.clone().into();
+    }
+    Ok(axum::Json(out))
+}

@@ -52,6 +52,7 @@ impl Harness {
             audit: Mutex::new(producers.remove(0)),
             approvals: Some(Approvals::Memory(Arc::new(ApprovalQueue::default()))),
             audit_store,
+            audit_public_key: None,
         });
         let app = router(Arc::clone(&state))
             .unwrap()

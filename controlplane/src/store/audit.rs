@@ -15,6 +15,8 @@ use time::OffsetDateTime;
 use intentgate_shared::audit::{self, AuditEvent, ChainBreak, ChainWalker, ChainedEvent};
 use intentgate_shared::timestamp::Timestamp;
 
+use crate::checkpoint::{self, Signer};
+
 /// The head of one chain as locked for a batch.
 struct Head {
     hash: String,
@@ -100,6 +102,16 @@ impl Columns {
 /// Appends `events` to their chains in one transaction. Events keep their order within each
 /// chain. On error nothing is written (the caller retries the same batch).
 pub async fn append(pool: &PgPool, events: &[AuditEvent]) -> Result<(), sqlx::Error> {
+    append_signed(pool, events, None).await
+}
+
+/// [`append`], and with a `signer` a signed checkpoint of every chain head the batch moved,
+/// in the same transaction.
+pub async fn append_signed(
+    pool: &PgPool,
+    events: &[AuditEvent],
+    signer: Option<&Signer>,
+) -> Result<(), sqlx::Error> {
     if events.is_empty() {
         return Ok(());
     }
@@ -192,7 +204,98 @@ pub async fn append(pool: &PgPool, events: &[AuditEvent]) -> Result<(), sqlx::Er
     .bind(&i)
     .execute(&mut *tx)
     .await?;
+    if let Some(signer) = signer {
+        let ts = Timestamp::now();
+        let sigs: Vec<String> = k
+            .iter()
+            .zip(&s)
+            .zip(&h)
+            .map(|((key, seq), hash)| signer.sign(&checkpoint::message(key, *seq, hash, ts)))
+            .collect();
+        sqlx::query(
+            "INSERT INTO audit_checkpoints (tenant, seq, head_hash, head_id, ts, key_id, signature) \
+             SELECT t, s, h, i, $5, $6, sig \
+             FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::bigint[], $7::text[]) \
+               AS u(t, s, h, i, sig)",
+        )
+        .bind(&k)
+        .bind(&s)
+        .bind(&h)
+        .bind(&i)
+        .bind(ts.to_offset_datetime())
+        .bind(signer.key_id())
+        .bind(&sigs)
+        .execute(&mut *tx)
+        .await?;
+    }
     tx.commit().await
+}
+
+/// One signed checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// Chain key.
+    pub tenant: String,
+    /// Head seq.
+    pub seq: i64,
+    /// Head hash.
+    pub head_hash: String,
+    /// Head row id.
+    pub head_id: Option<i64>,
+    /// Signing time (part of the signed message).
+    pub ts: Timestamp,
+    /// Which key signed.
+    pub key_id: String,
+    /// Ed25519 signature, base64.
+    pub signature: String,
+}
+
+impl Checkpoint {
+    /// The bytes the signature covers.
+    pub fn message(&self) -> Vec<u8> {
+        checkpoint::message(&self.tenant, self.seq, &self.head_hash, self.ts)
+    }
+}
+
+/// Checkpoints newest first, optionally of one chain.
+pub async fn checkpoints(
+    pool: &PgPool,
+    key: Option<&str>,
+    limit: i64,
+    offset: i64,
+) -> Result<Vec<Checkpoint>, sqlx::Error> {
+    type Row = (
+        String,
+        i64,
+        String,
+        Option<i64>,
+        OffsetDateTime,
+        String,
+        String,
+    );
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT tenant, seq, head_hash, head_id, ts, key_id, signature FROM audit_checkpoints \
+         WHERE ($1::text IS NULL OR tenant = $1) ORDER BY id DESC LIMIT $2 OFFSET $3",
+    )
+    .bind(key)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(tenant, seq, head_hash, head_id, ts, key_id, signature)| Checkpoint {
+                tenant,
+                seq,
+                head_hash,
+                head_id,
+                ts: ts.into(),
+                key_id,
+                signature,
+            },
+        )
+        .collect())
 }
 
 async fn lock_heads(

@@ -163,6 +163,11 @@ fn each_invalid_value_names_the_variable_and_what_it_accepts() {
             "sync requires INTENTGATE_AUDIT_PERSIST=true",
         ),
         (
+            "INTENTGATE_AUDIT_SIGNING_KEY",
+            "c2hvcnQ",
+            "must be a base64 32-byte Ed25519 seed",
+        ),
+        (
             "INTENTGATE_POLICY_STORE",
             "postgres",
             "requires INTENTGATE_POSTGRES_URL",

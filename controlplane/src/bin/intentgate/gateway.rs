@@ -11,7 +11,8 @@ use std::time::Duration;
 use anyhow::{Context as _, Result, bail};
 use intentgate_controlplane::admin::{self, AdminState, auth::AdminAuth};
 use intentgate_controlplane::approvals::{self, Approvals};
-use intentgate_controlplane::chain_writer::{self, WriterStats};
+use intentgate_controlplane::chain_writer::{self, WriterOptions, WriterStats};
+use intentgate_controlplane::checkpoint::Signer;
 use intentgate_controlplane::revocation::{self, RevocationStore};
 use intentgate_controlplane::{notify, store};
 use intentgate_dataplane::approvals::ApprovalQueue;
@@ -202,14 +203,27 @@ fn run(plan: Plan, banner: impl FnOnce(&server::Running, Option<SocketAddr>)) ->
     let counters = Arc::new(AuditCounters::default());
     let stdout = cfg.audit_target == AuditTarget::Stdout;
     let writer_stats = Arc::new(WriterStats::default());
+    let mut audit_public_key = None;
     let (sink, writer): (Box<dyn AuditSink>, _) = match (&pool, cfg.audit_persist) {
         (Some(pool), true) => {
-            let (sink, task) = chain_writer::start(
-                pool.clone(),
+            let signer = cfg
+                .audit_signing_key
+                .as_ref()
+                .map(|k| Signer::from_seed(k.expose()))
+                .transpose()
+                .context("INTENTGATE_AUDIT_SIGNING_KEY")?
+                .map(Arc::new);
+            if let Some(s) = &signer {
+                tracing::info!(key_id = s.key_id(), public_key = %s.public_key(), "signing audit checkpoints");
+                audit_public_key = Some(s.public_key());
+            }
+            let options = WriterOptions {
                 stdout,
-                Arc::clone(&writer_stats),
-                commit_watch.clone(),
-            );
+                watch: commit_watch.clone(),
+                signer,
+            };
+            let (sink, task) =
+                chain_writer::start(pool.clone(), Arc::clone(&writer_stats), options);
             (Box::new(sink), Some(rt.spawn(task)))
         }
         _ => (Box::new(MemorySink::new(10_000, stdout)), None),
@@ -229,6 +243,7 @@ fn run(plan: Plan, banner: impl FnOnce(&server::Running, Option<SocketAddr>)) ->
         audit: std::sync::Mutex::new(admin_producer),
         approvals: admin_approvals,
         audit_store: pool.clone().filter(|_| cfg.audit_persist),
+        audit_public_key,
     });
     let (admin_addr, admin_stop) = match admin::router(state) {
         Some(app) => {

@@ -38,6 +38,25 @@ enum AuditCommand {
     /// Start a new chain segment after an investigated break (docs/OPERATIONS.md): appends a
     /// marker event; verification starts from it, older rows stay queryable.
     Rebaseline(RebaselineArgs),
+    /// Print a new Ed25519 seed for INTENTGATE_AUDIT_SIGNING_KEY and its public key.
+    GenSigningKey,
+    /// Verify an NDJSON export (`/v1/admin/audit/export?format=json`) against a signed
+    /// checkpoint (`/v1/admin/audit/checkpoints`), offline.
+    VerifyFile(VerifyFileArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct VerifyFileArgs {
+    /// The NDJSON export.
+    #[arg(long)]
+    export: std::path::PathBuf,
+    /// A checkpoint: one object of the checkpoints list, or the whole response (its newest
+    /// checkpoint is used).
+    #[arg(long)]
+    checkpoint: std::path::PathBuf,
+    /// The signer's public key (base64), as the checkpoints route and the startup log show it.
+    #[arg(long)]
+    public_key: String,
 }
 
 #[derive(Debug, clap::Args)]
@@ -74,6 +93,8 @@ fn main() -> ExitCode {
         Command::Migrate(args) => migrate(&args),
         Command::Token(cmd) => token::run(cmd),
         Command::Audit(AuditCommand::Rebaseline(args)) => rebaseline(&args),
+        Command::Audit(AuditCommand::GenSigningKey) => gen_signing_key(),
+        Command::Audit(AuditCommand::VerifyFile(args)) => verify_file(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -136,4 +157,38 @@ fn rebaseline(args: &RebaselineArgs) -> Result<()> {
         println!("chain {key:?} re-baselined at audit row {id}; verification starts there");
         Ok(())
     })
+}
+
+fn gen_signing_key() -> Result<()> {
+    use intentgate_controlplane::checkpoint::Signer;
+    let seed = Signer::generate_seed();
+    let signer = Signer::from_seed(&seed).context("the system RNG failed")?;
+    println!("INTENTGATE_AUDIT_SIGNING_KEY={seed}");
+    println!("public key: {}", signer.public_key());
+    println!("key id: {}", signer.key_id());
+    Ok(())
+}
+
+fn verify_file(args: &VerifyFileArgs) -> Result<()> {
+    let export = std::fs::read_to_string(&args.export)
+        .with_context(|| format!("cannot read {}", args.export.display()))?;
+    let text = std::fs::read_to_string(&args.checkpoint)
+        .with_context(|| format!("cannot read {}", args.checkpoint.display()))?;
+    let doc: serde_json::Value =
+        serde_json::from_str(&text).context("the checkpoint file is not JSON")?;
+    let checkpoint = match doc.get("checkpoints") {
+        Some(list) => list
+            .get(0)
+            .cloned()
+            .context("the checkpoints list is empty")?,
+        None => doc,
+    };
+    let report =
+        intentgate_controlplane::checkpoint::verify_export(&export, &checkpoint, &args.public_key)
+            .map_err(|e| anyhow::anyhow!("verification failed: {e}"))?;
+    println!(
+        "ok: chain {:?}, {} rows verified, seq {} matches the checkpoint signed at {}",
+        report.chain, report.verified, report.seq, report.signed_at
+    );
+    Ok(())
 }
