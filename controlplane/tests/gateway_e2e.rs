@@ -492,15 +492,13 @@ fn serve_reports_upstream_failures_and_refuses_unsupported_settings() {
     let out = Command::new(env!("CARGO_BIN_EXE_intentgate"))
         .arg("serve")
         .env("INTENTGATE_ADDR", "127.0.0.1:0")
-        .env("INTENTGATE_AUDIT_PERSIST", "true")
-        .env("INTENTGATE_AUDIT_DURABILITY", "sync")
-        .env("INTENTGATE_POSTGRES_URL", "postgres://127.0.0.1:1/x")
+        .env("INTENTGATE_POLICY_STORE", "memory")
         .output()
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("INTENTGATE_AUDIT_DURABILITY=sync (async is the mode this build has)"),
+        err.contains("not supported by this build yet: INTENTGATE_POLICY_STORE (policy drafts)"),
         "{err}"
     );
     let out = Command::new(env!("CARGO_BIN_EXE_intentgate"))
