@@ -21,7 +21,7 @@ use crate::checkpoint::Signer;
 use crate::store::audit as sql;
 
 /// Rows per transaction at most.
-pub const MAX_BATCH: usize = 2048;
+pub const MAX_BATCH: usize = 4096;
 /// Drain batches the channel holds before the drain thread waits.
 pub const CHANNEL_BATCHES: usize = 256;
 /// An append that takes longer is abandoned and retried. (If it had committed after all,
@@ -43,7 +43,7 @@ pub struct WriterStats {
 /// waiting while the writer is behind.
 #[derive(Debug)]
 pub struct ChainSink {
-    tx: mpsc::Sender<(Vec<AuditEvent>, Vec<u16>)>,
+    tx: mpsc::Sender<Batch>,
     stdout: bool,
 }
 
@@ -109,9 +109,67 @@ fn report(watch: Option<&CommitWatch>, tags: &[u16]) {
     }
 }
 
+/// Writer connections in async mode. Chains are split between them by key, so each chain
+/// keeps one writer (and its order) and the writers never wait on each other's head locks.
+/// Sync mode keeps one: the commit watch needs each core's records committed in order.
+pub const WRITERS: usize = 2;
+
+/// Which writer appends a chain (FNV-1a of the chain key).
+fn partition(chain_key: &str) -> usize {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in chain_key.bytes() {
+        h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
+    }
+    h as usize % WRITERS
+}
+
+type Batch = (Vec<AuditEvent>, Vec<u16>);
+
 async fn run(
     pool: PgPool,
-    mut rx: mpsc::Receiver<(Vec<AuditEvent>, Vec<u16>)>,
+    mut rx: mpsc::Receiver<Batch>,
+    stats: Arc<WriterStats>,
+    watch: Option<Arc<CommitWatch>>,
+    signer: Option<Arc<Signer>>,
+) {
+    if watch.is_some() {
+        return commit_loop(pool, rx, stats, watch, signer).await;
+    }
+    let mut senders = Vec::with_capacity(WRITERS);
+    let mut writers = Vec::with_capacity(WRITERS);
+    for _ in 0..WRITERS {
+        let (tx, part_rx) = mpsc::channel(CHANNEL_BATCHES);
+        let task = commit_loop(
+            pool.clone(),
+            part_rx,
+            Arc::clone(&stats),
+            None,
+            signer.clone(),
+        );
+        writers.push(tokio::spawn(task));
+        senders.push(tx);
+    }
+    while let Some((events, _)) = rx.recv().await {
+        let mut parts: Vec<Vec<AuditEvent>> = (0..WRITERS).map(|_| Vec::new()).collect();
+        for e in events {
+            parts[partition(e.chain_key())].push(e);
+        }
+        for (tx, part) in senders.iter().zip(parts) {
+            // A full partition waits here, and back-pressure reaches the rings as before.
+            if !part.is_empty() && tx.send((part, Vec::new())).await.is_err() {
+                tracing::error!("audit writer task ended early: records not persisted");
+            }
+        }
+    }
+    drop(senders);
+    for w in writers {
+        let _ = w.await;
+    }
+}
+
+async fn commit_loop(
+    pool: PgPool,
+    mut rx: mpsc::Receiver<Batch>,
     stats: Arc<WriterStats>,
     watch: Option<Arc<CommitWatch>>,
     signer: Option<Arc<Signer>>,
