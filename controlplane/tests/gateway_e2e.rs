@@ -1809,3 +1809,58 @@ fn an_export_verifies_offline_against_a_signed_checkpoint() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn two_gateways_writing_one_tenant_keep_one_unbroken_chain() {
+    let db = TempDb::new();
+    let env = [
+        ("INTENTGATE_POSTGRES_URL", db.url.as_str()),
+        ("INTENTGATE_ADMIN_TOKEN", "root-secret"),
+        ("INTENTGATE_AUDIT_PERSIST", "true"),
+    ];
+    let (a, b) = (spawn("serve", &env), spawn("serve", &env));
+    let token = mint(&["read_invoice"], vec![]);
+    let answered = std::sync::Arc::new(AtomicUsize::new(0));
+    let clients: Vec<_> = [a.addr, b.addr, a.addr, b.addr]
+        .into_iter()
+        .map(|addr| {
+            let (token, answered) = (token.clone(), answered.clone());
+            std::thread::spawn(move || {
+                for i in 0..150 {
+                    let tool = if i % 4 == 0 { "send_money" } else { "read_invoice" };
+                    let body = json!({"jsonrpc": "2.0", "id": i, "method": "tools/call", "params": {"name": tool, "arguments": {}}}).to_string();
+                    assert_eq!(post(addr, "/v1/mcp", Some(&token), &body).status, 200);
+                    answered.fetch_add(1, Ordering::SeqCst);
+                }
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().unwrap();
+    }
+    let answered = answered.load(Ordering::SeqCst) as i64;
+    let mut probe = Probe::open(&db.url);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while probe.scalar(TOOL_ROWS) < answered {
+        assert!(Instant::now() < deadline, "rows missing");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let v = admin(
+        a.addr,
+        "GET",
+        "/v1/admin/audit/verify?tenant=acme",
+        "root-secret",
+        "",
+    )
+    .json();
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["verified"], answered);
+    assert_eq!(
+        probe.scalar(
+            "SELECT max(seq) - min(seq) + 1 - count(*) FROM audit_events WHERE tenant = 'acme'"
+        ),
+        0,
+        "gaps in seq"
+    );
+    drop((a, b));
+}
