@@ -8,6 +8,7 @@
 
 mod audit;
 pub mod auth;
+mod policies;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -88,6 +89,8 @@ pub struct AdminState {
     pub audit_store: Option<sqlx::PgPool>,
     /// Public key of the checkpoint signer (base64), when signing is configured.
     pub audit_public_key: Option<String>,
+    /// The policy lifecycle (None: `INTENTGATE_POLICY_STORE=off`, the routes answer 503).
+    pub policies: Option<Arc<crate::policies::PolicyManager>>,
 }
 
 impl std::fmt::Debug for AdminState {
@@ -105,7 +108,24 @@ pub fn router(state: Arc<AdminState>) -> Option<Router> {
         .route("/v1/admin/mint", post(mint))
         .route("/v1/admin/revoke", post(revoke))
         .route("/v1/admin/revocations", get(revocations))
-        .route("/v1/admin/tenants", get(tenants));
+        .route("/v1/admin/tenants", get(tenants))
+        .route(
+            "/v1/admin/policies/drafts",
+            get(policies::list_drafts).post(policies::create_draft),
+        )
+        .route(
+            "/v1/admin/policies/drafts/{id}",
+            get(policies::get_draft)
+                .put(policies::put_draft)
+                .delete(policies::delete_draft),
+        )
+        .route(
+            "/v1/admin/policies/active",
+            get(policies::get_active)
+                .post(policies::promote)
+                .delete(policies::clear),
+        )
+        .route("/v1/admin/policies/rollback", post(policies::rollback));
     if state.audit_store.is_some() {
         app = app
             .route("/v1/admin/audit", get(audit::query))

@@ -8,5 +8,6 @@ pub mod approvals;
 pub mod chain_writer;
 pub mod checkpoint;
 pub mod notify;
+pub mod policies;
 pub mod revocation;
 pub mod store;

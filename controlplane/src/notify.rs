@@ -13,6 +13,7 @@ use sqlx::postgres::PgListener;
 use intentgate_dataplane::approvals::ApprovalQueue;
 use intentgate_shared::snapshot::SnapshotCell;
 
+use crate::policies::PolicyManager;
 use crate::revocation;
 use crate::store;
 
@@ -23,6 +24,8 @@ pub struct Targets {
     pub snapshot: Arc<SnapshotCell>,
     /// The local approvals queue, when approvals are shared through Postgres.
     pub approvals: Option<Arc<ApprovalQueue>>,
+    /// The policy lifecycle, when it is shared through Postgres.
+    pub policies: Option<Arc<PolicyManager>>,
 }
 
 /// Listens until the process stops, reconnecting after errors.
@@ -41,7 +44,11 @@ pub async fn listen(pool: PgPool, targets: Targets) {
 async fn session(pool: &PgPool, targets: &Targets) -> Result<(), sqlx::Error> {
     let mut listener = PgListener::connect_with(pool).await?;
     listener
-        .listen_all([store::REVOCATIONS_CHANNEL, store::approvals::CHANNEL])
+        .listen_all([
+            store::REVOCATIONS_CHANNEL,
+            store::approvals::CHANNEL,
+            store::policies::CHANNEL,
+        ])
         .await?;
     // Anything announced before this point was missed: catch up once.
     catch_up(pool, targets).await;
@@ -65,6 +72,13 @@ async fn dispatch(pool: &PgPool, targets: &Targets, channel: &str, payload: &str
         && let Some(queue) = &targets.approvals
     {
         crate::approvals::on_notify(pool, queue, payload).await;
+    } else if channel == store::policies::CHANNEL
+        && let Some(m) = &targets.policies
+    {
+        let slot = payload.split('\u{1e}').next().unwrap_or_default();
+        if let Err(e) = m.reload(slot).await {
+            tracing::error!(error = %e, slot, "cannot load the policy another replica promoted");
+        }
     }
 }
 
@@ -75,5 +89,10 @@ async fn catch_up(pool: &PgPool, targets: &Targets) {
     }
     if let Some(queue) = &targets.approvals {
         crate::approvals::resync(pool, queue).await;
+    }
+    if let Some(m) = &targets.policies
+        && let Err(e) = m.load_all().await
+    {
+        tracing::error!(error = %e, "policy catch-up failed");
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod approvals;
 pub mod audit;
+pub mod policies;
 
 use std::str::FromStr;
 

@@ -492,13 +492,13 @@ fn serve_reports_upstream_failures_and_refuses_unsupported_settings() {
     let out = Command::new(env!("CARGO_BIN_EXE_intentgate"))
         .arg("serve")
         .env("INTENTGATE_ADDR", "127.0.0.1:0")
-        .env("INTENTGATE_POLICY_STORE", "memory")
+        .env("INTENTGATE_REDIS_URL", "redis://127.0.0.1:6379")
         .output()
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("not supported by this build yet: INTENTGATE_POLICY_STORE (policy drafts)"),
+        err.contains("not supported by this build yet: INTENTGATE_REDIS_URL"),
         "{err}"
     );
     let out = Command::new(env!("CARGO_BIN_EXE_intentgate"))
@@ -1863,4 +1863,88 @@ fn two_gateways_writing_one_tenant_keep_one_unbroken_chain() {
         "gaps in seq"
     );
     drop((a, b));
+}
+
+#[test]
+fn a_promoted_policy_reaches_every_replica() {
+    let db = TempDb::new();
+    let env = [
+        ("INTENTGATE_POSTGRES_URL", db.url.as_str()),
+        ("INTENTGATE_ADMIN_TOKEN", "root-secret"),
+        ("INTENTGATE_POLICY_STORE", "postgres"),
+    ];
+    let (a, b) = (spawn("serve", &env), spawn("serve", &env));
+    let token = mint(&[], vec![]);
+    assert!(call(b.addr, Some(&token), "read_invoice", json!({}))["result"].is_object());
+    let frozen = "package intentgate.policy\nimport rego.v1\ndefault decision := {\"allow\": false, \"reason\": \"frozen for the incident\"}\n";
+    let draft = admin(
+        a.addr,
+        "POST",
+        "/v1/admin/policies/drafts",
+        "root-secret",
+        &json!({"name": "freeze", "rego_source": frozen}).to_string(),
+    );
+    assert_eq!(
+        draft.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&draft.body)
+    );
+    let id = draft.json()["id"].as_str().unwrap().to_owned();
+    let promoted = admin(
+        a.addr,
+        "POST",
+        "/v1/admin/policies/active",
+        "root-secret",
+        &json!({"draft_id": id, "promoted_by": "oncall"}).to_string(),
+    );
+    assert_eq!(promoted.status, 200);
+    let at = Instant::now();
+    // On the promoting replica the swap happened before the answer.
+    assert_eq!(
+        error_of(&call(a.addr, Some(&token), "read_invoice", json!({}))),
+        (-32012, "frozen for the incident".into())
+    );
+    loop {
+        let v = call(b.addr, Some(&token), "read_invoice", json!({}));
+        if v["error"]["data"] == "frozen for the incident" {
+            break;
+        }
+        assert!(
+            at.elapsed() < Duration::from_secs(5),
+            "replica B kept the old policy: {v}"
+        );
+    }
+    eprintln!("a promote on A reached B after {:?}", at.elapsed());
+    // A replica started later loads it before serving.
+    let c = spawn("serve", &env);
+    assert_eq!(
+        error_of(&call(c.addr, Some(&token), "read_invoice", json!({}))).1,
+        "frozen for the incident"
+    );
+    // Rollback is one step: nothing before the first promote.
+    let r = admin(
+        a.addr,
+        "POST",
+        "/v1/admin/policies/rollback",
+        "root-secret",
+        "",
+    );
+    assert_eq!(r.status, 404);
+    let cleared = admin(
+        a.addr,
+        "DELETE",
+        "/v1/admin/policies/active",
+        "root-secret",
+        "",
+    );
+    assert_eq!(cleared.status, 200);
+    let at = Instant::now();
+    while !call(b.addr, Some(&token), "read_invoice", json!({}))["result"].is_object() {
+        assert!(
+            at.elapsed() < Duration::from_secs(5),
+            "B kept the cleared policy"
+        );
+    }
+    drop((a, b, c));
 }

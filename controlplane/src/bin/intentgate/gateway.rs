@@ -13,6 +13,7 @@ use intentgate_controlplane::admin::{self, AdminState, auth::AdminAuth};
 use intentgate_controlplane::approvals::{self, Approvals};
 use intentgate_controlplane::chain_writer::{self, WriterOptions, WriterStats};
 use intentgate_controlplane::checkpoint::Signer;
+use intentgate_controlplane::policies::{PolicyManager, PolicyStore};
 use intentgate_controlplane::revocation::{self, RevocationStore};
 use intentgate_controlplane::{notify, store};
 use intentgate_dataplane::approvals::ApprovalQueue;
@@ -36,9 +37,6 @@ const GRACE: Duration = Duration::from_secs(15);
 /// silently running without them.
 fn refuse_unsupported(cfg: &Config) -> Result<()> {
     let mut missing = Vec::new();
-    if cfg.policy_store != StoreBackend::Off {
-        missing.push("INTENTGATE_POLICY_STORE (policy drafts)");
-    }
     if cfg.redis_url.is_some() {
         missing.push("INTENTGATE_REDIS_URL (budgets are kept in process, exact across cores)");
     }
@@ -158,7 +156,7 @@ fn run(plan: Plan, banner: impl FnOnce(&server::Running, Option<SocketAddr>)) ->
         built_at: Timestamp::now(),
         keys: cfg.keys.clone(),
         revoked: Arc::new(revoked),
-        default_policy: policy,
+        default_policy: policy.clone(),
         tenant_policies: Arc::new(HashMap::new()),
     };
     let replica = replica_id(&cfg);
@@ -200,6 +198,34 @@ fn run(plan: Plan, banner: impl FnOnce(&server::Running, Option<SocketAddr>)) ->
         approvals: approvals.clone(),
         commit_watch: commit_watch.clone(),
     });
+    // Promoted drafts replace the startup policy per slot; a draft that no longer compiles
+    // stops startup rather than running without it.
+    let policies = match (cfg.policy_store, &pool) {
+        (StoreBackend::Off, _) => None,
+        (backend, pool) => {
+            let store = match (backend, pool) {
+                (StoreBackend::Postgres, Some(pool)) => PolicyStore::Postgres(pool.clone()),
+                _ => PolicyStore::Memory(std::sync::Mutex::default()),
+            };
+            let label = cfg
+                .policy_file
+                .as_ref()
+                .map_or("embedded default".to_owned(), |p| {
+                    format!("file:{}", p.display())
+                });
+            let m = Arc::new(PolicyManager::new(
+                store,
+                Arc::clone(&shared.snapshot),
+                cfg.policy_syntax,
+                (policy, label),
+            ));
+            let loaded = rt
+                .block_on(m.load_all())
+                .context("INTENTGATE_POLICY_STORE: cannot load the active policies")?;
+            tracing::info!(slots = loaded, "active policies loaded");
+            Some(m)
+        }
+    };
     let counters = Arc::new(AuditCounters::default());
     let stdout = cfg.audit_target == AuditTarget::Stdout;
     let writer_stats = Arc::new(WriterStats::default());
@@ -244,6 +270,7 @@ fn run(plan: Plan, banner: impl FnOnce(&server::Running, Option<SocketAddr>)) ->
         approvals: admin_approvals,
         audit_store: pool.clone().filter(|_| cfg.audit_persist),
         audit_public_key,
+        policies: policies.clone(),
     });
     let (admin_addr, admin_stop) = match admin::router(state) {
         Some(app) => {
@@ -276,6 +303,7 @@ fn run(plan: Plan, banner: impl FnOnce(&server::Running, Option<SocketAddr>)) ->
         let targets = notify::Targets {
             snapshot: Arc::clone(&shared.snapshot),
             approvals: approvals.clone().filter(|q| q.is_mirrored()),
+            policies: policies.clone(),
         };
         rt.spawn(notify::listen(pool.clone(), targets));
         let max = Duration::from_secs(cfg.snapshot_max_staleness_s);

@@ -1,0 +1,361 @@
+//! The policy routes (compat §7.1, §7.2): drafts, the active pointer, rollback. Tenant
+//! admins work in their own tenant's slot and drafts (403 for an explicit other tenant, 404
+//! for another tenant's draft); every pointer change is audited.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use intentgate_shared::audit::{Check, Decision};
+
+use super::auth::Principal;
+use super::{AdminState, ApiError, admin_event, client_ip, page, parse_body, scoped_tenant};
+use crate::policies::{Active, Draft, PolicyError, PolicyManager};
+
+type Params = Query<HashMap<String, String>>;
+
+fn draft_json(d: &Draft) -> Value {
+    let mut v = json!({
+        "id": d.id,
+        "name": d.name,
+        "rego_source": d.rego_source,
+        "created_at": d.created_at.to_rfc3339_nano(),
+        "updated_at": d.updated_at.to_rfc3339_nano(),
+    });
+    for (k, s) in [
+        ("description", &d.description),
+        ("tenant", &d.tenant),
+        ("created_by", &d.created_by),
+    ] {
+        if !s.is_empty() {
+            v[k] = s.as_str().into();
+        }
+    }
+    v
+}
+
+fn active_json(a: &Active) -> Value {
+    let mut v = json!({});
+    for (k, s) in [
+        ("tenant", &a.tenant),
+        ("current_draft_id", &a.current_draft_id),
+        ("previous_draft_id", &a.previous_draft_id),
+        ("promoted_by", &a.promoted_by),
+    ] {
+        if !s.is_empty() {
+            v[k] = s.as_str().into();
+        }
+    }
+    if let Some(t) = a.promoted_at {
+        v["promoted_at"] = t.to_rfc3339_nano().into();
+    }
+    v
+}
+
+impl From<PolicyError> for ApiError {
+    fn from(e: PolicyError) -> Self {
+        let status = match &e {
+            PolicyError::NotFound | PolicyError::NoPrevious => StatusCode::NOT_FOUND,
+            PolicyError::Compile(_) => StatusCode::BAD_REQUEST,
+            PolicyError::InUse => StatusCode::CONFLICT,
+            PolicyError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        ApiError::new(status, e.to_string())
+    }
+}
+
+fn caller<'s>(
+    state: &'s AdminState,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+) -> Result<(Principal, &'s Arc<PolicyManager>), ApiError> {
+    let principal = state.authenticate(peer, headers)?;
+    let m = state
+        .policies
+        .as_ref()
+        .ok_or_else(|| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "policy store is off"))?;
+    Ok((principal, m))
+}
+
+pub(super) async fn list_drafts(
+    State(state): State<Arc<AdminState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Query(params): Params,
+) -> Result<axum::Json<Value>, ApiError> {
+    let (principal, m) = caller(&state, peer, &headers)?;
+    let (limit, offset) = page(&params)?;
+    let tenant = scoped_tenant(&principal, params.get("tenant").map(String::as_str))?;
+    let drafts = m.list(tenant.as_deref(), limit, offset).await?;
+    let list: Vec<Value> = drafts.iter().map(draft_json).collect();
+    Ok(axum::Json(
+        json!({"drafts": list, "limit": limit, "offset": offset}),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DraftBody {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    rego_source: String,
+    #[serde(default)]
+    created_by: String,
+    #[serde(default)]
+    tenant: Option<String>,
+}
+
+pub(super) async fn create_draft(
+    State(state): State<Arc<AdminState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let (principal, m) = caller(&state, peer, &headers)?;
+    let b: DraftBody = parse_body(body)?;
+    let tenant = scoped_tenant(&principal, b.tenant.as_deref())?.unwrap_or_default();
+    let d = m
+        .create(
+            &tenant,
+            &b.name,
+            &b.description,
+            &b.rego_source,
+            &b.created_by,
+        )
+        .await?;
+    Ok((StatusCode::CREATED, axum::Json(draft_json(&d))).into_response())
+}
+
+pub(super) async fn get_draft(
+    State(state): State<Arc<AdminState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<axum::Json<Value>, ApiError> {
+    let (principal, m) = caller(&state, peer, &headers)?;
+    let d = m.get(&id, principal.tenant.as_deref()).await?;
+    Ok(axum::Json(draft_json(&d)))
+}
+
+pub(super) async fn put_draft(
+    State(state): State<Arc<AdminState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<axum::Json<Value>, ApiError> {
+    let (principal, m) = caller(&state, peer, &headers)?;
+    let b: DraftBody = parse_body(body)?;
+    let d = m
+        .update(
+            &id,
+            principal.tenant.as_deref(),
+            &b.name,
+            &b.description,
+            &b.rego_source,
+        )
+        .await?;
+    Ok(axum::Json(draft_json(&d)))
+}
+
+pub(super) async fn delete_draft(
+    State(state): State<Arc<AdminState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<axum::Json<Value>, ApiError> {
+    let (principal, m) = caller(&state, peer, &headers)?;
+    m.delete(&id, principal.tenant.as_deref()).await?;
+    Ok(axum::Json(json!({"ok": true, "id": id})))
+}
+
+pub(super) async fn get_active(
+    State(state): State<Arc<AdminState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Query(params): Params,
+) -> Result<axum::Json<Value>, ApiError> {
+    let (principal, m) = caller(&state, peer, &headers)?;
+    let slot =
+        scoped_tenant(&principal, params.get("tenant").map(String::as_str))?.unwrap_or_default();
+    let a = m.active(&slot).await?;
+    let mut out = json!({"active": active_json(&a)});
+    let draft_of = |id: &str| {
+        let id = id.to_owned();
+        async move { m.get(&id, None).await.ok() }
+    };
+    if !a.current_draft_id.is_empty() {
+        if let Some(d) = draft_of(&a.current_draft_id).await {
+            out["current_draft"] = draft_json(&d);
+        }
+        out["source"] = "draft".into();
+    } else {
+        let fallback = if slot.is_empty() {
+            None
+        } else {
+            Some(m.active("").await?).filter(|d| !d.current_draft_id.is_empty())
+        };
+        match fallback {
+            Some(def) => {
+                if let Some(d) = draft_of(&def.current_draft_id).await {
+                    out["current_draft"] = draft_json(&d);
+                }
+                out["source"] = "fallback".into();
+            }
+            None => out["source"] = m.base_label().into(),
+        }
+    }
+    if !a.previous_draft_id.is_empty()
+        && let Some(d) = draft_of(&a.previous_draft_id).await
+    {
+        out["previous_draft"] = draft_json(&d);
+    }
+    Ok(axum::Json(out))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PromoteBody {
+    draft_id: String,
+    #[serde(default)]
+    promoted_by: String,
+    #[serde(default)]
+    tenant: Option<String>,
+}
+
+fn audit_change(
+    state: &AdminState,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    tool: &str,
+    slot: &str,
+    reason: String,
+) -> Result<(), ApiError> {
+    let mut e = admin_event(
+        Decision::Allow,
+        tool,
+        slot,
+        client_ip(peer, headers),
+        headers,
+    );
+    e.check = Check::Policy.as_str().into();
+    e.reason = reason;
+    state.record(e)
+}
+
+pub(super) async fn promote(
+    State(state): State<Arc<AdminState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<axum::Json<Value>, ApiError> {
+    let (principal, m) = caller(&state, peer, &headers)?;
+    let b: PromoteBody = parse_body(body)?;
+    if b.draft_id.trim().is_empty() {
+        return Err(ApiError::bad_request("draft_id is required"));
+    }
+    let slot = scoped_tenant(&principal, b.tenant.as_deref())?.unwrap_or_default();
+    let (a, prior) = m
+        .promote(
+            &slot,
+            &b.draft_id,
+            principal.tenant.as_deref(),
+            &b.promoted_by,
+        )
+        .await?;
+    audit_change(
+        &state,
+        peer,
+        &headers,
+        "admin/promote_policy",
+        &slot,
+        format!(
+            "policy promoted: tenant={slot} draft={} prior={} by={}",
+            b.draft_id,
+            prior.unwrap_or_default(),
+            b.promoted_by
+        ),
+    )?;
+    let promoted_at = a
+        .promoted_at
+        .map(|t| t.to_rfc3339_nano())
+        .unwrap_or_default();
+    Ok(axum::Json(
+        json!({"active": active_json(&a), "swapped": true, "promoted_at": promoted_at}),
+    ))
+}
+
+pub(super) async fn clear(
+    State(state): State<Arc<AdminState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Query(params): Params,
+) -> Result<axum::Json<Value>, ApiError> {
+    let (principal, m) = caller(&state, peer, &headers)?;
+    let slot =
+        scoped_tenant(&principal, params.get("tenant").map(String::as_str))?.unwrap_or_default();
+    let cleared = m.clear(&slot).await?;
+    audit_change(
+        &state,
+        peer,
+        &headers,
+        "admin/clear_policy",
+        &slot,
+        format!(
+            "policy cleared: tenant={slot} draft={}",
+            cleared.current_draft_id
+        ),
+    )?;
+    Ok(axum::Json(
+        json!({"cleared": active_json(&cleared), "swapped": true}),
+    ))
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct RollbackBody {
+    #[serde(default)]
+    rolled_back_by: String,
+    #[serde(default)]
+    tenant: Option<String>,
+}
+
+pub(super) async fn rollback(
+    State(state): State<Arc<AdminState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<axum::Json<Value>, ApiError> {
+    let (principal, m) = caller(&state, peer, &headers)?;
+    // An empty body is fine (compat); a body that is there must be valid.
+    let b: RollbackBody = match &body {
+        Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => RollbackBody::default(),
+        _ => parse_body(body)?,
+    };
+    let slot = scoped_tenant(&principal, b.tenant.as_deref())?.unwrap_or_default();
+    let a = m.rollback(&slot, &b.rolled_back_by).await?;
+    audit_change(
+        &state,
+        peer,
+        &headers,
+        "admin/rollback_policy",
+        &slot,
+        format!(
+            "policy rolled back: tenant={slot} draft={} by={}",
+            a.current_draft_id, b.rolled_back_by
+        ),
+    )?;
+    Ok(axum::Json(
+        json!({"active": active_json(&a), "swapped": true}),
+    ))
+}
