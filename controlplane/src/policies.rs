@@ -278,13 +278,28 @@ impl PolicyManager {
         }
     }
 
-    async fn set_active(&self, a: &Active) -> Result<(), PolicyError> {
+    /// Changes a slot's pointer atomically (a row lock in Postgres, the mutex in memory).
+    async fn modify_active(
+        &self,
+        slot: &str,
+        change: impl FnOnce(Active) -> Result<Option<Active>, PolicyError>,
+    ) -> Result<Active, PolicyError> {
         match &self.store {
             PolicyStore::Memory(m) => {
-                lock(m).1.insert(a.tenant.clone(), a.clone());
-                Ok(())
+                let (_, active) = &mut *lock(m);
+                let current = active
+                    .get(slot)
+                    .cloned()
+                    .unwrap_or_else(|| Active::empty(slot));
+                match change(current.clone())? {
+                    Some(next) => {
+                        active.insert(slot.to_owned(), next.clone());
+                        Ok(next)
+                    }
+                    None => Ok(current),
+                }
             }
-            PolicyStore::Postgres(pool) => Ok(sql::set_active(pool, a).await?),
+            PolicyStore::Postgres(pool) => sql::modify_active(pool, slot, change).await?,
         }
     }
 
@@ -298,31 +313,44 @@ impl PolicyManager {
     ) -> Result<(Active, Option<String>), PolicyError> {
         let draft = self.get(draft_id, scope).await?;
         let policy = self.compile(&draft.rego_source)?;
-        let mut a = self.active(slot).await?;
-        let prior = (!a.current_draft_id.is_empty()).then(|| a.current_draft_id.clone());
-        if a.current_draft_id != draft_id {
-            a.previous_draft_id = std::mem::take(&mut a.current_draft_id);
-            a.current_draft_id = draft_id.to_owned();
-            a.promoted_at = Some(Timestamp::now());
-            by.clone_into(&mut a.promoted_by);
-            self.set_active(&a).await?;
-        }
+        let mut prior = None;
+        let a = self
+            .modify_active(slot, |mut a| {
+                prior = (!a.current_draft_id.is_empty()).then(|| a.current_draft_id.clone());
+                if a.current_draft_id == draft_id {
+                    return Ok(None); // promoting the current draft changes nothing
+                }
+                a.previous_draft_id =
+                    std::mem::replace(&mut a.current_draft_id, draft_id.to_owned());
+                a.promoted_at = Some(Timestamp::now());
+                by.clone_into(&mut a.promoted_by);
+                Ok(Some(a))
+            })
+            .await?;
         self.publish(slot, Some(policy));
         Ok((a, prior))
     }
 
     /// Restores the previous draft (one step; previous is then empty) and swaps it in.
     pub async fn rollback(&self, slot: &str, by: &str) -> Result<Active, PolicyError> {
-        let mut a = self.active(slot).await?;
-        if a.previous_draft_id.is_empty() {
+        let previous = self.active(slot).await?.previous_draft_id;
+        if previous.is_empty() {
             return Err(PolicyError::NoPrevious);
         }
-        let draft = self.get(&a.previous_draft_id, None).await?;
+        let draft = self.get(&previous, None).await?;
         let policy = self.compile(&draft.rego_source)?;
-        a.current_draft_id = std::mem::take(&mut a.previous_draft_id);
-        a.promoted_at = Some(Timestamp::now());
-        by.clone_into(&mut a.promoted_by);
-        self.set_active(&a).await?;
+        let a = self
+            .modify_active(slot, |mut a| {
+                // Someone else changed the slot in between: refuse rather than guess.
+                if a.previous_draft_id != previous {
+                    return Err(PolicyError::NoPrevious);
+                }
+                a.current_draft_id = std::mem::take(&mut a.previous_draft_id);
+                a.promoted_at = Some(Timestamp::now());
+                by.clone_into(&mut a.promoted_by);
+                Ok(Some(a))
+            })
+            .await?;
         self.publish(slot, Some(policy));
         Ok(a)
     }
@@ -330,8 +358,12 @@ impl PolicyManager {
     /// Empties a slot: a tenant falls back to the default slot, the default slot to the
     /// startup policy.
     pub async fn clear(&self, slot: &str) -> Result<Active, PolicyError> {
-        let cleared = self.active(slot).await?;
-        self.set_active(&Active::empty(slot)).await?;
+        let mut cleared = Active::empty(slot);
+        self.modify_active(slot, |a| {
+            cleared = a;
+            Ok(Some(Active::empty(slot)))
+        })
+        .await?;
         self.publish(slot, None);
         Ok(cleared)
     }

@@ -147,9 +147,43 @@ pub async fn all_active(pool: &PgPool) -> Result<Vec<Active>, sqlx::Error> {
     Ok(rows.into_iter().map(active).collect())
 }
 
-/// Writes a slot's new pointer and announces it, in one transaction.
-pub async fn set_active(pool: &PgPool, a: &Active) -> Result<(), sqlx::Error> {
+/// Changes a slot's pointer under a row lock, so two replicas promoting at once cannot lose
+/// each other's `previous`: `change` sees the current pointer and returns the new one (`Ok(None)`:
+/// leave it). The new pointer is written and announced in the same transaction.
+pub async fn modify_active<E>(
+    pool: &PgPool,
+    tenant: &str,
+    change: impl FnOnce(Active) -> Result<Option<Active>, E>,
+) -> Result<Result<Active, E>, sqlx::Error> {
     let mut tx = pool.begin().await?;
+    sqlx::query(
+        "INSERT INTO policy_active (id, tenant) VALUES ($1, $1) ON CONFLICT (tenant) DO NOTHING",
+    )
+    .bind(tenant)
+    .execute(&mut *tx)
+    .await?;
+    let row: ActiveRow = sqlx::query_as(
+        "SELECT tenant, current_draft_id, previous_draft_id, promoted_at, promoted_by \
+         FROM policy_active WHERE tenant = $1 FOR UPDATE",
+    )
+    .bind(tenant)
+    .fetch_one(&mut *tx)
+    .await?;
+    let current = active(row);
+    let next = match change(current.clone()) {
+        Err(e) => return Ok(Err(e)),
+        Ok(None) => return Ok(Ok(current)),
+        Ok(Some(next)) => next,
+    };
+    write_active(&mut tx, &next).await?;
+    tx.commit().await?;
+    Ok(Ok(next))
+}
+
+async fn write_active(
+    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    a: &Active,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO policy_active (id, tenant, current_draft_id, previous_draft_id, promoted_at, \
          promoted_by) VALUES ($1, $1, $2, $3, $4, $5) \
@@ -162,12 +196,12 @@ pub async fn set_active(pool: &PgPool, a: &Active) -> Result<(), sqlx::Error> {
     .bind(&a.previous_draft_id)
     .bind(a.promoted_at.map(|t| t.to_offset_datetime()))
     .bind(&a.promoted_by)
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?;
     sqlx::query("SELECT pg_notify($1, $2)")
         .bind(CHANNEL)
         .bind(format!("{}\u{1e}{}", a.tenant, a.current_draft_id))
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
-    tx.commit().await
+    Ok(())
 }
