@@ -91,6 +91,8 @@ pub struct AdminState {
     pub audit_public_key: Option<String>,
     /// The policy lifecycle (None: `INTENTGATE_POLICY_STORE=off`, the routes answer 503).
     pub policies: Option<Arc<crate::policies::PolicyManager>>,
+    /// The Rego dialect candidates compile in (`INTENTGATE_POLICY_SYNTAX`).
+    pub policy_syntax: intentgate_shared::policy::Syntax,
 }
 
 impl std::fmt::Debug for AdminState {
@@ -125,7 +127,8 @@ pub fn router(state: Arc<AdminState>) -> Option<Router> {
                 .post(policies::promote)
                 .delete(policies::clear),
         )
-        .route("/v1/admin/policies/rollback", post(policies::rollback));
+        .route("/v1/admin/policies/rollback", post(policies::rollback))
+        .route("/v1/admin/policies/dry-run", post(policies::dry_run));
     if state.audit_store.is_some() {
         app = app
             .route("/v1/admin/audit", get(audit::query))

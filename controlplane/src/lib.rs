@@ -7,6 +7,7 @@ pub mod admin;
 pub mod approvals;
 pub mod chain_writer;
 pub mod checkpoint;
+pub mod dry_run;
 pub mod notify;
 pub mod policies;
 pub mod revocation;

@@ -82,6 +82,9 @@ pub struct Decision {
     pub escalate: bool,
     /// Advisory: step-up authentication is required.
     pub requires_step_up: bool,
+    /// The policy failed (no decision, a malformed one, an evaluation error): denied with
+    /// the problem as the reason.
+    pub error: bool,
 }
 
 impl Decision {
@@ -91,6 +94,7 @@ impl Decision {
             reason: reason.into(),
             escalate: false,
             requires_step_up: false,
+            error: true,
         }
     }
 }
@@ -289,6 +293,7 @@ fn decision_from(value: &Value) -> Decision {
             reason,
             escalate,
             requires_step_up,
+            error: false,
         },
         (Err(e), _) | (_, Err(e)) => Decision::deny(e),
     }

@@ -359,3 +359,80 @@ pub(super) async fn rollback(
         json!({"active": active_json(&a), "swapped": true}),
     ))
 }
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DryRunBody {
+    #[serde(default)]
+    rego: String,
+    #[serde(default)]
+    from: Option<String>,
+    #[serde(default)]
+    to: Option<String>,
+    #[serde(default)]
+    limit: Option<usize>,
+    #[serde(default)]
+    agent_id: Option<String>,
+    #[serde(default)]
+    tool: Option<String>,
+    #[serde(default)]
+    max_samples: Option<usize>,
+    #[serde(default)]
+    tenant: Option<String>,
+}
+
+/// `POST /v1/admin/policies/dry-run`: replays a candidate over the audit history.
+pub(super) async fn dry_run(
+    State(state): State<Arc<AdminState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<axum::Json<Value>, ApiError> {
+    let principal = state.authenticate(peer, &headers)?;
+    let b: DryRunBody = parse_body(body)?;
+    let pool = state.audit_store.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "dry-run needs the persisted audit history (INTENTGATE_AUDIT_PERSIST=true)",
+        )
+    })?;
+    if b.rego.trim().is_empty() {
+        return Err(ApiError::bad_request(
+            "rego is required (a non-empty Rego source)",
+        ));
+    }
+    let candidate = intentgate_shared::policy::Policy::compile(&b.rego, state.policy_syntax)
+        .map_err(|e| ApiError::bad_request(format!("compile candidate: {e}")))?;
+    let time = |name: &str, v: &Option<String>| {
+        v.as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                intentgate_shared::timestamp::Timestamp::parse_rfc3339(s)
+                    .map_err(|e| ApiError::bad_request(format!("{name}: {e}")))
+            })
+            .transpose()
+    };
+    let text = |v: Option<String>| v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
+    let req = crate::dry_run::Request {
+        from: time("from", &b.from)?,
+        to: time("to", &b.to)?,
+        tenant: scoped_tenant(&principal, b.tenant.as_deref())?,
+        agent_id: text(b.agent_id),
+        tool: text(b.tool),
+        limit: b
+            .limit
+            .filter(|&n| n > 0)
+            .unwrap_or(crate::dry_run::DEFAULT_LIMIT)
+            .min(crate::dry_run::MAX_LIMIT),
+        max_samples: b
+            .max_samples
+            .filter(|&n| n > 0)
+            .unwrap_or(crate::dry_run::DEFAULT_SAMPLES)
+            .min(crate::dry_run::MAX_SAMPLES),
+    };
+    let report = crate::dry_run::run(pool, &candidate, &b.rego, &req)
+        .await
+        .map_err(super::store_error)?;
+    Ok(axum::Json(report))
+}

@@ -85,7 +85,8 @@ decision := {"allow": false, "reason": "needs a human", "escalate": true, "requi
             allow: false,
             reason: "needs a human".into(),
             escalate: true,
-            requires_step_up: true
+            requires_step_up: true,
+            error: false,
         }
     );
 }

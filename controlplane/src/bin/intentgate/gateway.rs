@@ -271,6 +271,7 @@ fn run(plan: Plan, banner: impl FnOnce(&server::Running, Option<SocketAddr>)) ->
         audit_store: pool.clone().filter(|_| cfg.audit_persist),
         audit_public_key,
         policies: policies.clone(),
+        policy_syntax: cfg.policy_syntax,
     });
     let (admin_addr, admin_stop) = match admin::router(state) {
         Some(app) => {
