@@ -111,6 +111,7 @@ pub fn router(state: Arc<AdminState>) -> Option<Router> {
         .route("/v1/admin/revoke", post(revoke))
         .route("/v1/admin/revocations", get(revocations))
         .route("/v1/admin/tenants", get(tenants))
+        .route("/v1/admin/integrations", get(integrations))
         .route(
             "/v1/admin/policies/drafts",
             get(policies::list_drafts).post(policies::create_draft),
@@ -441,6 +442,37 @@ async fn tenants(
         .map(|id| json!({"id": id, "has_admin": true}))
         .collect();
     Ok(axum::Json(json!({"tenants": list})))
+}
+
+/// `GET /v1/admin/integrations` (compat shape): the SIEM forwarders and their state. This build
+/// has none (configuring one stops startup, docs/STATUS.md), so each reports
+/// `configured: false`. Superadmin only; a tenant admin gets 403 (the Go gateway answered
+/// 401, as if the token were wrong).
+async fn integrations(
+    State(state): State<Arc<AdminState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Result<axum::Json<Value>, ApiError> {
+    let principal = state.authenticate(peer, &headers)?;
+    if principal.tenant.is_some() {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "integrations are visible to the superadmin only",
+        ));
+    }
+    let list: Vec<Value> = ["splunk", "datadog", "sentinel"]
+        .into_iter()
+        .map(|name| {
+            json!({
+                "name": name,
+                "configured": false,
+                "last_flush_ts": "0001-01-01T00:00:00Z",
+                "total_events": 0,
+                "dropped_count": 0,
+            })
+        })
+        .collect();
+    Ok(axum::Json(json!({"integrations": list})))
 }
 
 async fn approvals(

@@ -1180,3 +1180,26 @@ async fn dry_run_without_an_audit_store_is_503() {
             .contains("INTENTGATE_AUDIT_PERSIST")
     );
 }
+
+#[tokio::test]
+async fn integrations_are_listed_for_the_superadmin_only() {
+    let h = Harness::new();
+    let (status, v) = h
+        .send("GET", "/v1/admin/integrations", Some("root-token"), "")
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let names: Vec<&str> = v["integrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["splunk", "datadog", "sentinel"]);
+    assert_eq!(v["integrations"][0]["configured"], false);
+    let (status, _) = h
+        .send("GET", "/v1/admin/integrations", Some("acme-token"), "")
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = h.send("GET", "/v1/admin/integrations", None, "").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
