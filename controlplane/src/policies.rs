@@ -114,6 +114,8 @@ pub struct PolicyManager {
     base: Policy,
     /// Where the startup policy came from (`embedded default`, `file:/path`).
     base_label: String,
+    /// The draft published in each slot, so a resync recompiles only what changed.
+    published: Mutex<HashMap<String, String>>,
 }
 
 impl PolicyManager {
@@ -130,6 +132,7 @@ impl PolicyManager {
             syntax,
             base: base.0,
             base_label: base.1,
+            published: Mutex::default(),
         }
     }
 
@@ -328,6 +331,7 @@ impl PolicyManager {
             })
             .await?;
         self.publish(slot, Some(policy));
+        lock(&self.published).insert(slot.to_owned(), draft_id.to_owned());
         Ok((a, prior))
     }
 
@@ -352,6 +356,7 @@ impl PolicyManager {
             })
             .await?;
         self.publish(slot, Some(policy));
+        lock(&self.published).insert(slot.to_owned(), a.current_draft_id.clone());
         Ok(a)
     }
 
@@ -365,6 +370,7 @@ impl PolicyManager {
         })
         .await?;
         self.publish(slot, None);
+        lock(&self.published).remove(slot);
         Ok(cleared)
     }
 
@@ -390,12 +396,41 @@ impl PolicyManager {
         let a = self.active(slot).await?;
         if a.current_draft_id.is_empty() {
             self.publish(slot, None);
+            lock(&self.published).remove(slot);
             return Ok(());
         }
         let draft = self.get(&a.current_draft_id, None).await?;
         let policy = self.compile(&draft.rego_source)?;
         self.publish(slot, Some(policy));
+        lock(&self.published).insert(slot.to_owned(), a.current_draft_id);
         Ok(())
+    }
+
+    /// The safety net for lost notifications: reloads the slots whose current draft differs
+    /// from what this process published, and empties the ones no longer set. Returns how many
+    /// slots changed.
+    pub async fn resync(&self) -> Result<usize, PolicyError> {
+        let PolicyStore::Postgres(pool) = &self.store else {
+            return Ok(0); // one process: nothing can change behind its back
+        };
+        let active: HashMap<String, String> = sql::all_active(pool)
+            .await?
+            .into_iter()
+            .map(|a| (a.tenant, a.current_draft_id))
+            .collect();
+        let published = lock(&self.published).clone();
+        let mut changed = 0;
+        for (slot, draft) in &active {
+            if published.get(slot) != Some(draft) {
+                self.reload(slot).await?;
+                changed += 1;
+            }
+        }
+        for slot in published.keys().filter(|s| !active.contains_key(*s)) {
+            self.reload(slot).await?;
+            changed += 1;
+        }
+        Ok(changed)
     }
 
     /// Loads every slot with a current draft (startup: a draft that no longer compiles stops

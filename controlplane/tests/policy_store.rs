@@ -68,3 +68,19 @@ async fn racing_promotes_lose_no_pointer(pool: PgPool) {
     assert_eq!(back.current_draft_id, slot.previous_draft_id);
     assert!(back.previous_draft_id.is_empty());
 }
+
+#[sqlx::test(migrator = "intentgate_controlplane::store::MIGRATOR")]
+async fn resync_picks_up_changes_whose_notification_was_lost(pool: PgPool) {
+    let (a, b) = (manager(pool.clone()), manager(pool.clone()));
+    let d = a
+        .create("acme", "strict", "", DEFAULT_POLICY, "")
+        .await
+        .unwrap();
+    a.promote("acme", &d.id, None, "a").await.unwrap();
+    // b never heard of it: the periodic resync finds it, then finds nothing more to do.
+    assert_eq!(b.resync().await.unwrap(), 1);
+    assert_eq!(b.resync().await.unwrap(), 0);
+    a.clear("acme").await.unwrap();
+    assert_eq!(b.resync().await.unwrap(), 1);
+    assert_eq!(b.resync().await.unwrap(), 0);
+}

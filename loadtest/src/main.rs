@@ -13,6 +13,7 @@
 mod framing;
 mod hello;
 mod propagation;
+mod swap;
 
 use std::process::ExitCode;
 
@@ -45,10 +46,24 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Some("swap") => match swap::Options::parse(&args[1..]) {
+            Ok(opts) => match swap::run(&opts) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("intentgate-loadtest swap: {e}");
+                    ExitCode::FAILURE
+                }
+            },
+            Err(e) => {
+                eprintln!("intentgate-loadtest swap: {e}");
+                ExitCode::from(2)
+            }
+        },
         _ => {
             eprintln!(
                 "usage: intentgate-loadtest hello [--addr 127.0.0.1:9999] [--threads N] [--duration-s S]\n\
                         intentgate-loadtest propagation --a ADDR --b ADDR --admin-token T [--iterations N]\n\
+                        intentgate-loadtest swap --addr ADDR --admin-token T --agent-token T [--connections N] [--swaps N]\n\
                  (the load generator itself arrives with the load-test issue; see docs/BENCHMARKS.md)"
             );
             ExitCode::from(2)

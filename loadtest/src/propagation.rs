@@ -60,13 +60,13 @@ impl Options {
 }
 
 /// One keep-alive HTTP/1.1 connection with a blocking request/response exchange.
-struct Conn {
+pub(crate) struct Conn {
     stream: TcpStream,
     buf: Vec<u8>,
 }
 
 impl Conn {
-    fn open(addr: SocketAddr) -> io::Result<Self> {
+    pub(crate) fn open(addr: SocketAddr) -> io::Result<Self> {
         let stream = TcpStream::connect(addr)?;
         stream.set_nodelay(true)?;
         stream.set_read_timeout(Some(Duration::from_secs(10)))?;
@@ -76,7 +76,12 @@ impl Conn {
         })
     }
 
-    fn post(&mut self, path: &str, bearer: &str, body: &str) -> io::Result<(u16, Value)> {
+    pub(crate) fn post(
+        &mut self,
+        path: &str,
+        bearer: &str,
+        body: &str,
+    ) -> io::Result<(u16, Value)> {
         let req = format!(
             "POST {path} HTTP/1.1\r\nHost: loadtest\r\nAuthorization: Bearer {bearer}\r\n\
              Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",

@@ -134,6 +134,17 @@ pub(super) async fn create_draft(
             &b.created_by,
         )
         .await?;
+    audit_change(
+        &state,
+        peer,
+        &headers,
+        "admin/create_policy_draft",
+        &d.tenant,
+        format!(
+            "policy draft created: id={} name={:?} by={}",
+            d.id, d.name, b.created_by
+        ),
+    )?;
     Ok((StatusCode::CREATED, axum::Json(draft_json(&d))).into_response())
 }
 
@@ -166,6 +177,14 @@ pub(super) async fn put_draft(
             &b.rego_source,
         )
         .await?;
+    audit_change(
+        &state,
+        peer,
+        &headers,
+        "admin/update_policy_draft",
+        &d.tenant,
+        format!("policy draft updated: id={} name={:?}", d.id, d.name),
+    )?;
     Ok(axum::Json(draft_json(&d)))
 }
 
@@ -176,7 +195,16 @@ pub(super) async fn delete_draft(
     headers: HeaderMap,
 ) -> Result<axum::Json<Value>, ApiError> {
     let (principal, m) = caller(&state, peer, &headers)?;
+    let tenant = m.get(&id, principal.tenant.as_deref()).await?.tenant;
     m.delete(&id, principal.tenant.as_deref()).await?;
+    audit_change(
+        &state,
+        peer,
+        &headers,
+        "admin/delete_policy_draft",
+        &tenant,
+        format!("policy draft deleted: id={id}"),
+    )?;
     Ok(axum::Json(json!({"ok": true, "id": id})))
 }
 

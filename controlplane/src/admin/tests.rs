@@ -1001,7 +1001,13 @@ async fn policy_lifecycle(h: &mut Harness) {
 
     // Every pointer change is an admin audit event.
     let tools: Vec<String> = h.events().into_iter().map(|e| e.tool).collect();
-    for t in ["admin/promote_policy", "admin/clear_policy"] {
+    for t in [
+        "admin/promote_policy",
+        "admin/clear_policy",
+        "admin/create_policy_draft",
+        "admin/update_policy_draft",
+        "admin/delete_policy_draft",
+    ] {
         assert!(tools.iter().any(|x| x == t), "{t} missing from {tools:?}");
     }
 }

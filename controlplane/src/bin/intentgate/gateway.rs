@@ -308,6 +308,9 @@ fn run(plan: Plan, banner: impl FnOnce(&server::Running, Option<SocketAddr>)) ->
         };
         rt.spawn(notify::listen(pool.clone(), targets));
         let max = Duration::from_secs(cfg.snapshot_max_staleness_s);
+        if let Some(m) = policies.clone() {
+            rt.spawn(resync_policies(m));
+        }
         rt.spawn(resync_revocations(pool, Arc::clone(&shared.snapshot), max));
     }
     let mut sc = ServerConfig::new(cfg.addr, settings(&cfg));
@@ -387,6 +390,20 @@ async fn resync_revocations(
         match store::all_revocations(&pool).await {
             Ok(pairs) => revocation::publish_all(&snapshot, &pairs),
             Err(e) => tracing::warn!(error = %e, "revocation resync failed; the snapshot is aging"),
+        }
+    }
+}
+
+/// Every 5 s (as the Go gateway polled), reloads the policy slots another replica changed
+/// while a notification was lost.
+async fn resync_policies(m: Arc<PolicyManager>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tick.tick().await;
+        match m.resync().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(slots = n, "policy resync picked up missed changes"),
+            Err(e) => tracing::warn!(error = %e, "policy resync failed"),
         }
     }
 }
