@@ -8,6 +8,8 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
+
+use crate::options::{loopback, positive};
 use serde_json::{Value, json};
 
 /// Command-line options.
@@ -26,27 +28,11 @@ impl Options {
         let mut it = args.iter();
         while let Some(flag) = it.next() {
             let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
-            let addr = || -> Result<SocketAddr, String> {
-                let addr: SocketAddr = value
-                    .parse()
-                    .map_err(|_| format!("{flag}: not an address: {value}"))?;
-                if addr.ip().is_loopback() {
-                    Ok(addr)
-                } else {
-                    Err(format!("{flag} must be a loopback address"))
-                }
-            };
             match flag.as_str() {
-                "--a" => a = Some(addr()?),
-                "--b" => b = Some(addr()?),
+                "--a" => a = Some(loopback(flag, value)?),
+                "--b" => b = Some(loopback(flag, value)?),
                 "--admin-token" => admin_token = Some(value.clone()),
-                "--iterations" => {
-                    iterations = value
-                        .parse()
-                        .ok()
-                        .filter(|&n| n > 0)
-                        .ok_or("--iterations: a positive integer")?
-                }
+                "--iterations" => iterations = positive(flag, value)?,
                 other => return Err(format!("unknown option {other}")),
             }
         }

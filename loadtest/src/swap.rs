@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use serde_json::json;
 
+use crate::options::{loopback, positive};
 use crate::propagation::Conn;
 
 /// Command-line options.
@@ -33,31 +34,11 @@ impl Options {
         while let Some(flag) = it.next() {
             let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
             match flag.as_str() {
-                "--addr" => {
-                    let a: SocketAddr = value
-                        .parse()
-                        .map_err(|_| format!("--addr: not an address: {value}"))?;
-                    if !a.ip().is_loopback() {
-                        return Err("--addr must be a loopback address".into());
-                    }
-                    addr = Some(a);
-                }
+                "--addr" => addr = Some(loopback(flag, value)?),
                 "--admin-token" => admin = Some(value.clone()),
                 "--agent-token" => agent = Some(value.clone()),
-                "--connections" => {
-                    connections = value
-                        .parse()
-                        .ok()
-                        .filter(|&n| n > 0)
-                        .ok_or("--connections: a positive integer")?
-                }
-                "--swaps" => {
-                    swaps = value
-                        .parse()
-                        .ok()
-                        .filter(|&n| n > 0)
-                        .ok_or("--swaps: a positive integer")?
-                }
+                "--connections" => connections = positive(flag, value)?,
+                "--swaps" => swaps = positive(flag, value)?,
                 other => return Err(format!("unknown option {other}")),
             }
         }
