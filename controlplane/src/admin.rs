@@ -93,6 +93,13 @@ pub struct AdminState {
     pub policies: Option<Arc<crate::policies::PolicyManager>>,
     /// The Rego dialect candidates compile in (`INTENTGATE_POLICY_SYNTAX`).
     pub policy_syntax: intentgate_shared::policy::Syntax,
+    /// SHA-256 of the secret the data plane's relay presents (`X-IntentGate-Relay-Secret`).
+    pub relay_secret: Option<[u8; 32]>,
+}
+
+/// The digest [`AdminState::relay_secret`] holds for a relay secret.
+pub fn relay_secret_digest(secret: &str) -> [u8; 32] {
+    auth::digest_of(secret.as_bytes())
 }
 
 impl std::fmt::Debug for AdminState {
@@ -149,23 +156,6 @@ pub fn router(state: Arc<AdminState>) -> Option<Router> {
     )
 }
 
-/// Caller address: the TCP peer, or the address the data plane relayed for when the peer
-/// is the local relay.
-fn client_addr(peer: SocketAddr, headers: &HeaderMap) -> SocketAddr {
-    let relayed = headers
-        .get("x-intentgate-relayed-for")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<SocketAddr>().ok());
-    match relayed {
-        Some(r) if peer.ip().to_canonical().is_loopback() => r,
-        _ => peer,
-    }
-}
-
-fn client_ip(peer: SocketAddr, headers: &HeaderMap) -> String {
-    client_addr(peer, headers).to_string()
-}
-
 fn elevation_id(headers: &HeaderMap) -> String {
     headers
         .get("x-intentgate-elevation-id")
@@ -189,11 +179,35 @@ fn parse_body<T: for<'de> Deserialize<'de>>(
 }
 
 impl AdminState {
+    /// Caller address: the TCP peer, or the address the data plane relayed for. The relayed
+    /// address is believed only from a loopback peer that also presents this process's relay
+    /// secret (any local process could send the header; only the data plane knows the secret).
+    fn client_addr(&self, peer: SocketAddr, headers: &HeaderMap) -> SocketAddr {
+        let from_relay = peer.ip().to_canonical().is_loopback()
+            && self.relay_secret.as_ref().is_some_and(|want| {
+                headers
+                    .get("x-intentgate-relay-secret")
+                    .is_some_and(|got| auth::ct_eq(&auth::digest_of(got.as_bytes()), want))
+            });
+        let relayed = headers
+            .get("x-intentgate-relayed-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<SocketAddr>().ok());
+        match relayed {
+            Some(r) if from_relay => r,
+            _ => peer,
+        }
+    }
+
+    fn client_ip(&self, peer: SocketAddr, headers: &HeaderMap) -> String {
+        self.client_addr(peer, headers).to_string()
+    }
+
     /// Authenticates; failures are throttled per client address (the relayed one for calls
     /// arriving through the data port, so one client cannot lock out every other).
     fn authenticate(&self, peer: SocketAddr, headers: &HeaderMap) -> Result<Principal, ApiError> {
         self.auth
-            .authenticate(client_addr(peer, headers).ip().to_canonical(), headers)
+            .authenticate(self.client_addr(peer, headers).ip().to_canonical(), headers)
     }
 
     /// Pushes an admin event; a full ring refuses the mutation's answer with 503 (the change
@@ -317,7 +331,7 @@ async fn mint(
         Decision::Allow,
         "admin/mint",
         &tenant,
-        client_ip(peer, &headers),
+        state.client_ip(peer, &headers),
         &headers,
     );
     event.reason = format!("token minted for subject={subject}");
@@ -367,7 +381,7 @@ async fn revoke(
         Decision::Block,
         "admin/revoke",
         &tenant,
-        client_ip(peer, &headers),
+        state.client_ip(peer, &headers),
         &headers,
     );
     event.reason = format!("token revoked: {}", b.reason);
@@ -560,7 +574,7 @@ async fn decide(
                 decision,
                 "admin/decide_approval",
                 &row.tenant,
-                client_ip(peer, &headers),
+                state.client_ip(peer, &headers),
                 &headers,
             );
             event.check = Check::Policy.as_str().into();

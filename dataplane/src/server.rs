@@ -60,6 +60,9 @@ pub struct ServerConfig {
     pub extractor: Option<UpstreamTarget>,
     /// The admin listener `/v1/admin/*` is relayed to, if any.
     pub admin_relay: Option<UpstreamTarget>,
+    /// Presented to the admin listener (`X-IntentGate-Relay-Secret`) so it believes the
+    /// relayed client address from this relay only.
+    pub admin_relay_secret: Option<String>,
     /// How long an escalated call waits for a reviewer.
     pub approval_timeout: Duration,
     /// `/healthz` answers 503 when the snapshot is older than this (None: no bound).
@@ -83,6 +86,7 @@ impl ServerConfig {
             upstream: None,
             extractor: None,
             admin_relay: None,
+            admin_relay_secret: None,
             approval_timeout: Duration::from_secs(300),
             max_staleness: None,
         }
@@ -617,6 +621,9 @@ impl Worker {
         let Some(admin) = &self.admin else { return };
         let text = |r: &Option<std::ops::Range<usize>>| r.clone().map(|r| &buf[r]);
         let mut headers: Vec<(&str, &[u8])> = vec![("X-IntentGate-Relayed-For", remote.as_bytes())];
+        if let Some(secret) = &self.config.admin_relay_secret {
+            headers.push(("X-IntentGate-Relay-Secret", secret.as_bytes()));
+        }
         if let Some(v) = text(&head.authorization) {
             headers.push(("Authorization", v));
         }

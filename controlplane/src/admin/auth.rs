@@ -42,13 +42,13 @@ impl std::fmt::Debug for AdminAuth {
 
 /// Tokens are compared as SHA-256 digests: equal length, and the comparison time says
 /// nothing about the token.
-fn digest_of(token: &[u8]) -> [u8; 32] {
+pub(super) fn digest_of(token: &[u8]) -> [u8; 32] {
     let mut out = [0u8; 32];
     out.copy_from_slice(digest::digest(&digest::SHA256, token).as_ref());
     out
 }
 
-fn ct_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
+pub(super) fn ct_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use intentgate_shared::audit::{Check, Decision};
 
 use super::auth::Principal;
-use super::{AdminState, ApiError, admin_event, client_ip, page, parse_body, scoped_tenant};
+use super::{AdminState, ApiError, admin_event, page, parse_body, scoped_tenant};
 use crate::policies::{Active, Draft, PolicyError, PolicyManager};
 
 type Params = Query<HashMap<String, String>>;
@@ -274,7 +274,7 @@ fn audit_change(
         Decision::Allow,
         tool,
         slot,
-        client_ip(peer, headers),
+        state.client_ip(peer, headers),
         headers,
     );
     e.check = Check::Policy.as_str().into();

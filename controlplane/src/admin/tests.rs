@@ -76,6 +76,7 @@ impl Harness {
             audit_public_key: None,
             policies,
             policy_syntax: intentgate_shared::policy::Syntax::V1,
+            relay_secret: Some(relay_secret_digest("relay-s3cret")),
         });
         let app = router(Arc::clone(&state))
             .unwrap()
@@ -108,10 +109,24 @@ impl Harness {
         token: Option<&str>,
         body: &str,
     ) -> (StatusCode, Value) {
+        self.send_with(method, uri, token, body, &[]).await
+    }
+
+    async fn send_with(
+        &self,
+        method: &str,
+        uri: &str,
+        token: Option<&str>,
+        body: &str,
+        extra: &[(&str, &str)],
+    ) -> (StatusCode, Value) {
         let mut req = Request::builder()
             .method(method)
             .uri(uri)
             .header("content-type", "application/json");
+        for (k, v) in extra {
+            req = req.header(*k, *v);
+        }
         if let Some(t) = token {
             req = req.header("authorization", format!("Bearer {t}"));
         }
@@ -1208,4 +1223,45 @@ async fn integrations_are_listed_for_the_superadmin_only() {
     assert_eq!(status, StatusCode::FORBIDDEN);
     let (status, _) = h.send("GET", "/v1/admin/integrations", None, "").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn relayed_client_addresses_are_believed_only_with_the_relay_secret() {
+    let h = Harness::new();
+    let spoof = [("x-intentgate-relayed-for", "10.0.0.1:1")];
+    // A local process claiming to relay for 10.0.0.1 without the secret: its failures count
+    // against itself (the loopback peer), which ends up throttled.
+    for _ in 0..10 {
+        let (status, _) = h
+            .send_with("GET", "/v1/admin/tenants", Some("wrong"), "", &spoof)
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let (status, _) = h
+        .send("GET", "/v1/admin/tenants", Some("root-token"), "")
+        .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    // The real relay (with the secret) speaks for another client, who is not throttled.
+    let relayed = [
+        ("x-intentgate-relayed-for", "10.0.0.2:1"),
+        ("x-intentgate-relay-secret", "relay-s3cret"),
+    ];
+    let (status, _) = h
+        .send_with("GET", "/v1/admin/tenants", Some("root-token"), "", &relayed)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let wrong_secret = [
+        ("x-intentgate-relayed-for", "10.0.0.2:1"),
+        ("x-intentgate-relay-secret", "guess"),
+    ];
+    let (status, _) = h
+        .send_with(
+            "GET",
+            "/v1/admin/tenants",
+            Some("root-token"),
+            "",
+            &wrong_secret,
+        )
+        .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
 }

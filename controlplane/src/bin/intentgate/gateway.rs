@@ -261,6 +261,14 @@ fn run(plan: Plan, banner: impl FnOnce(&server::Running, Option<SocketAddr>)) ->
         .pop()
         .context("audit ring for the control plane")?;
 
+    // Known to this process's relay only: the admin API believes a relayed client address
+    // from it and from no other local process.
+    let relay_secret = {
+        let mut b = [0u8; 32];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b)
+            .map_err(|_| anyhow::anyhow!("the system RNG failed"))?;
+        b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+    };
     let state = Arc::new(AdminState {
         auth: AdminAuth::new(cfg.admin_token.as_ref(), &cfg.tenant_admins),
         keys: cfg.keys.clone(),
@@ -272,6 +280,7 @@ fn run(plan: Plan, banner: impl FnOnce(&server::Running, Option<SocketAddr>)) ->
         audit_public_key,
         policies: policies.clone(),
         policy_syntax: cfg.policy_syntax,
+        relay_secret: Some(admin::relay_secret_digest(&relay_secret)),
     });
     let (admin_addr, admin_stop) = match admin::router(state) {
         Some(app) => {
@@ -327,6 +336,7 @@ fn run(plan: Plan, banner: impl FnOnce(&server::Running, Option<SocketAddr>)) ->
     sc.drain_timeout =
         GRACE.max(Duration::from_millis(cfg.upstream_timeout_ms) + Duration::from_secs(2));
     if let (Some(addr), true) = (admin_addr, cfg.admin_on_data_port) {
+        sc.admin_relay_secret = Some(relay_secret);
         sc.admin_relay = Some(UpstreamTarget::parse(
             &format!("http://{addr}/"),
             Duration::from_secs(30),
