@@ -103,7 +103,7 @@ fn settle(queue: &ApprovalQueue, row: &PendingRequest) {
 
 /// A NOTIFY on the approvals channel: `pending_id` changed.
 pub async fn on_notify(pool: &PgPool, queue: &ApprovalQueue, pending_id: &str) {
-    if !queue.waiting().iter().any(|id| id == pending_id) {
+    if !queue.is_waiting(pending_id) {
         return; // another replica's call
     }
     match sql::get(pool, pending_id).await {

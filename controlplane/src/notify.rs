@@ -90,8 +90,9 @@ async fn catch_up(pool: &PgPool, targets: &Targets) {
     if let Some(queue) = &targets.approvals {
         crate::approvals::resync(pool, queue).await;
     }
+    // Only the slots that changed while the connection was down are recompiled.
     if let Some(m) = &targets.policies
-        && let Err(e) = m.load_all().await
+        && let Err(e) = m.resync().await
     {
         tracing::error!(error = %e, "policy catch-up failed");
     }

@@ -1543,6 +1543,10 @@ fn every_answered_decision_is_persisted_across_a_database_outage() {
         "",
     );
     assert_eq!(bad.status, 400);
+    assert_eq!(bad.json()["error"], "before_id must be an integer");
+    let bad = admin(gw.addr, "GET", "/v1/admin/audit?id=x", "root-secret", "");
+    assert_eq!(bad.status, 400);
+    assert_eq!(bad.json()["error"], "id must be an integer");
 }
 
 #[test]
@@ -1806,6 +1810,22 @@ fn an_export_verifies_offline_against_a_signed_checkpoint() {
         String::from_utf8_lossy(&bad.stderr).contains("hash mismatch (row body tampered)"),
         "{}",
         String::from_utf8_lossy(&bad.stderr)
+    );
+    // A checkpoints file without checkpoints, and a re-baseline without a reason, are refused
+    // with what is wrong (before any database is touched).
+    std::fs::write(&checkpoint_file, r#"{"checkpoints":[]}"#).unwrap();
+    let empty = verify(&public_key);
+    assert!(!empty.status.success());
+    assert!(String::from_utf8_lossy(&empty.stderr).contains("the checkpoints list is empty"));
+    let no_note = Command::new(env!("CARGO_BIN_EXE_intentgate"))
+        .args(["audit", "rebaseline", "--tenant", "acme", "--note", " "])
+        .args(["--database-url", "postgres://127.0.0.1:1/none"])
+        .output()
+        .unwrap();
+    assert!(!no_note.status.success());
+    assert!(
+        String::from_utf8_lossy(&no_note.stderr)
+            .contains("--note must say what the investigation found")
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

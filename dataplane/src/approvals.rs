@@ -299,6 +299,11 @@ impl ApprovalQueue {
         }
     }
 
+    /// Whether a call waits here on `id`.
+    pub fn is_waiting(&self, id: &str) -> bool {
+        self.lock().waiters.contains_key(id)
+    }
+
     /// Ids of the calls waiting here now.
     pub fn waiting(&self) -> Vec<String> {
         self.lock().waiters.keys().cloned().collect()
@@ -463,6 +468,7 @@ mod tests {
         let mut ids = q.waiting();
         ids.sort();
         assert_eq!(ids, ["p1", "p2", "p3"]);
+        assert!(q.is_waiting("p2") && !q.is_waiting("elsewhere"));
         let d = Decided {
             approved: true,
             decided_by: "alice".into(),

@@ -467,30 +467,33 @@ impl Worker {
         }
     }
 
-    /// Sync durability, before a call leaves for the upstream: records the allow decision
-    /// in `slot` and waits for its commit. `Err(slot)` hands the slot back (not sync, or no
-    /// upstream): the caller records after the forward as usual. `Ok(false)`: the commit did
-    /// not happen in time and the call must not be forwarded.
-    async fn record_before_forward(
-        &self,
-        slot: Reservation,
-        event: &AuditEvent,
-    ) -> Result<bool, Reservation> {
+    /// Before an allowed call leaves for the upstream. In sync durability (with an
+    /// upstream) the allow decision is recorded now and its commit awaited; `None`: it was not
+    /// committed in time and the call must not be forwarded. Otherwise the slot waits for
+    /// the record written after the forward.
+    async fn before_forward(&self, slot: Reservation, event: &AuditEvent) -> Option<Forwarded> {
         if self.shared.commit_watch.is_none() || self.upstream.is_none() {
-            return Err(slot);
+            return Some(Forwarded::RecordAfter(slot));
         }
         let mut early = event.clone();
         early.reason.push_str(" (recorded before forwarding)");
         self.audit.borrow_mut().push_reserved(slot, early);
-        Ok(self.committed().await)
+        self.committed().await.then_some(Forwarded::RecordedBefore)
     }
 
-    /// After a forward whose decision was recorded before it: only a failure adds a record.
-    fn record_after_forward(&self, event: AuditEvent) {
-        if event.decision == Decision::Block.as_str() {
+    /// After the forward: writes the call's record, or, when it was recorded before, only a
+    /// failure.
+    fn after_forward(&self, record: Forwarded, event: AuditEvent) {
+        match record {
+            Forwarded::RecordAfter(slot) => {
+                self.audit.borrow_mut().push_reserved(slot, event);
+            }
             // The answer waits for this record's commit too (`committed`); a full ring here
             // only loses the failure detail, the forward itself is on record.
-            let _ = self.audit.borrow_mut().push(event);
+            Forwarded::RecordedBefore if event.decision == Decision::Block.as_str() => {
+                let _ = self.audit.borrow_mut().push(event);
+            }
+            Forwarded::RecordedBefore => {}
         }
     }
 
@@ -957,19 +960,12 @@ impl Worker {
                     );
                 }
                 Verdict::Allow { mut event } => {
-                    let early = match self.record_before_forward(slot, &event).await {
-                        Ok(false) => return audit_unconfirmed(out),
-                        Ok(true) => None,
-                        Err(slot) => Some(slot),
+                    let Some(record) = self.before_forward(slot, &event).await else {
+                        return audit_unconfirmed(out);
                     };
                     let result = self.passthrough(&req, body, &mut event).await;
                     event.latency_ms = elapsed_ms(started);
-                    match early {
-                        Some(slot) => {
-                            self.audit.borrow_mut().push_reserved(slot, event);
-                        }
-                        None => self.record_after_forward(event),
-                    }
+                    self.after_forward(record, event);
                     if notification {
                         http::write_response(out, 202, b"", close, &[]);
                     } else {
@@ -1002,19 +998,12 @@ impl Worker {
                 self.respond_denied(slot, req.id, &error, event, notification, close, out)
             }
             Verdict::Allow { mut event } => {
-                let early = match self.record_before_forward(slot, &event).await {
-                    Ok(false) => return audit_unconfirmed(out),
-                    Ok(true) => None,
-                    Err(slot) => Some(slot),
+                let Some(record) = self.before_forward(slot, &event).await else {
+                    return audit_unconfirmed(out);
                 };
                 let forwarded = self.forward_call(&req, body, &mut event, started).await;
                 event.latency_ms = elapsed_ms(started);
-                match early {
-                    Some(slot) => {
-                        self.audit.borrow_mut().push_reserved(slot, event);
-                    }
-                    None => self.record_after_forward(event),
-                }
+                self.after_forward(record, event);
                 if notification {
                     http::write_response(out, 202, b"", close, &[]);
                 } else {
@@ -1231,6 +1220,14 @@ fn body_of<'a>(buf: &'a [u8], head: &Head, consumed: usize) -> &'a [u8] {
 
 fn elapsed_ms(started: Instant) -> i64 {
     i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX)
+}
+
+/// How a forwarded call's audit record is written ([`Worker::before_forward`]).
+enum Forwarded {
+    /// After the forward, into this slot (async durability).
+    RecordAfter(Reservation),
+    /// Before the forward, committed (sync durability).
+    RecordedBefore,
 }
 
 /// Sync durability: the decision's record was not committed in time; nothing was forwarded.

@@ -245,10 +245,10 @@ pub async fn expire_orphans(
     .bind(secs)
     .fetch_all(pool)
     .await?;
-    for id in &ids {
-        sqlx::query("SELECT pg_notify($1, $2)")
+    if !ids.is_empty() {
+        sqlx::query("SELECT pg_notify($1, id) FROM unnest($2::text[]) AS id")
             .bind(CHANNEL)
-            .bind(id)
+            .bind(&ids)
             .execute(pool)
             .await?;
     }

@@ -634,7 +634,8 @@ pub async fn verify(
     .fetch_one(pool)
     .await?;
     let mut after = baseline_id.map_or(0, |id| id - 1);
-    let mut last: Option<StoredRow> = None;
+    // The last hashed row walked (id, seq, ts, hash), for the comparison with the head.
+    let mut last: Option<(i64, Option<i64>, Timestamp, String)> = None;
     let mut broken_row = None;
     'pages: loop {
         let rows = sqlx::query(concat!(
@@ -653,19 +654,26 @@ pub async fn verify(
         .await?;
         let n = rows.len();
         for r in &rows {
-            let row = StoredRow::from(raw_row(r)?);
-            after = row.id;
+            let StoredRow {
+                id,
+                event,
+                prev_hash,
+                hash,
+                seq,
+            } = StoredRow::from(raw_row(r)?);
+            after = id;
+            let ts = event.ts;
             let chained = ChainedEvent {
-                event: row.event.clone(),
-                prev_hash: row.prev_hash.clone(),
-                hash: row.hash.clone(),
+                event,
+                prev_hash,
+                hash,
             };
-            if !walker.step(&chained, row.seq) {
-                broken_row = Some((row.id, row.event.ts));
+            if !walker.step(&chained, seq) {
+                broken_row = Some((id, ts));
                 break 'pages;
             }
-            if !row.hash.is_empty() {
-                last = Some(row);
+            if !chained.hash.is_empty() {
+                last = Some((id, seq, ts, chained.hash));
             }
         }
         if (n as i64) < VERIFY_PAGE {
@@ -710,8 +718,8 @@ pub async fn verify(
         return Ok(out);
     }
     if let (None, Some((head_hash, head_seq, _, _))) = (to, &head) {
-        let last_hash = last.as_ref().map_or("", |r| r.hash.as_str()).to_owned();
-        let reason = match last.as_ref().map(|r| r.seq) {
+        let last_hash = last.as_ref().map_or("", |r| r.3.as_str()).to_owned();
+        let reason = match last.as_ref().map(|r| r.1) {
             _ if head_hash.is_empty() || *head_hash == last_hash => None,
             None => Some(audit::TRUNCATED),
             Some(Some(seq)) if seq < *head_seq => Some(audit::TRUNCATED),
@@ -721,7 +729,7 @@ pub async fn verify(
         if let Some(reason) = reason {
             let (id, ts) = last
                 .as_ref()
-                .map_or((0, Timestamp::from_unix_micros(0)), |r| (r.id, r.event.ts));
+                .map_or((0, Timestamp::from_unix_micros(0)), |r| (r.0, r.2));
             out.broken = Some((
                 id,
                 ts,
