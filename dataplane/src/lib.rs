@@ -15,4 +15,5 @@ pub mod intent;
 pub mod jsonrpc;
 pub mod pipeline;
 pub mod server;
+pub mod socket_peek;
 pub mod upstream;

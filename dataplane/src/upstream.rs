@@ -188,12 +188,11 @@ impl Conn {
     }
 
     /// An idle pooled connection the peer already closed (or sent unsolicited bytes on) is
-    /// readable; a live one is not.
-    async fn closed_by_peer(&self) -> bool {
+    /// readable; a live one is not. (monoio-rustls does not lend its socket out, so a TLS
+    /// connection is taken as open: a stale one fails its write and is retried.)
+    fn closed_by_peer(&self) -> bool {
         match self {
-            Self::Plain(s) => monoio::time::timeout(Duration::from_millis(0), s.readable(false))
-                .await
-                .is_ok(),
+            Self::Plain(s) => crate::socket_peek::peek(s) != crate::socket_peek::Peek::Idle,
             Self::Tls(_) => false,
         }
     }
@@ -337,7 +336,7 @@ impl Upstream {
         loop {
             let pooled = self.idle.borrow_mut().pop();
             let Some((conn, since)) = pooled else { break };
-            if since.elapsed() > POOL_IDLE || conn.closed_by_peer().await {
+            if since.elapsed() > POOL_IDLE || conn.closed_by_peer() {
                 continue;
             }
             match self.exchange(conn, body).await {

@@ -3,12 +3,13 @@
 //! until B denies it; repeats and reports the distribution. Both replicas must share one
 //! Postgres and relay admin routes on their data ports (the default).
 
-use std::io::{self, Read as _, Write as _};
-use std::net::{SocketAddr, TcpStream};
+use std::io;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
+use crate::conn::Conn;
 use crate::options::{loopback, positive};
 use serde_json::{Value, json};
 
@@ -42,59 +43,6 @@ impl Options {
             admin_token: admin_token.ok_or("--admin-token is required")?,
             iterations,
         })
-    }
-}
-
-/// One keep-alive HTTP/1.1 connection with a blocking request/response exchange.
-pub(crate) struct Conn {
-    stream: TcpStream,
-    buf: Vec<u8>,
-}
-
-impl Conn {
-    pub(crate) fn open(addr: SocketAddr) -> io::Result<Self> {
-        let stream = TcpStream::connect(addr)?;
-        stream.set_nodelay(true)?;
-        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-        Ok(Self {
-            stream,
-            buf: Vec::with_capacity(4096),
-        })
-    }
-
-    pub(crate) fn post(
-        &mut self,
-        path: &str,
-        bearer: &str,
-        body: &str,
-    ) -> io::Result<(u16, Value)> {
-        let req = format!(
-            "POST {path} HTTP/1.1\r\nHost: loadtest\r\nAuthorization: Bearer {bearer}\r\n\
-             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        self.stream.write_all(req.as_bytes())?;
-        self.buf.clear();
-        let mut chunk = [0u8; 4096];
-        loop {
-            let n = self.stream.read(&mut chunk)?;
-            if n == 0 {
-                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "closed"));
-            }
-            self.buf.extend_from_slice(&chunk[..n]);
-            let mut headers = [httparse::EMPTY_HEADER; 32];
-            let mut resp = httparse::Response::new(&mut headers);
-            let Ok(httparse::Status::Complete(head)) = resp.parse(&self.buf) else {
-                continue;
-            };
-            let len = crate::framing::content_length(resp.headers);
-            if self.buf.len() < head + len {
-                continue;
-            }
-            let status = resp.code.unwrap_or(0);
-            let v = serde_json::from_slice(&self.buf[head..head + len]).unwrap_or(Value::Null);
-            return Ok((status, v));
-        }
     }
 }
 

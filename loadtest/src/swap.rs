@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use serde_json::json;
 
+use crate::conn::Conn;
 use crate::options::{loopback, positive};
-use crate::propagation::Conn;
 
 /// Command-line options.
 #[derive(Debug, Clone)]
