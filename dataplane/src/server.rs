@@ -38,7 +38,8 @@ pub struct ServerConfig {
     pub addr: SocketAddr,
     /// Worker threads.
     pub threads: usize,
-    /// Pin worker `i` to CPU `i`.
+    /// Pin worker `i` to the `i`-th CPU this process may run on (`taskset`, a container's
+    /// cpuset), so pinning never moves a worker outside the CPUs the operator gave.
     pub pin: bool,
     /// Largest request body.
     pub max_body: usize,
@@ -166,6 +167,32 @@ fn build_runtime() -> io::Result<(Runtime, &'static str)> {
     Ok((rt, kind))
 }
 
+/// The CPUs this process may run on (`Cpus_allowed_list` of `/proc/self/status`, e.g.
+/// `0-3,6`); empty when unreadable (then worker `i` is pinned to CPU `i`).
+fn allowed_cpus() -> Vec<usize> {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let list = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .unwrap_or("");
+    parse_cpu_list(list)
+}
+
+fn parse_cpu_list(list: &str) -> Vec<usize> {
+    let mut cpus = Vec::new();
+    for part in list.trim().split(',').filter(|p| !p.is_empty()) {
+        let bounds = match part.split_once('-') {
+            Some((a, b)) => (a.parse::<usize>(), b.parse::<usize>()),
+            None => (part.parse(), part.parse()),
+        };
+        match bounds {
+            (Ok(a), Ok(b)) if a <= b && b - a < 4096 => cpus.extend(a..=b),
+            _ => return Vec::new(),
+        }
+    }
+    cpus
+}
+
 /// Starts the workers. Returns once every worker has bound its listener.
 pub fn start(
     config: ServerConfig,
@@ -178,6 +205,7 @@ pub fn start(
             "one audit producer per worker is required",
         ));
     }
+    let cpus = allowed_cpus();
     let mut addr = config.addr;
     let mut threads = Vec::new();
     let mut driver = "epoll";
@@ -189,12 +217,13 @@ pub fn start(
             ..config.clone()
         };
         let shared = Arc::clone(&shared);
+        let cpu = cpus.get(i % cpus.len().max(1)).copied().unwrap_or(i);
         let t = std::thread::Builder::new()
             .name(format!("dataplane-{i}"))
             .spawn(move || {
                 if config.pin {
                     // Pinning is an optimisation: a container without the CPU keeps running unpinned.
-                    let _ = monoio::utils::bind_to_cpu_set([i]);
+                    let _ = monoio::utils::bind_to_cpu_set([cpu]);
                 }
                 let (mut rt, kind) = match build_runtime() {
                     Ok(r) => r,
@@ -1287,4 +1316,19 @@ async fn refuse(mut stream: TcpStream, write_timeout: Duration) {
 /// started to arrive.
 fn wants_continue(buf: &[u8], max_body: usize) -> bool {
     matches!(http::parse_head(buf, max_body), Ok(Some((head, len))) if head.expect_continue && buf.len() == len)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_cpu_list;
+
+    #[test]
+    fn cpu_lists_of_proc_status_parse_and_odd_ones_give_none() {
+        assert_eq!(parse_cpu_list("0-3,6\n"), vec![0, 1, 2, 3, 6]);
+        assert_eq!(parse_cpu_list("1"), vec![1]);
+        assert!(parse_cpu_list("").is_empty());
+        assert!(parse_cpu_list("3-1").is_empty());
+        assert!(parse_cpu_list("x").is_empty());
+        assert!(!super::allowed_cpus().is_empty());
+    }
 }

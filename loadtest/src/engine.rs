@@ -1,25 +1,28 @@
-//! The load generator: keep-alive HTTP/1.1 connections spread over client threads (one monoio
-//! runtime per thread, pinned when asked), each writing pre-built request bytes and reading
-//! the status line, `Content-Length` and body of the answer.
+//! The load generator: keep-alive HTTP/1.1 connections, each writing pre-built request bytes
+//! and reading the status line, `Content-Length` and body of the answer.
 //!
 //! Open loop (`Load::Rate`): the run has one global schedule, request `g` is due at
 //! `start + g / rate`, and connection `k` of `C` owns requests `k, k + C, k + 2C, …`. Latency
 //! is measured from the *intended* send time, so a stalled server is charged for every
 //! request that should have been sent during the stall (coordinated omission corrected, as
 //! wrk2 does); the service time from the actual send and the client's own lateness (actual
-//! minus intended send) are recorded beside it. Timers only get within ~1.5 ms: the last
-//! stretch before a send is spent yielding, so sends are microsecond-precise.
+//! minus intended send) are recorded beside it. Each open-loop connection is its own blocking
+//! thread (pinned to the client cores) that sleeps until ~200 µs before its send time and
+//! spins the rest, so sends are microsecond-precise. (On monoio, a connection waiting for its
+//! send time must yield in a loop — the timer has millisecond resolution — and answers to the
+//! other connections of the thread were then only picked up once every connection was idle,
+//! which added up to one send interval to every latency.)
 //!
-//! Closed loop (`Load::Max`): each connection sends as soon as its previous answer arrived.
+//! Closed loop (`Load::Max`): each connection sends as soon as its previous answer arrived;
+//! connections are tasks spread over client threads, one monoio runtime per thread.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::future::Future;
+use std::io::{self, Read as _, Write as _};
 use std::net::SocketAddr;
-use std::pin::Pin;
+use std::ops::Range;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -134,9 +137,48 @@ impl Tally {
         self.unsent += other.unsent;
     }
 
+    /// Records one answer (counted always; measured only when due inside the window).
+    fn record(
+        &mut self,
+        clock: &Clock,
+        scenario: Scenario,
+        status: u16,
+        body: &[u8],
+        t: Times,
+        paced: bool,
+    ) {
+        self.all_answers += 1;
+        if t.intended < clock.measure_from {
+            return;
+        }
+        let outcome = classify(status, body);
+        let s = self.scenarios.entry(scenario).or_default();
+        *s.outcomes.entry(outcome).or_default() += 1;
+        s.samples
+            .entry(outcome)
+            .or_insert_with(|| String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned());
+        let ns = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX).max(1);
+        let _ = self.latency.record(ns(t.done - t.intended));
+        let _ = self.service.record(ns(t.done - t.sent));
+        if paced {
+            let _ = self
+                .lateness
+                .record(ns(t.sent.saturating_duration_since(t.intended)));
+        }
+        self.answers += 1;
+    }
+
     fn error(&mut self, kind: &'static str) {
         *self.errors.entry(kind).or_default() += 1;
     }
+}
+
+/// When one request was due, sent and answered.
+#[derive(Debug, Clone, Copy)]
+struct Times {
+    intended: Instant,
+    sent: Instant,
+    done: Instant,
 }
 
 /// Times shared by every connection of a run.
@@ -156,15 +198,32 @@ pub fn run(job: &Job) -> Result<Tally, String> {
         measure_from: start + job.warmup,
         end: start + job.warmup + job.duration,
     };
-    let threads: Vec<_> = (0..job.threads)
-        .map(|t| {
-            let job = job.clone();
-            std::thread::Builder::new()
-                .name(format!("loadtest-{t}"))
-                .spawn(move || client_thread(&job, t, clock))
-                .map_err(|e| format!("cannot start a client thread: {e}"))
-        })
-        .collect::<Result<_, _>>()?;
+    let spawn = |name: String, f: Box<dyn FnOnce() -> Result<Tally, String> + Send>| {
+        std::thread::Builder::new()
+            .name(name)
+            .spawn(f)
+            .map_err(|e| format!("cannot start a client thread: {e}"))
+    };
+    let threads: Vec<_> = match job.load {
+        Load::Max => (0..job.threads)
+            .map(|t| {
+                let job = job.clone();
+                spawn(
+                    format!("loadtest-{t}"),
+                    Box::new(move || client_thread(&job, t, clock)),
+                )
+            })
+            .collect::<Result<_, _>>()?,
+        Load::Rate(rate) => (0..job.connections)
+            .map(|k| {
+                let job = job.clone();
+                spawn(
+                    format!("loadtest-c{k}"),
+                    Box::new(move || Ok(paced_connection(&job, k, rate, clock))),
+                )
+            })
+            .collect::<Result<_, _>>()?,
+    };
     let mut total = Tally::new();
     for t in threads {
         total.merge(
@@ -223,7 +282,18 @@ struct Connection {
 /// Why an exchange failed.
 enum Failure {
     Closed,
+    Timeout,
     Framing,
+}
+
+impl Failure {
+    fn kind(&self) -> &'static str {
+        match self {
+            Self::Closed => "closed",
+            Self::Timeout => "timeout",
+            Self::Framing => "bad framing",
+        }
+    }
 }
 
 impl Connection {
@@ -233,22 +303,13 @@ impl Connection {
         let step = self.job.connections;
         let mut g = self.k;
         loop {
-            let intended = match self.job.load {
-                Load::Max => Instant::now().max(self.clock.start),
-                Load::Rate(r) => self.clock.start + Duration::from_secs_f64(g as f64 / r),
-            };
+            if Instant::now() < self.clock.start {
+                monoio::time::sleep(self.clock.start - Instant::now()).await;
+            }
+            let intended = Instant::now();
             if intended >= self.clock.end {
                 break;
             }
-            if Instant::now() >= self.clock.end {
-                // The schedule wanted more than this connection could send.
-                let missed = (self.clock.end - intended).as_secs_f64();
-                if let Load::Rate(r) = self.job.load {
-                    self.tally.borrow_mut().unsent += (missed * r / step as f64) as u64 + 1;
-                }
-                break;
-            }
-            wait_until(intended).await;
             if stream.is_none() {
                 match TcpStream::connect(self.job.addr).await {
                     Ok(s) => {
@@ -270,41 +331,23 @@ impl Connection {
             let exchange = exchange(s, bytes.clone(), &mut buf);
             let answer = monoio::time::timeout(self.job.timeout, exchange).await;
             let done = Instant::now();
-            let measured = intended >= self.clock.measure_from;
             let mut tally = self.tally.borrow_mut();
             match answer {
                 Ok(Ok((status, body_at, keep_alive))) => {
-                    tally.all_answers += 1;
-                    if measured {
-                        let body = buf.get(body_at.clone()).unwrap_or_default();
-                        let outcome = classify(status, body);
-                        let t = tally.scenarios.entry(*scenario).or_default();
-                        *t.outcomes.entry(outcome).or_default() += 1;
-                        if !t.samples.contains_key(&outcome) {
-                            let text = String::from_utf8_lossy(&body[..body.len().min(300)]);
-                            t.samples.insert(outcome, text.into_owned());
-                        }
-                        let ns =
-                            |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX).max(1);
-                        let _ = tally.latency.record(ns(done - intended));
-                        let _ = tally.service.record(ns(done - sent));
-                        if matches!(self.job.load, Load::Rate(_)) {
-                            let _ = tally
-                                .lateness
-                                .record(ns(sent.saturating_duration_since(intended)));
-                        }
-                        tally.answers += 1;
-                    }
+                    let times = Times {
+                        intended,
+                        sent,
+                        done,
+                    };
+                    let body = buf.get(body_at.clone()).unwrap_or_default();
+                    tally.record(&self.clock, *scenario, status, body, times, false);
                     buf.drain(..body_at.end);
                     if !keep_alive {
                         stream = None;
                     }
                 }
                 Ok(Err(failure)) => {
-                    tally.error(match failure {
-                        Failure::Closed => "closed",
-                        Failure::Framing => "bad framing",
-                    });
+                    tally.error(failure.kind());
                     stream = None;
                     buf.clear();
                 }
@@ -319,44 +362,45 @@ impl Connection {
     }
 }
 
+/// Where the answer in `buf` is, once it is all there: status, body range, keep-alive.
+fn framed(buf: &[u8]) -> Result<Option<(u16, Range<usize>, bool)>, Failure> {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut resp = httparse::Response::new(&mut headers);
+    let head = match resp.parse(buf) {
+        Ok(httparse::Status::Complete(head)) => head,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(_) => return Err(Failure::Framing),
+    };
+    let mut len = None;
+    let mut keep_alive = true;
+    for h in resp.headers.iter() {
+        if h.name.eq_ignore_ascii_case("content-length") {
+            len = std::str::from_utf8(h.value)
+                .ok()
+                .and_then(|v| v.trim().parse::<usize>().ok());
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            // Streamed answers are not what this client measures.
+            return Err(Failure::Framing);
+        } else if h.name.eq_ignore_ascii_case("connection") {
+            keep_alive = !h.value.eq_ignore_ascii_case(b"close");
+        }
+    }
+    let len = len.ok_or(Failure::Framing)?;
+    Ok((buf.len() >= head + len).then(|| (resp.code.unwrap_or(0), head..head + len, keep_alive)))
+}
+
 /// Writes one request and reads its answer: status, where the body is in `buf`, and
 /// whether the connection stays open.
 async fn exchange(
     stream: &mut TcpStream,
     request: Rc<Vec<u8>>,
     buf: &mut Vec<u8>,
-) -> Result<(u16, std::ops::Range<usize>, bool), Failure> {
+) -> Result<(u16, Range<usize>, bool), Failure> {
     let (res, _) = stream.write_all(request).await;
     res.map_err(|_| Failure::Closed)?;
     loop {
-        {
-            let mut headers = [httparse::EMPTY_HEADER; 32];
-            let mut resp = httparse::Response::new(&mut headers);
-            match resp.parse(buf) {
-                Ok(httparse::Status::Complete(head)) => {
-                    let status = resp.code.unwrap_or(0);
-                    let mut len = None;
-                    let mut keep_alive = true;
-                    for h in resp.headers.iter() {
-                        if h.name.eq_ignore_ascii_case("content-length") {
-                            len = std::str::from_utf8(h.value)
-                                .ok()
-                                .and_then(|v| v.trim().parse::<usize>().ok());
-                        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-                            // Streamed answers are not what this client measures.
-                            return Err(Failure::Framing);
-                        } else if h.name.eq_ignore_ascii_case("connection") {
-                            keep_alive = !h.value.eq_ignore_ascii_case(b"close");
-                        }
-                    }
-                    let len = len.ok_or(Failure::Framing)?;
-                    if buf.len() >= head + len {
-                        return Ok((status, head..head + len, keep_alive));
-                    }
-                }
-                Ok(httparse::Status::Partial) => {}
-                Err(_) => return Err(Failure::Framing),
-            }
+        if let Some(answer) = framed(buf)? {
+            return Ok(answer);
         }
         if buf.capacity() - buf.len() < 4096 {
             buf.reserve(buf.capacity().max(16 * 1024));
@@ -371,36 +415,113 @@ async fn exchange(
     }
 }
 
-/// Sleeps until `at`: on the timer until ~1.5 ms before (it only has millisecond
-/// resolution), then by yielding to the runtime, so other connections keep running.
-async fn wait_until(at: Instant) {
+/// The blocking twin of `exchange`, for paced connections (the socket has a read timeout).
+fn exchange_blocking(
+    stream: &mut std::net::TcpStream,
+    request: &[u8],
+    buf: &mut Vec<u8>,
+) -> Result<(u16, Range<usize>, bool), Failure> {
+    stream.write_all(request).map_err(|_| Failure::Closed)?;
+    let mut chunk = [0u8; 16 * 1024];
     loop {
-        let now = Instant::now();
-        if now >= at {
-            return;
+        if let Some(answer) = framed(buf)? {
+            return Ok(answer);
         }
-        let left = at - now;
-        if left > Duration::from_micros(2_000) {
-            monoio::time::sleep(left - Duration::from_micros(1_500)).await;
-        } else {
-            YieldNow(false).await;
+        match stream.read(&mut chunk) {
+            Ok(n) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Err(Failure::Timeout);
+            }
+            _ => return Err(Failure::Closed),
         }
     }
 }
 
-/// Gives every other ready task (and the I/O driver) a turn, once.
-struct YieldNow(bool);
-
-impl Future for YieldNow {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.0 {
-            Poll::Ready(())
-        } else {
-            self.0 = true;
-            cx.waker().wake_by_ref();
-            Poll::Pending
+/// One open-loop connection on its own thread: request `k + i·C` is due at
+/// `start + (k + i·C) / rate`.
+fn paced_connection(job: &Job, k: usize, rate: f64, clock: Clock) -> Tally {
+    if let Some(cpus) = &job.cpus {
+        let _ = monoio::utils::bind_to_cpu_set([cpus.nth(k)]);
+    }
+    let mut tally = Tally::new();
+    let mut stream: Option<std::net::TcpStream> = None;
+    let mut buf = Vec::with_capacity(16 * 1024);
+    let step = job.connections;
+    let mut g = k;
+    loop {
+        let intended = clock.start + Duration::from_secs_f64(g as f64 / rate);
+        if intended >= clock.end {
+            break;
         }
+        let now = Instant::now();
+        if now >= clock.end {
+            // Behind schedule at the end: what the schedule wanted but was never sent.
+            let missed = (clock.end - intended).as_secs_f64();
+            tally.unsent += (missed * rate / step as f64) as u64 + 1;
+            break;
+        }
+        pace_until(intended);
+        if stream.is_none() {
+            match std::net::TcpStream::connect_timeout(&job.addr, job.timeout) {
+                Ok(s) => {
+                    let _ = s.set_nodelay(true);
+                    let _ = s.set_read_timeout(Some(job.timeout));
+                    stream = Some(s);
+                }
+                Err(_) => {
+                    tally.error("connect");
+                    std::thread::sleep(Duration::from_millis(50));
+                    g += step;
+                    continue;
+                }
+            }
+        }
+        let Some(s) = stream.as_mut() else { continue };
+        let (scenario, bytes) = match job.deck.get(g % job.deck.len().max(1)) {
+            Some(r) => (r.scenario, &r.bytes),
+            None => break,
+        };
+        let sent = Instant::now();
+        match exchange_blocking(s, bytes, &mut buf) {
+            Ok((status, body_at, keep_alive)) => {
+                let times = Times {
+                    intended,
+                    sent,
+                    done: Instant::now(),
+                };
+                let body = buf.get(body_at.clone()).unwrap_or_default();
+                tally.record(&clock, scenario, status, body, times, true);
+                buf.drain(..body_at.end);
+                if !keep_alive {
+                    stream = None;
+                }
+            }
+            Err(failure) => {
+                tally.error(failure.kind());
+                stream = None;
+                buf.clear();
+            }
+        }
+        g += step;
+    }
+    tally
+}
+
+/// Sleeps until ~200 µs before `at` (the kernel's sleep overshoots by tens of µs), then spins
+/// with `sched_yield`, so a connection thread whose answer arrived meanwhile on the same core
+/// runs at once instead of after the spin.
+fn pace_until(at: Instant) {
+    let early = Duration::from_micros(200);
+    let now = Instant::now();
+    if at > now + early {
+        std::thread::sleep(at - now - early);
+    }
+    while Instant::now() < at {
+        std::thread::yield_now();
     }
 }

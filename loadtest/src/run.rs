@@ -324,8 +324,10 @@ fn setup(o: &Options) -> Result<Setup, String> {
                 path: path.clone(),
                 pids: o.server_pid.into_iter().collect(),
             });
-            if let Some(up) = o.upstream {
-                if o.baselines.contains(&"direct") {
+            if let Some(up) = o.upstream
+                && o.baselines.contains(&"direct")
+            {
+                {
                     endpoints.push(Endpoint {
                         name: "direct",
                         addr: up,
