@@ -1,6 +1,8 @@
 //! The data plane's request stages and the whole in-process decision: HTTP head parse,
 //! JSON-RPC envelope parse, and `Core::decide` (capability with a warm token cache, policy on
-//! the VM, budget) for an allowed and a denied call.
+//! the VM, budget) for an allowed and a denied call; revocation lookup, budget charge and
+//! audit ring push on their own. Token verify, policy input/eval and canonical bytes + hash
+//! are in `foundation.rs`.
 
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
@@ -10,10 +12,12 @@ use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use intentgate_bench::{NOW, key_ring, wire_token};
+use intentgate_dataplane::audit_ring::{self, AuditCounters, AuditSink};
 use intentgate_dataplane::budget::Budget;
 use intentgate_dataplane::http::parse_head;
 use intentgate_dataplane::jsonrpc::{Scratch, parse_request};
 use intentgate_dataplane::pipeline::{Call, Core, Settings};
+use intentgate_shared::audit::AuditEvent;
 use intentgate_shared::policy::Policy;
 use intentgate_shared::snapshot::{RevocationSet, Snapshot};
 use intentgate_shared::timestamp::Timestamp;
@@ -88,5 +92,54 @@ fn decision(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, stages, decision);
+/// The stages that read or write shared state: revocation lookup in a 10k-entry set, a
+/// budget charge against a `max_calls` caveat, and an audit record pushed into a core's ring
+/// (a drain thread empties it into a sink that drops the records, as a fast writer would).
+fn shared_state(c: &mut Criterion) {
+    let mut revoked = RevocationSet::default();
+    for i in 0..10_000 {
+        revoked.insert(&format!("jti-{i:016}"), "acme");
+    }
+    c.bench_function("revocation_lookup_10k/miss", |b| {
+        b.iter(|| revoked.is_revoked(black_box("AAAAAAAAAAAAAAAAAAAAAA"), "acme"))
+    });
+    c.bench_function("revocation_lookup_10k/hit", |b| {
+        b.iter(|| revoked.is_revoked(black_box("jti-0000000000004242"), "acme"))
+    });
+    let budget = Budget::new(Some(u64::MAX), Some(u64::MAX));
+    c.bench_function("budget_charge_max_calls", |b| {
+        b.iter(|| {
+            budget.charge(
+                Some(black_box("root-jti")),
+                Some(u64::MAX),
+                "acme",
+                "bench-agent",
+                "read_invoice",
+                NOW,
+            )
+        })
+    });
+    struct Discard;
+    impl AuditSink for Discard {
+        fn write_batch(&mut self, batch: &mut Vec<AuditEvent>) {
+            batch.clear();
+        }
+    }
+    let (mut producers, drain) = audit_ring::start(1, Discard, Arc::new(AuditCounters::default()));
+    let mut producer = producers.pop().unwrap();
+    let event = intentgate_bench::audit_event();
+    c.bench_function("audit_ring_push", |b| {
+        b.iter(|| {
+            // A full ring means the drain fell behind: retry as the gateway would not (it
+            // answers 503), so the figure stays the push itself.
+            while producer.push(black_box(event.clone())).is_err() {
+                std::hint::spin_loop();
+            }
+        })
+    });
+    drop(producer);
+    drop(drain);
+}
+
+criterion_group!(benches, stages, decision, shared_state);
 criterion_main!(benches);

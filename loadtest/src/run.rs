@@ -327,14 +327,12 @@ fn setup(o: &Options) -> Result<Setup, String> {
             if let Some(up) = o.upstream
                 && o.baselines.contains(&"direct")
             {
-                {
-                    endpoints.push(Endpoint {
-                        name: "direct",
-                        addr: up,
-                        path: "/mcp".into(),
-                        pids: Vec::new(),
-                    });
-                }
+                endpoints.push(Endpoint {
+                    name: "direct",
+                    addr: up,
+                    path: "/mcp".into(),
+                    pids: Vec::new(),
+                });
             }
             (
                 o.admin.unwrap_or(*addr),
