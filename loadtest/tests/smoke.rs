@@ -26,7 +26,13 @@ fn gateway() -> PathBuf {
     p
 }
 
+/// Runs one at a time: two spawned runs pinned to the same cores would measure each other.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn run(args: &[&str]) -> (bool, String, String) {
+    let _turn = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let out = Command::new(loadtest())
         .args(args)
         .output()
