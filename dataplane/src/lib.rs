@@ -3,7 +3,8 @@
 //! and pushes one audit record per decision into its ring.
 //!
 //! Module map: `http` (sans-IO framing), `jsonrpc` (borrowed envelopes), `pipeline` (the
-//! checks), `budget` (cross-core counters), `audit_ring` (the handoff to the chain writer).
+//! checks), `budget` (cross-core counters), `audit_ring` (the handoff to the chain writer),
+//! `upstream` (the per-core keep-alive client) and `socket_peek` (its one `unsafe` call).
 //! It depends on nothing async besides monoio (checked by `tests/tests/architecture.rs`).
 
 pub mod approvals;

@@ -17,6 +17,7 @@ use monoio::net::{ListenerOpts, TcpListener, TcpStream};
 use regorus::Value;
 
 use intentgate_shared::audit::{AuditEvent, Check, Decision};
+use intentgate_shared::cpu_list;
 use intentgate_shared::snapshot::{Snapshot, SnapshotCell};
 use intentgate_shared::timestamp::Timestamp;
 
@@ -171,27 +172,15 @@ fn build_runtime() -> io::Result<(Runtime, &'static str)> {
 /// `0-3,6`); empty when unreadable (then worker `i` is pinned to CPU `i`).
 fn allowed_cpus() -> Vec<usize> {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let list = status
+    status
         .lines()
         .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
-        .unwrap_or("");
-    parse_cpu_list(list)
+        .and_then(|list| cpu_list::parse(list, MAX_CPUS))
+        .unwrap_or_default()
 }
 
-fn parse_cpu_list(list: &str) -> Vec<usize> {
-    let mut cpus = Vec::new();
-    for part in list.trim().split(',').filter(|p| !p.is_empty()) {
-        let bounds = match part.split_once('-') {
-            Some((a, b)) => (a.parse::<usize>(), b.parse::<usize>()),
-            None => (part.parse(), part.parse()),
-        };
-        match bounds {
-            (Ok(a), Ok(b)) if a <= b && b - a < 4096 => cpus.extend(a..=b),
-            _ => return Vec::new(),
-        }
-    }
-    cpus
-}
+/// Linux's largest `CONFIG_NR_CPUS`.
+const MAX_CPUS: usize = 8192;
 
 /// Starts the workers. Returns once every worker has bound its listener.
 pub fn start(
@@ -1320,15 +1309,8 @@ fn wants_continue(buf: &[u8], max_body: usize) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_cpu_list;
-
     #[test]
-    fn cpu_lists_of_proc_status_parse_and_odd_ones_give_none() {
-        assert_eq!(parse_cpu_list("0-3,6\n"), vec![0, 1, 2, 3, 6]);
-        assert_eq!(parse_cpu_list("1"), vec![1]);
-        assert!(parse_cpu_list("").is_empty());
-        assert!(parse_cpu_list("3-1").is_empty());
-        assert!(parse_cpu_list("x").is_empty());
+    fn the_allowed_cpus_of_this_process_are_read() {
         assert!(!super::allowed_cpus().is_empty());
     }
 }

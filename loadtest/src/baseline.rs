@@ -200,10 +200,7 @@ fn answer_mcp(body: &[u8], out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn args(s: &[&str]) -> Vec<String> {
-        s.iter().map(|a| a.to_string()).collect()
-    }
+    use crate::options::args;
 
     #[test]
     fn options_parse_and_refuse_non_loopback() {

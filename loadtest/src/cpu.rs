@@ -9,19 +9,9 @@ pub struct CpuSet(Vec<usize>);
 
 impl CpuSet {
     pub fn parse(text: &str) -> Result<Self, String> {
-        let mut cpus = Vec::new();
-        for part in text.split([',', '+']) {
-            let part = part.trim();
-            let range = match part.split_once('-') {
-                Some((a, b)) => (a.parse::<usize>(), b.parse::<usize>()),
-                None => (part.parse(), part.parse()),
-            };
-            match range {
-                (Ok(a), Ok(b)) if a <= b && b < 1024 => cpus.extend(a..=b),
-                _ => return Err(format!("not a CPU list: {text:?} (e.g. 0, 0-1, 0+2)")),
-            }
-        }
-        Ok(Self(cpus))
+        intentgate_shared::cpu_list::parse(text, 1024)
+            .map(Self)
+            .ok_or_else(|| format!("not a CPU list: {text:?} (e.g. 0, 0-1, 0+2)"))
     }
 
     pub fn single(cpu: usize) -> Self {

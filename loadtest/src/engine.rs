@@ -280,6 +280,7 @@ struct Connection {
 }
 
 /// Why an exchange failed.
+#[derive(Debug)]
 enum Failure {
     Closed,
     Timeout,
@@ -371,21 +372,16 @@ fn framed(buf: &[u8]) -> Result<Option<(u16, Range<usize>, bool)>, Failure> {
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(_) => return Err(Failure::Framing),
     };
-    let mut len = None;
     let mut keep_alive = true;
     for h in resp.headers.iter() {
-        if h.name.eq_ignore_ascii_case("content-length") {
-            len = std::str::from_utf8(h.value)
-                .ok()
-                .and_then(|v| v.trim().parse::<usize>().ok());
-        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+        if h.name.eq_ignore_ascii_case("transfer-encoding") {
             // Streamed answers are not what this client measures.
             return Err(Failure::Framing);
         } else if h.name.eq_ignore_ascii_case("connection") {
             keep_alive = !h.value.eq_ignore_ascii_case(b"close");
         }
     }
-    let len = len.ok_or(Failure::Framing)?;
+    let len = crate::framing::declared_length(resp.headers).ok_or(Failure::Framing)?;
     Ok((buf.len() >= head + len).then(|| (resp.code.unwrap_or(0), head..head + len, keep_alive)))
 }
 
@@ -523,5 +519,35 @@ fn pace_until(at: Instant) {
     }
     while Instant::now() < at {
         std::thread::yield_now();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_are_framed_by_length_and_streams_or_unframed_ones_refused() {
+        let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}";
+        let (status, body, keep) = framed(ok).unwrap().unwrap();
+        assert_eq!((status, &ok[body], keep), (200, &b"{}"[..], true));
+        assert!(
+            framed(&ok[..ok.len() - 1]).unwrap().is_none(),
+            "partial body"
+        );
+        assert!(
+            framed(b"HTTP/1.1 200 OK\r\nContent-").unwrap().is_none(),
+            "partial head"
+        );
+        let close = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
+        assert!(!framed(close).unwrap().unwrap().2);
+        for bad in [
+            &b"HTTP/1.1 200 OK\r\n\r\n"[..],
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n",
+            b"NOT HTTP\r\n\r\n",
+        ] {
+            assert!(matches!(framed(bad), Err(Failure::Framing)), "{bad:?}");
+        }
     }
 }

@@ -23,3 +23,9 @@ pub fn positive<T: FromStr + PartialOrd + Default>(flag: &str, value: &str) -> R
         .filter(|n| *n > T::default())
         .ok_or_else(|| format!("{flag}: a positive integer"))
 }
+
+/// Command-line words for option tests.
+#[cfg(test)]
+pub fn args(words: &[&str]) -> Vec<String> {
+    words.iter().map(|w| (*w).to_owned()).collect()
+}

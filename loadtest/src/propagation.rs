@@ -116,8 +116,8 @@ pub fn run(o: &Options) -> Result<(), String> {
 mod tests {
     use super::*;
 
-    fn parse(args: &[&str]) -> Result<Options, String> {
-        Options::parse(&args.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())
+    fn parse(words: &[&str]) -> Result<Options, String> {
+        Options::parse(&crate::options::args(words))
     }
 
     #[test]

@@ -165,3 +165,16 @@ pub fn gateway_binary(given: Option<&Path>) -> Result<PathBuf, String> {
             .to_owned()
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_gateway_binary_is_named() {
+        let err = gateway_binary(Some(Path::new("/nonexistent/intentgate"))).unwrap_err();
+        assert_eq!(err, "--gateway-bin: no such file: /nonexistent/intentgate");
+        let me = std::env::current_exe().unwrap();
+        assert_eq!(gateway_binary(Some(&me)).unwrap(), me);
+    }
+}

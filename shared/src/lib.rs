@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod config;
+pub mod cpu_list;
 pub mod gojson;
 pub mod key_ring;
 pub mod policy;
