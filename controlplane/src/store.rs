@@ -21,7 +21,15 @@ pub enum StoreError {
     BadUrl(String),
     /// Connecting failed.
     #[error("cannot connect to Postgres: {0}")]
-    Connect(#[source] sqlx::Error),
+    Connect(sqlx::Error),
+    /// The server did not answer, refused, or rejected the login.
+    #[error("cannot reach Postgres at {at} (INTENTGATE_POSTGRES_URL): {reason}")]
+    Unreachable {
+        /// `host:port`, never the credentials.
+        at: String,
+        /// The first connection's error, or the timeout.
+        reason: String,
+    },
     /// A migration failed.
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -43,13 +51,31 @@ fn redact_url_error(message: &str, url: &str) -> String {
 
 /// Opens a small pool.
 pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, StoreError> {
+    let options = connect_options(url)?;
+    // One direct connection first: it names the real cause (refused, unknown host, login
+    // rejected) where the pool would only report that it timed out.
+    let unreachable = |reason: String| StoreError::Unreachable {
+        at: format!("{}:{}", options.get_host(), options.get_port()),
+        reason,
+    };
+    let first = tokio::time::timeout(
+        PROBE_TIMEOUT,
+        <sqlx::PgConnection as sqlx::Connection>::connect_with(&options),
+    )
+    .await
+    .map_err(|_| unreachable(format!("no answer within {} s", PROBE_TIMEOUT.as_secs())))?;
+    let conn = first.map_err(|e| unreachable(e.to_string()))?;
+    let _ = sqlx::Connection::close(conn).await;
     PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(std::time::Duration::from_secs(10))
-        .connect_with(connect_options(url)?)
+        .connect_with(options)
         .await
         .map_err(StoreError::Connect)
 }
+
+/// How long startup waits for Postgres to answer before failing.
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Applies pending migrations. sqlx holds a Postgres advisory lock for the duration, so
 /// replicas starting together apply each migration exactly once; re-running is a no-op.

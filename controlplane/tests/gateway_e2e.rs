@@ -4,9 +4,9 @@
 // Test helpers fail the test by panicking; that is their job.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -16,156 +16,9 @@ use intentgate_shared::timestamp::Timestamp;
 use intentgate_shared::token::{Caveat, MintRequest, Token};
 use serde_json::{Value, json};
 
-const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
-
-struct Gateway {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn spawn(mode: &str, env: &[(&str, &str)]) -> Gateway {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_intentgate"));
-    cmd.arg(mode)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("INTENTGATE_ADDR", "127.0.0.1:0")
-        .env("INTENTGATE_ADMIN_ADDR", "127.0.0.1:0")
-        .env("INTENTGATE_MASTER_KEY", KEY)
-        .env("INTENTGATE_DATAPLANE_THREADS", "2")
-        .env("INTENTGATE_AUDIT_TARGET", "none")
-        .envs(env.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    // Both modes log "data plane listening addr=…" on stderr.
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let addr = loop {
-        assert!(Instant::now() < deadline, "gateway did not start");
-        let Some(Ok(line)) = lines.next() else {
-            panic!("gateway exited before listening: {:?}", child.wait())
-        };
-        if let Some(i) = line
-            .find("127.0.0.1:")
-            .filter(|_| line.contains("data plane listening"))
-        {
-            let rest: String = line[i..]
-                .chars()
-                .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
-                .collect();
-            break rest.parse().unwrap();
-        }
-    };
-    // Keep draining stderr so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    Gateway { child, addr }
-}
-
-fn key() -> MasterKey {
-    MasterKey::parse(KEY).unwrap()
-}
-
-fn mint(tools: &[&str], extra: Vec<Caveat>) -> String {
-    let now = Timestamp::now().unix_seconds();
-    let mut caveats = vec![Caveat::agent_lock("agent-1"), Caveat::exp(now + 600)];
-    if !tools.is_empty() {
-        caveats.push(Caveat::tool_allow(tools.iter().copied()));
-    }
-    caveats.extend(extra);
-    let req = MintRequest {
-        subject: "agent-1".into(),
-        tenant: "acme".into(),
-        caveats,
-        ..MintRequest::default()
-    };
-    Token::mint(&key(), req, now).unwrap().encode()
-}
-
-struct Reply {
-    status: u16,
-    head: String,
-    body: Vec<u8>,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&self.body)))
-    }
-}
-
-/// Reads one response from `s` (Content-Length framed).
-fn read_reply(s: &mut TcpStream, pending: &mut Vec<u8>) -> Reply {
-    let mut tmp = [0u8; 8192];
-    loop {
-        if let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&pending[..end]).to_string();
-            let len: usize = head
-                .lines()
-                .find_map(|l| {
-                    l.to_ascii_lowercase()
-                        .strip_prefix("content-length:")
-                        .map(|v| v.trim().parse().unwrap())
-                })
-                .unwrap_or(0);
-            if pending.len() >= end + 4 + len {
-                let body = pending[end + 4..end + 4 + len].to_vec();
-                pending.drain(..end + 4 + len);
-                let status = head[9..12].parse().unwrap();
-                return Reply { status, head, body };
-            }
-        }
-        let n = s.read(&mut tmp).unwrap();
-        assert!(
-            n > 0,
-            "connection closed before a full response; got {:?}",
-            String::from_utf8_lossy(pending)
-        );
-        pending.extend_from_slice(&tmp[..n]);
-    }
-}
-
-fn raw(addr: SocketAddr, bytes: &[u8]) -> Reply {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
-    s.write_all(bytes).unwrap();
-    read_reply(&mut s, &mut Vec::new())
-}
-
-fn post(addr: SocketAddr, path: &str, token: Option<&str>, body: &str) -> Reply {
-    let auth = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    let req = format!(
-        "POST {path} HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    raw(addr, req.as_bytes())
-}
-
-fn call(addr: SocketAddr, token: Option<&str>, tool: &str, args: Value) -> Value {
-    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": tool, "arguments": args}});
-    let r = post(addr, "/v1/mcp", token, &body.to_string());
-    assert_eq!(r.status, 200, "JSON-RPC answers are HTTP 200");
-    r.json()
-}
-
-fn error_of(v: &Value) -> (i64, String) {
-    (
-        v["error"]["code"]
-            .as_i64()
-            .unwrap_or_else(|| panic!("no error in {v}")),
-        v["error"]["data"].as_str().unwrap_or("").to_owned(),
-    )
-}
+#[path = "support/gateway.rs"]
+mod support;
+use support::*;
 
 #[test]
 fn dev_allows_forwards_and_denies_each_check() {
@@ -468,11 +321,6 @@ fn tool_call_endpoint_runs_the_same_checks() {
         (r.status, r.json()["error"].clone()),
         (400, json!("invalid_json"))
     );
-}
-
-fn closed_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
 }
 
 #[test]
@@ -910,14 +758,6 @@ fn expect_100_continue_gets_an_interim_response() {
     assert!(r.json()["result"].is_object());
 }
 
-fn admin(addr: SocketAddr, method: &str, path: &str, token: &str, body: &str) -> Reply {
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    raw(addr, req.as_bytes())
-}
-
 #[test]
 fn admin_api_through_the_data_port_mints_and_revokes() {
     let gw = spawn(
@@ -1114,51 +954,6 @@ fn escalations_wait_for_a_reviewer_then_approve_reject_or_expire() {
     )
     .json();
     assert_eq!(rows["approvals"].as_array().unwrap().len(), 1);
-}
-
-/// A throwaway database on the test server; dropped when the guard goes.
-struct TempDb {
-    admin_url: String,
-    name: String,
-    url: String,
-}
-
-impl TempDb {
-    fn new() -> Self {
-        let admin_url = std::env::var("DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-        let name = format!("ig_e2e_{}_{}", std::process::id(), closed_port());
-        let (base, _) = admin_url.rsplit_once('/').unwrap();
-        let url = format!("{base}/{name}");
-        Self::exec(&admin_url, &format!("CREATE DATABASE \"{name}\""));
-        Self {
-            admin_url,
-            name,
-            url,
-        }
-    }
-
-    fn exec(url: &str, sql: &str) {
-        let sql: sqlx::AssertSqlSafe<String> = sqlx::AssertSqlSafe(sql.to_owned());
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            use sqlx::Connection as _;
-            let mut c = sqlx::PgConnection::connect(url).await.unwrap();
-            sqlx::raw_sql(sql).execute(&mut c).await.unwrap();
-        });
-    }
-}
-
-impl Drop for TempDb {
-    fn drop(&mut self) {
-        Self::exec(
-            &self.admin_url,
-            &format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name),
-        );
-    }
 }
 
 #[test]
@@ -1387,32 +1182,6 @@ fn a_restarted_replica_times_out_the_approvals_of_its_crashed_calls() {
 }
 
 /// One open connection to a test database, kept across an outage of everyone else's.
-struct Probe {
-    rt: tokio::runtime::Runtime,
-    conn: sqlx::PgConnection,
-}
-
-impl Probe {
-    fn open(url: &str) -> Self {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let conn = rt.block_on(async {
-            use sqlx::Connection as _;
-            sqlx::PgConnection::connect(url).await.unwrap()
-        });
-        Self { rt, conn }
-    }
-
-    fn scalar(&mut self, sql: &'static str) -> i64 {
-        let conn = &mut self.conn;
-        self.rt
-            .block_on(sqlx::query_scalar::<_, i64>(sql).fetch_one(conn))
-            .unwrap()
-    }
-}
-
 const TOOL_ROWS: &str =
     "SELECT count(*) FROM audit_events WHERE tool IN ('read_invoice', 'send_money')";
 

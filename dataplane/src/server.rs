@@ -104,6 +104,10 @@ pub struct Shared {
     pub budget: Arc<Budget>,
     /// Set to stop accepting; workers finish in-flight requests and exit.
     pub stopping: AtomicBool,
+    /// Set on SIGTERM before `stopping`: calls are still served, but `/healthz` answers 503
+    /// so load balancers route elsewhere, and each answer closes its connection so keep-alive
+    /// clients move too.
+    pub draining: AtomicBool,
     /// Open connections, all workers.
     pub connections: AtomicUsize,
     /// The approvals queue (None: escalations deny).
@@ -129,6 +133,11 @@ pub struct Running {
 }
 
 impl Running {
+    /// Starts draining: `/healthz` answers 503 `draining`, calls are still served.
+    pub fn start_draining(&self) {
+        self.shared.draining.store(true, Ordering::Release);
+    }
+
     /// Stops accepting, waits up to `grace` for open connections to finish, joins the workers.
     pub fn shutdown(self, grace: Duration) {
         self.shared.stopping.store(true, Ordering::Release);
@@ -326,6 +335,12 @@ impl Worker {
                 me.open.set(me.open.get() - 1);
                 me.shared.connections.fetch_sub(1, Ordering::AcqRel);
             });
+            // Under steady load an accept completes before every shutdown tick, so the
+            // tick alone would never see the flag. The connection just accepted is still
+            // served (its answer closes it).
+            if self.shared.stopping.load(Ordering::Acquire) {
+                break 'accept;
+            }
         }
         // Stop queueing new connections in the kernel, then let open ones finish their
         // current request, within the drain bound.
@@ -358,7 +373,9 @@ impl Worker {
                         } else {
                             body_of(&buf, &head, consumed)
                         };
-                        close = head.close || self.shared.stopping.load(Ordering::Acquire);
+                        close = head.close
+                            || self.shared.stopping.load(Ordering::Acquire)
+                            || self.shared.draining.load(Ordering::Acquire);
                         self.handle(&buf, &head, body, &remote, close, &mut out)
                             .await;
                         buf.drain(..consumed);
@@ -551,21 +568,20 @@ impl Worker {
         let method = head.method.unwrap_or(Method::Other);
         match (path, method) {
             (b"/healthz", Method::Get) => {
-                let stale = self.stale();
-                let body = if stale {
-                    format!(
-                        "{{\"status\":\"stale\",\"version\":\"{}\"}}",
-                        intentgate_shared::VERSION
-                    )
+                let status = if self.shared.draining.load(Ordering::Acquire) {
+                    "draining"
+                } else if self.stale() {
+                    "stale"
                 } else {
-                    format!(
-                        "{{\"status\":\"ok\",\"version\":\"{}\"}}",
-                        intentgate_shared::VERSION
-                    )
+                    "ok"
                 };
+                let body = format!(
+                    "{{\"status\":\"{status}\",\"version\":\"{}\"}}",
+                    intentgate_shared::VERSION
+                );
                 http::write_response(
                     out,
-                    if stale { 503 } else { 200 },
+                    if status == "ok" { 200 } else { 503 },
                     body.as_bytes(),
                     close,
                     &[],

@@ -120,6 +120,9 @@ pub struct Config {
     pub postgres_url: Option<Secret>,
     /// `INTENTGATE_ADMIN_TOKEN`.
     pub admin_token: Option<Secret>,
+    /// `INTENTGATE_ADMIN_TOKEN_PREVIOUS`: still accepted as the superadmin while admin
+    /// clients move to a new token.
+    pub admin_token_previous: Option<Secret>,
     /// `INTENTGATE_DATAPLANE_THREADS` (default: available cores).
     pub dataplane_threads: Option<NonZeroUsize>,
     /// `INTENTGATE_MAX_BODY_BYTES`.
@@ -130,6 +133,9 @@ pub struct Config {
     pub snapshot_max_staleness_s: u64,
     /// `INTENTGATE_REPLICA_ID` (None: derive from the host name and port).
     pub replica_id: Option<String>,
+    /// `INTENTGATE_SHUTDOWN_DELAY_S`: after SIGTERM, how long `/healthz` reports draining
+    /// while calls are still served, so load balancers stop routing here first.
+    pub shutdown_delay_s: u64,
     /// `INTENTGATE_ALLOWED_ORIGINS` (empty: no Origin check).
     pub allowed_origins: Vec<String>,
     /// `INTENTGATE_BUDGET_AGENT_PER_HOUR`.
@@ -345,6 +351,11 @@ pub const VARIABLES: &[VarDoc] = &[
         help: "superadmin token; unset (and no tenant admins): admin API answers 404",
     },
     VarDoc {
+        name: "INTENTGATE_ADMIN_TOKEN_PREVIOUS",
+        default: "",
+        help: "previous superadmin token, still accepted during a rotation; needs INTENTGATE_ADMIN_TOKEN",
+    },
+    VarDoc {
         name: "INTENTGATE_DATAPLANE_THREADS",
         default: "",
         help: "data plane threads; unset: available cores",
@@ -368,6 +379,11 @@ pub const VARIABLES: &[VarDoc] = &[
         name: "INTENTGATE_REPLICA_ID",
         default: "<hostname>:<port of INTENTGATE_ADDR>",
         help: "this process's name on shared pending approvals; unique per replica",
+    },
+    VarDoc {
+        name: "INTENTGATE_SHUTDOWN_DELAY_S",
+        default: "0",
+        help: "after SIGTERM, seconds /healthz answers 503 draining while calls are still served",
     },
     VarDoc {
         name: "INTENTGATE_ALLOWED_ORIGINS",
@@ -470,9 +486,10 @@ pub struct VarError {
     pub message: String,
 }
 
-/// All invalid variables found.
+/// All invalid variables found; displayed as one line per variable, so each
+/// misconfiguration is a line of its own at startup.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid configuration:{}", .0.iter().map(|e| format!("\n  {}: {}", e.var, e.message)).collect::<String>())]
+#[error("{}", .0.iter().map(|e| format!("{}: {}", e.var, e.message)).collect::<Vec<_>>().join("\n"))]
 pub struct ConfigError(pub Vec<VarError>);
 
 struct Reader<F> {
@@ -696,8 +713,16 @@ impl Config {
             });
         // A shared token would give one admin another's scope (first match wins).
         let superadmin = r.raw("INTENTGATE_ADMIN_TOKEN");
+        let previous = r.raw("INTENTGATE_ADMIN_TOKEN_PREVIOUS");
+        if previous.is_some() && superadmin.is_none() {
+            r.fail(
+                "INTENTGATE_ADMIN_TOKEN_PREVIOUS",
+                "set only during a rotation, beside the new INTENTGATE_ADMIN_TOKEN".into(),
+            );
+        }
         let reused = tenant_admins.iter().enumerate().find(|(i, (_, tok))| {
             superadmin.as_deref() == Some(tok.expose())
+                || previous.as_deref() == Some(tok.expose())
                 || tenant_admins[..*i].iter().any(|(_, other)| other == tok)
         });
         if let Some((i, _)) = reused {
@@ -776,6 +801,7 @@ impl Config {
             upstream_ca_file: r.raw("INTENTGATE_UPSTREAM_CA_FILE").map(PathBuf::from),
             postgres_url: r.secret("INTENTGATE_POSTGRES_URL"),
             admin_token: r.secret("INTENTGATE_ADMIN_TOKEN"),
+            admin_token_previous: r.secret("INTENTGATE_ADMIN_TOKEN_PREVIOUS"),
             dataplane_threads: threads
                 .and_then(|n| usize::try_from(n).ok())
                 .and_then(NonZeroUsize::new),
@@ -784,6 +810,7 @@ impl Config {
             admin_on_data_port: r.bool("INTENTGATE_ADMIN_ON_DATA_PORT", true),
             snapshot_max_staleness_s: r.u64("INTENTGATE_SNAPSHOT_MAX_STALENESS_S", 30, 1),
             replica_id: r.raw("INTENTGATE_REPLICA_ID"),
+            shutdown_delay_s: r.u64("INTENTGATE_SHUTDOWN_DELAY_S", 0, 0),
             allowed_origins: r.list("INTENTGATE_ALLOWED_ORIGINS"),
             budget_agent_per_hour: r.opt_u64("INTENTGATE_BUDGET_AGENT_PER_HOUR", 1),
             budget_tenant_per_hour: r.opt_u64("INTENTGATE_BUDGET_TENANT_PER_HOUR", 1),

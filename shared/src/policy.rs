@@ -71,6 +71,31 @@ pub enum PolicyError {
     NoDecisionRule,
 }
 
+impl PolicyError {
+    /// The error on one line (`file:line:col: message` for a compile error), for startup
+    /// errors and logs; the admin API keeps the full text with its source excerpt.
+    pub fn one_line(&self) -> String {
+        let Self::Compile(text) = self else {
+            return self.to_string();
+        };
+        let at = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("-->"))
+            .map(str::trim);
+        let message = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("error:"))
+            .map(str::trim);
+        match (at, message) {
+            (Some(at), Some(message)) => format!("policy does not compile: {at}: {message}"),
+            _ => format!(
+                "policy does not compile: {}",
+                text.split_whitespace().collect::<Vec<_>>().join(" ")
+            ),
+        }
+    }
+}
+
 /// What a policy decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {

@@ -1,5 +1,8 @@
 //! Helpers for the workspace-level tests: the dependency-graph rules that keep the planes
-//! apart, evaluated over `cargo metadata` output.
+//! apart, evaluated over `cargo metadata` output, and the generated configuration table
+//! ([`configuration_table`]).
+
+pub mod configuration_table;
 
 use std::collections::{BTreeSet, HashMap};
 

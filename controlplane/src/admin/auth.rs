@@ -27,7 +27,8 @@ pub struct Principal {
 
 /// The configured admin tokens and the failure counters.
 pub struct AdminAuth {
-    superadmin: Option<[u8; 32]>,
+    /// The current superadmin token and, during a rotation, the previous one.
+    superadmin: Vec<[u8; 32]>,
     tenants: Vec<(String, [u8; 32])>,
     failures: Mutex<HashMap<IpAddr, (Instant, u32)>>,
 }
@@ -56,7 +57,10 @@ impl AdminAuth {
     /// From `INTENTGATE_ADMIN_TOKEN` and `INTENTGATE_TENANT_ADMINS`.
     pub fn new(superadmin: Option<&Secret>, tenants: &[(String, Secret)]) -> Self {
         Self {
-            superadmin: superadmin.map(|s| digest_of(s.expose().as_bytes())),
+            superadmin: superadmin
+                .map(|s| digest_of(s.expose().as_bytes()))
+                .into_iter()
+                .collect(),
             tenants: tenants
                 .iter()
                 .map(|(t, s)| (t.clone(), digest_of(s.expose().as_bytes())))
@@ -65,9 +69,18 @@ impl AdminAuth {
         }
     }
 
+    /// Also accepts `INTENTGATE_ADMIN_TOKEN_PREVIOUS` as the superadmin, so admin clients
+    /// can move to a new token while replicas roll (docs/OPERATIONS.md).
+    #[must_use]
+    pub fn with_previous(mut self, previous: Option<&Secret>) -> Self {
+        self.superadmin
+            .extend(previous.map(|s| digest_of(s.expose().as_bytes())));
+        self
+    }
+
     /// Whether any admin token exists (else the admin API is absent: 404).
     pub fn enabled(&self) -> bool {
-        self.superadmin.is_some() || !self.tenants.is_empty()
+        !self.superadmin.is_empty() || !self.tenants.is_empty()
     }
 
     /// Tenants with an admin token.
@@ -109,8 +122,10 @@ impl AdminAuth {
         }
         let d = digest_of(token);
         let mut found: Option<Principal> = None;
-        if self.superadmin.as_ref().is_some_and(|s| ct_eq(s, &d)) {
-            found = Some(Principal { tenant: None });
+        for s in &self.superadmin {
+            if ct_eq(s, &d) && found.is_none() {
+                found = Some(Principal { tenant: None });
+            }
         }
         for (tenant, t) in &self.tenants {
             // Walk every slot whatever matched, so timing does not reveal which one did.

@@ -158,6 +158,30 @@ async fn no_admin_token_means_no_admin_api() {
     assert!(!auth.enabled());
 }
 
+#[test]
+fn a_previous_superadmin_token_is_accepted_during_a_rotation() {
+    use axum::http::HeaderMap;
+    let ip: std::net::IpAddr = [127, 0, 0, 1].into();
+    let header = |t: &str| {
+        let mut h = HeaderMap::new();
+        h.insert("authorization", format!("Bearer {t}").parse().unwrap());
+        h
+    };
+    let new = Secret::new("new-token".to_owned());
+    let old = Secret::new("old-token".to_owned());
+    let auth = AdminAuth::new(Some(&new), &[]).with_previous(Some(&old));
+    for t in ["new-token", "old-token"] {
+        assert_eq!(
+            auth.authenticate(ip, &header(t)).unwrap(),
+            auth::Principal { tenant: None },
+            "{t}"
+        );
+    }
+    assert!(auth.authenticate(ip, &header("other")).is_err());
+    let after = AdminAuth::new(Some(&new), &[]).with_previous(None);
+    assert!(after.authenticate(ip, &header("old-token")).is_err());
+}
+
 #[tokio::test]
 async fn authentication_and_throttling() {
     let h = Harness::new();

@@ -211,6 +211,36 @@ fn a_tenant_token_equal_to_the_superadmin_token_is_refused() {
 }
 
 #[test]
+fn a_previous_admin_token_needs_a_current_one_and_its_own_value() {
+    let errs = errors(&[("INTENTGATE_ADMIN_TOKEN_PREVIOUS", "old")]);
+    assert!(
+        errs.iter()
+            .any(|e| e.var == "INTENTGATE_ADMIN_TOKEN_PREVIOUS"
+                && e.message.contains("beside the new")),
+        "{errs:?}"
+    );
+    let errs = errors(&[
+        ("INTENTGATE_ADMIN_TOKEN", "new"),
+        ("INTENTGATE_ADMIN_TOKEN_PREVIOUS", "old"),
+        ("INTENTGATE_TENANT_ADMINS", "acme:old"),
+    ]);
+    assert!(
+        errs.iter()
+            .any(|e| e.message.contains("entry #1 reuses another admin's token")),
+        "{errs:?}"
+    );
+    let cfg = parse(&[
+        ("INTENTGATE_ADMIN_TOKEN", "new"),
+        ("INTENTGATE_ADMIN_TOKEN_PREVIOUS", "old"),
+    ])
+    .unwrap();
+    assert_eq!(
+        cfg.admin_token_previous.map(|s| s.expose().to_owned()),
+        Some("old".into())
+    );
+}
+
+#[test]
 fn all_errors_are_reported_at_once() {
     let err = parse(&[("INTENTGATE_ADDR", "x"), ("INTENTGATE_AUDIT_TARGET", "y")]).unwrap_err();
     assert_eq!(err.0.len(), 2);

@@ -63,10 +63,11 @@ fn load_policy(cfg: &Config) -> Result<Policy> {
             let src = std::fs::read_to_string(path).with_context(|| {
                 format!("INTENTGATE_POLICY_FILE: cannot read {}", path.display())
             })?;
-            Policy::compile(&src, cfg.policy_syntax).with_context(|| {
-                format!(
-                    "INTENTGATE_POLICY_FILE: {} does not compile",
-                    path.display()
+            Policy::compile(&src, cfg.policy_syntax).map_err(|e| {
+                anyhow::anyhow!(
+                    "INTENTGATE_POLICY_FILE: {}: {}",
+                    path.display(),
+                    e.one_line()
                 )
             })
         }
@@ -194,6 +195,7 @@ fn run(plan: Plan, banner: impl FnOnce(&server::Running, Option<SocketAddr>)) ->
             cfg.budget_tenant_per_hour,
         )),
         stopping: AtomicBool::new(false),
+        draining: AtomicBool::new(false),
         connections: AtomicUsize::new(0),
         approvals: approvals.clone(),
         commit_watch: commit_watch.clone(),
@@ -270,7 +272,8 @@ fn run(plan: Plan, banner: impl FnOnce(&server::Running, Option<SocketAddr>)) ->
         b.iter().map(|x| format!("{x:02x}")).collect::<String>()
     };
     let state = Arc::new(AdminState {
-        auth: AdminAuth::new(cfg.admin_token.as_ref(), &cfg.tenant_admins),
+        auth: AdminAuth::new(cfg.admin_token.as_ref(), &cfg.tenant_admins)
+            .with_previous(cfg.admin_token_previous.as_ref()),
         keys: cfg.keys.clone(),
         snapshot: Arc::clone(&shared.snapshot),
         revocations,
@@ -349,6 +352,14 @@ fn run(plan: Plan, banner: impl FnOnce(&server::Running, Option<SocketAddr>)) ->
     tracing::info!(addr = %running.local_addr, driver = running.driver, threads, "data plane listening");
     banner(&running, admin_addr);
     wait_for_signal()?;
+    if cfg.shutdown_delay_s > 0 {
+        tracing::info!(
+            seconds = cfg.shutdown_delay_s,
+            "draining: /healthz answers 503 while calls are still served"
+        );
+        running.start_draining();
+        std::thread::sleep(Duration::from_secs(cfg.shutdown_delay_s));
+    }
     tracing::info!("shutting down: no new connections; finishing in-flight calls");
     // Calls waiting for a reviewer answer now (approval window expired) and are audited.
     if let Some(queue) = &approvals_for_shutdown {

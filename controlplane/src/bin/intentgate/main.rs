@@ -1,7 +1,9 @@
 //! `intentgate`: the gateway binary. Parses the command line, then hands over to the
 //! libraries; no logic of its own beyond wiring.
 
+mod admin_api;
 mod gateway;
+mod operator;
 mod token;
 
 use std::process::ExitCode;
@@ -28,13 +30,25 @@ enum Command {
     /// Capability token tools (igctl-compatible).
     #[command(subcommand)]
     Token(token::TokenCommand),
-    /// Audit chain maintenance.
+    /// Revoke a capability token by jti (admin API).
+    Revoke(operator::RevokeArgs),
+    /// Audit chain: verify and export (admin API), verify an export offline, maintenance.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Policy drafts: push, promote, roll back, dry-run (admin API).
+    #[command(subcommand)]
+    Policy(operator::PolicyCommand),
+    /// Human approvals: list and decide (admin API).
+    #[command(subcommand)]
+    Approvals(operator::ApprovalsCommand),
 }
 
 #[derive(Debug, Subcommand)]
 enum AuditCommand {
+    /// Verify a tenant's hash chain on the gateway (exit 1 when it is broken).
+    Verify(operator::AuditVerifyArgs),
+    /// Download the audit log as CSV or NDJSON.
+    Export(operator::AuditExportArgs),
     /// Start a new chain segment after an investigated break (docs/OPERATIONS.md): appends a
     /// marker event; verification starts from it, older rows stay queryable.
     Rebaseline(RebaselineArgs),
@@ -92,6 +106,11 @@ fn main() -> ExitCode {
         }
         Command::Migrate(args) => migrate(&args),
         Command::Token(cmd) => token::run(cmd),
+        Command::Revoke(args) => operator::revoke(&args),
+        Command::Policy(cmd) => operator::policy(&cmd),
+        Command::Approvals(cmd) => operator::approvals(&cmd),
+        Command::Audit(AuditCommand::Verify(args)) => operator::audit_verify(&args),
+        Command::Audit(AuditCommand::Export(args)) => operator::audit_export(&args),
         Command::Audit(AuditCommand::Rebaseline(args)) => rebaseline(&args),
         Command::Audit(AuditCommand::GenSigningKey) => gen_signing_key(),
         Command::Audit(AuditCommand::VerifyFile(args)) => verify_file(&args),
@@ -99,7 +118,10 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("intentgate: {e:#}");
+            // One line per problem (a configuration error lists each variable on its own).
+            for line in format!("{e:#}").lines().filter(|l| !l.trim().is_empty()) {
+                eprintln!("intentgate: {}", line.trim());
+            }
             ExitCode::FAILURE
         }
     }

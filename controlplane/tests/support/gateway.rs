@@ -1,0 +1,252 @@
+//! What the end-to-end tests share: spawning the real binary, raw HTTP/1.1 over TCP,
+//! token minting with the test key, and throwaway databases. Included by `#[path]` so each
+//! test crate compiles only this file, not the others' tests.
+
+// Each test crate uses a different part of it.
+#![allow(dead_code)]
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use intentgate_shared::key_ring::MasterKey;
+use intentgate_shared::timestamp::Timestamp;
+use intentgate_shared::token::{Caveat, MintRequest, Token};
+use serde_json::{Value, json};
+
+pub const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
+
+pub struct Gateway {
+    pub child: Child,
+    pub addr: SocketAddr,
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn spawn(mode: &str, env: &[(&str, &str)]) -> Gateway {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_intentgate"));
+    cmd.arg(mode)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("INTENTGATE_ADDR", "127.0.0.1:0")
+        .env("INTENTGATE_ADMIN_ADDR", "127.0.0.1:0")
+        .env("INTENTGATE_MASTER_KEY", KEY)
+        .env("INTENTGATE_DATAPLANE_THREADS", "2")
+        .env("INTENTGATE_AUDIT_TARGET", "none")
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    // Both modes log "data plane listening addr=…" on stderr.
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let addr = loop {
+        assert!(Instant::now() < deadline, "gateway did not start");
+        let Some(Ok(line)) = lines.next() else {
+            panic!("gateway exited before listening: {:?}", child.wait())
+        };
+        if let Some(i) = line
+            .find("127.0.0.1:")
+            .filter(|_| line.contains("data plane listening"))
+        {
+            let rest: String = line[i..]
+                .chars()
+                .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
+                .collect();
+            break rest.parse().unwrap();
+        }
+    };
+    // Keep draining stderr so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Gateway { child, addr }
+}
+
+pub fn key() -> MasterKey {
+    MasterKey::parse(KEY).unwrap()
+}
+
+pub fn mint(tools: &[&str], extra: Vec<Caveat>) -> String {
+    let now = Timestamp::now().unix_seconds();
+    let mut caveats = vec![Caveat::agent_lock("agent-1"), Caveat::exp(now + 600)];
+    if !tools.is_empty() {
+        caveats.push(Caveat::tool_allow(tools.iter().copied()));
+    }
+    caveats.extend(extra);
+    let req = MintRequest {
+        subject: "agent-1".into(),
+        tenant: "acme".into(),
+        caveats,
+        ..MintRequest::default()
+    };
+    Token::mint(&key(), req, now).unwrap().encode()
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub head: String,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&self.body)))
+    }
+}
+
+/// Reads one response from `s` (Content-Length framed).
+pub fn read_reply(s: &mut TcpStream, pending: &mut Vec<u8>) -> Reply {
+    let mut tmp = [0u8; 8192];
+    loop {
+        if let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&pending[..end]).to_string();
+            let len: usize = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse().unwrap())
+                })
+                .unwrap_or(0);
+            if pending.len() >= end + 4 + len {
+                let body = pending[end + 4..end + 4 + len].to_vec();
+                pending.drain(..end + 4 + len);
+                let status = head[9..12].parse().unwrap();
+                return Reply { status, head, body };
+            }
+        }
+        let n = s.read(&mut tmp).unwrap();
+        assert!(
+            n > 0,
+            "connection closed before a full response; got {:?}",
+            String::from_utf8_lossy(pending)
+        );
+        pending.extend_from_slice(&tmp[..n]);
+    }
+}
+
+pub fn raw(addr: SocketAddr, bytes: &[u8]) -> Reply {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    s.write_all(bytes).unwrap();
+    read_reply(&mut s, &mut Vec::new())
+}
+
+pub fn post(addr: SocketAddr, path: &str, token: Option<&str>, body: &str) -> Reply {
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let req = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    raw(addr, req.as_bytes())
+}
+
+pub fn call(addr: SocketAddr, token: Option<&str>, tool: &str, args: Value) -> Value {
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": tool, "arguments": args}});
+    let r = post(addr, "/v1/mcp", token, &body.to_string());
+    assert_eq!(r.status, 200, "JSON-RPC answers are HTTP 200");
+    r.json()
+}
+
+pub fn error_of(v: &Value) -> (i64, String) {
+    (
+        v["error"]["code"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("no error in {v}")),
+        v["error"]["data"].as_str().unwrap_or("").to_owned(),
+    )
+}
+
+pub fn closed_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+pub fn admin(addr: SocketAddr, method: &str, path: &str, token: &str, body: &str) -> Reply {
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    raw(addr, req.as_bytes())
+}
+
+/// A throwaway database on the test server; dropped when the guard goes.
+pub struct TempDb {
+    pub admin_url: String,
+    pub name: String,
+    pub url: String,
+}
+
+impl TempDb {
+    pub fn new() -> Self {
+        let admin_url = std::env::var("DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let name = format!("ig_e2e_{}_{}", std::process::id(), closed_port());
+        let (base, _) = admin_url.rsplit_once('/').unwrap();
+        let url = format!("{base}/{name}");
+        Self::exec(&admin_url, &format!("CREATE DATABASE \"{name}\""));
+        Self {
+            admin_url,
+            name,
+            url,
+        }
+    }
+
+    pub fn exec(url: &str, sql: &str) {
+        let sql: sqlx::AssertSqlSafe<String> = sqlx::AssertSqlSafe(sql.to_owned());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            use sqlx::Connection as _;
+            let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+            sqlx::raw_sql(sql).execute(&mut c).await.unwrap();
+        });
+    }
+}
+
+impl Drop for TempDb {
+    fn drop(&mut self) {
+        Self::exec(
+            &self.admin_url,
+            &format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name),
+        );
+    }
+}
+
+/// One connection to a test database, for counting rows.
+pub struct Probe {
+    rt: tokio::runtime::Runtime,
+    conn: sqlx::PgConnection,
+}
+
+impl Probe {
+    pub fn open(url: &str) -> Self {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let conn = rt.block_on(async {
+            use sqlx::Connection as _;
+            sqlx::PgConnection::connect(url).await.unwrap()
+        });
+        Self { rt, conn }
+    }
+
+    pub fn scalar(&mut self, sql: &'static str) -> i64 {
+        let conn = &mut self.conn;
+        self.rt
+            .block_on(sqlx::query_scalar::<_, i64>(sql).fetch_one(conn))
+            .unwrap()
+    }
+}
