@@ -178,6 +178,11 @@ pub fn render(root: &Path) -> Result<String, String> {
     );
     for v in VARIABLES {
         let helm_cell = match helm.get(v.name) {
+            Some(HelmSource::Value(path))
+                if matches!(lookup(&values, path), Some(Yaml::Hash(_))) =>
+            {
+                format!("Secret: `{path}.existingSecret` or `{path}.value`")
+            }
             Some(HelmSource::Value(path)) => {
                 let default = lookup(&values, path).map(scalar_text).unwrap_or_default();
                 if default.is_empty() {
