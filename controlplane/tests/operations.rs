@@ -732,6 +732,7 @@ fn a_rolling_restart_under_load_fails_no_call_and_loses_no_audit_row() {
         answered > 200,
         "too little load to mean anything: {answered}"
     );
+    eprintln!("rolling restart: {answered} calls answered, none failed");
 
     // Stop the replacements too, so every record is flushed, then count.
     assert!(terminate(a2).success());
