@@ -141,5 +141,33 @@ fn shared_state(c: &mut Criterion) {
     drop(drain);
 }
 
-criterion_group!(benches, stages, decision, shared_state);
+/// What metrics add to each request: two clock reads and one per-core counter and histogram
+/// update (`server::Worker::connection`), compared with the decision it wraps.
+fn metrics(c: &mut Criterion) {
+    use intentgate_dataplane::metrics::Metrics;
+    let m = Metrics::new(2);
+    let core = m.core(0);
+    c.bench_function("metrics_request_record", |b| {
+        b.iter(|| {
+            let started = std::time::Instant::now();
+            core.request(
+                intentgate_dataplane::metrics::route_index(black_box(b"/v1/mcp")),
+                1,
+                intentgate_dataplane::metrics::status_index(black_box(b"HTTP/1.1 200 OK")),
+                started.elapsed(),
+            );
+        })
+    });
+    let decisions = intentgate_dataplane::metrics::DecisionMetrics::default();
+    let mut out = String::new();
+    c.bench_function("metrics_scrape_render_2_cores", |b| {
+        b.iter(|| {
+            out.clear();
+            m.render(&decisions, &mut out);
+            black_box(out.len())
+        })
+    });
+}
+
+criterion_group!(benches, stages, decision, shared_state, metrics);
 criterion_main!(benches);

@@ -8,6 +8,7 @@ pub mod approvals;
 pub mod chain_writer;
 pub mod checkpoint;
 pub mod dry_run;
+pub mod metrics;
 pub mod notify;
 pub mod policies;
 pub mod revocation;

@@ -21,12 +21,15 @@ pub const RING_SLOTS: usize = 16 * 1024;
 /// Counters shared by all rings.
 #[derive(Debug, Default)]
 pub struct AuditCounters {
-    /// Records pushed.
-    pub pushed: AtomicU64,
+    /// Records waiting in the rings, as the drain thread last saw them (it is the only
+    /// writer: the request path updates no shared counter when it pushes).
+    pub queue_depth: AtomicU64,
     /// Calls refused because a ring was full.
     pub refused: AtomicU64,
     /// Records delivered to the sink.
     pub delivered: AtomicU64,
+    /// Check decisions, tallied by the drain thread from the records it moves.
+    pub decisions: crate::metrics::DecisionMetrics,
 }
 
 /// A core's producer. `reserve` before forwarding; `push` never fails for a reserved record.
@@ -74,7 +77,6 @@ impl AuditProducer {
         // The reservation guarantees a free slot: the drain only ever frees more.
         if self.ring.push(event).is_ok() {
             self.pushed += 1;
-            self.counters.pushed.fetch_add(1, Ordering::Relaxed);
         }
         self.last_ticket()
     }
@@ -274,6 +276,10 @@ pub fn start(
             let mut tags: Vec<u16> = Vec::with_capacity(1024);
             loop {
                 let stopping = flag.load(Ordering::Acquire);
+                let waiting: usize = consumers.iter().map(rtrb::Consumer::slots).sum();
+                counters
+                    .queue_depth
+                    .store(waiting as u64, Ordering::Relaxed);
                 for (i, c) in consumers.iter_mut().enumerate() {
                     while let Ok(e) = c.pop() {
                         batch.push(e);
@@ -290,6 +296,9 @@ pub fn start(
                 counters
                     .delivered
                     .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                for e in &batch {
+                    counters.decisions.tally(e);
+                }
                 sink.write_tagged(&mut batch, &mut tags);
                 batch.clear();
                 tags.clear();
@@ -361,7 +370,7 @@ mod tests {
         assert!(prod.reserve().is_none());
         prod.push_reserved(slot, ev(3));
         assert_eq!(counters.refused.load(Ordering::Relaxed), 2);
-        assert_eq!(counters.pushed.load(Ordering::Relaxed), 2);
+        assert_eq!(prod.last_ticket().seq, 2);
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod demo_upstream;
 pub mod http;
 pub mod intent;
 pub mod jsonrpc;
+pub mod metrics;
 pub mod pipeline;
 pub mod server;
 pub mod socket_peek;

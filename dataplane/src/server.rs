@@ -115,6 +115,8 @@ pub struct Shared {
     /// `INTENTGATE_AUDIT_DURABILITY=sync`: how far the audit records are committed. A
     /// decision is answered, and an allowed call forwarded, only once its record is.
     pub commit_watch: Option<Arc<CommitWatch>>,
+    /// Per-core counters and histograms, summed when scraped.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Longest wait for an audit commit in sync mode; past it the connection is closed without
@@ -244,7 +246,9 @@ pub fn start(
                     };
                     let local = listener.local_addr().unwrap_or(config.addr);
                     let _ = ready_tx.send(Ok((local, kind)));
-                    Worker::new(config, shared, producer).serve(listener).await;
+                    Worker::new(config, shared, producer, i)
+                        .serve(listener)
+                        .await;
                 });
             })?;
         let (local, kind) = ready_rx
@@ -274,10 +278,17 @@ struct Worker {
     intents: RefCell<IntentCache>,
     scratch: jsonrpc::ScratchPool,
     open: Cell<usize>,
+    /// This worker's index into `shared.metrics`.
+    index: usize,
 }
 
 impl Worker {
-    fn new(config: ServerConfig, shared: Arc<Shared>, audit: AuditProducer) -> Rc<Self> {
+    fn new(
+        config: ServerConfig,
+        shared: Arc<Shared>,
+        audit: AuditProducer,
+        index: usize,
+    ) -> Rc<Self> {
         let upstream = config.upstream.clone().map(Upstream::new);
         let extractor = config.extractor.clone().map(Upstream::new);
         let admin = config.admin_relay.clone().map(Upstream::new);
@@ -292,6 +303,7 @@ impl Worker {
             intents: RefCell::new(IntentCache::default()),
             scratch: jsonrpc::ScratchPool::default(),
             open: Cell::new(0),
+            index,
         })
     }
 
@@ -376,8 +388,21 @@ impl Worker {
                         close = head.close
                             || self.shared.stopping.load(Ordering::Acquire)
                             || self.shared.draining.load(Ordering::Acquire);
+                        let started = Instant::now();
+                        let from = out.len();
                         self.handle(&buf, &head, body, &remote, close, &mut out)
                             .await;
+                        let method = match head.method {
+                            Some(Method::Get) => 0,
+                            Some(Method::Post) => 1,
+                            _ => 2,
+                        };
+                        self.shared.metrics.core(self.index).request(
+                            crate::metrics::route_index(&buf[head.path.clone()]),
+                            method,
+                            crate::metrics::status_index(&out[from..]),
+                            started.elapsed(),
+                        );
                         buf.drain(..consumed);
                         chunked.reset();
                         if close {
@@ -1086,7 +1111,20 @@ impl Worker {
             jsonrpc::write_result(&mut payload, req.id, &result);
             return payload;
         };
-        match upstream.post(body).await {
+        let sent = Instant::now();
+        let answer = upstream.post(body).await;
+        let outcome = match &answer {
+            Ok(_) => 0,
+            Err(e) => crate::metrics::OUTCOMES
+                .iter()
+                .position(|o| *o == e.kind())
+                .unwrap_or(2),
+        };
+        self.shared
+            .metrics
+            .core(self.index)
+            .forward(outcome, sent.elapsed());
+        match answer {
             Ok(resp) => {
                 event.upstream_status = i64::from(resp.status);
                 match inject_block(&resp.body, elapsed_ms(started) as u64) {

@@ -140,6 +140,14 @@ impl SnapshotCell {
             .store(Timestamp::now().unix_micros(), Ordering::Release);
     }
 
+    /// How long ago the snapshot was last confirmed current.
+    pub fn age(&self) -> Duration {
+        let micros = Timestamp::now()
+            .unix_micros()
+            .saturating_sub(self.refreshed_at.load(Ordering::Acquire));
+        Duration::from_micros(u64::try_from(micros).unwrap_or(0))
+    }
+
     /// True when the snapshot was last confirmed longer than `max` ago.
     pub fn is_stale(&self, max: Duration) -> bool {
         let age = Timestamp::now()

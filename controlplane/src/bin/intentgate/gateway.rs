@@ -15,7 +15,7 @@ use intentgate_controlplane::chain_writer::{self, WriterOptions, WriterStats};
 use intentgate_controlplane::checkpoint::Signer;
 use intentgate_controlplane::policies::{PolicyManager, PolicyStore};
 use intentgate_controlplane::revocation::{self, RevocationStore};
-use intentgate_controlplane::{notify, store};
+use intentgate_controlplane::{metrics, notify, store};
 use intentgate_dataplane::approvals::ApprovalQueue;
 use intentgate_dataplane::audit_ring::{self, AuditCounters, AuditSink, CommitWatch, MemorySink};
 use intentgate_dataplane::budget::Budget;
@@ -199,6 +199,7 @@ fn run(plan: Plan, banner: impl FnOnce(&server::Running, Option<SocketAddr>)) ->
         connections: AtomicUsize::new(0),
         approvals: approvals.clone(),
         commit_watch: commit_watch.clone(),
+        metrics: Arc::new(intentgate_dataplane::metrics::Metrics::new(threads)),
     });
     // Promoted drafts replace the startup policy per slot; a draft that no longer compiles
     // stops startup rather than running without it.
@@ -347,6 +348,27 @@ fn run(plan: Plan, banner: impl FnOnce(&server::Running, Option<SocketAddr>)) ->
             &[],
         )?);
     }
+    let _metrics_stop = if cfg.metrics_enabled {
+        let sources = Arc::new(metrics::Sources {
+            dataplane: Arc::clone(&shared.metrics),
+            audit: Arc::clone(&counters),
+            writer: writer.is_some().then(|| Arc::clone(&writer_stats)),
+            approvals: approvals.clone(),
+            snapshot: Arc::clone(&shared.snapshot),
+        });
+        let (addr, stop) = rt
+            .block_on(metrics::serve(cfg.metrics_addr, sources))
+            .with_context(|| {
+                format!(
+                    "INTENTGATE_METRICS_ADDR: cannot listen on {}",
+                    cfg.metrics_addr
+                )
+            })?;
+        tracing::info!(%addr, "metrics listening");
+        Some(stop)
+    } else {
+        None
+    };
     let running = server::start(sc, Arc::clone(&shared), producers)
         .with_context(|| format!("cannot start the data plane on {}", cfg.addr))?;
     tracing::info!(addr = %running.local_addr, driver = running.driver, threads, "data plane listening");

@@ -1,0 +1,140 @@
+//! `GET /metrics` on `INTENTGATE_METRICS_ADDR`: the data plane's per-core families summed at
+//! scrape time (`intentgate_dataplane::metrics`), plus what only the control plane knows:
+//! the audit pipeline, the chain writer, approvals and the snapshot's age. Everything is read
+//! when scraped; nothing here runs on the request path.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::Router;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use intentgate_dataplane::approvals::ApprovalQueue;
+use intentgate_dataplane::audit_ring::AuditCounters;
+use intentgate_dataplane::metrics::{Metrics, family};
+use intentgate_shared::snapshot::SnapshotCell;
+
+use crate::chain_writer::WriterStats;
+
+/// What a scrape reads.
+#[derive(Debug)]
+pub struct Sources {
+    /// The data plane's per-core metrics.
+    pub dataplane: Arc<Metrics>,
+    /// Audit ring counters (and the drain thread's decision tally).
+    pub audit: Arc<AuditCounters>,
+    /// The chain writer's counters, when audit persistence is on.
+    pub writer: Option<Arc<WriterStats>>,
+    /// The approvals queue, when approvals are on.
+    pub approvals: Option<Arc<ApprovalQueue>>,
+    /// The snapshot the data plane decides from.
+    pub snapshot: Arc<SnapshotCell>,
+}
+
+/// The Prometheus text exposition (format 0.0.4) of every family.
+pub fn render(s: &Sources) -> String {
+    let mut out = String::with_capacity(16 * 1024);
+    s.dataplane.render(&s.audit.decisions, &mut out);
+    let delivered = s.audit.delivered.load(Ordering::Relaxed);
+    let mut gauge = |name: &str, kind: &str, help: &str, value: String| {
+        family(&mut out, name, kind, help);
+        let _ = writeln!(out, "{name} {value}");
+    };
+    gauge(
+        "intentgate_gateway_audit_queue_depth",
+        "gauge",
+        "Audit records in the per-core rings, not yet taken by the drain thread.",
+        s.audit.queue_depth.load(Ordering::Relaxed).to_string(),
+    );
+    gauge(
+        "intentgate_gateway_audit_records_total",
+        "counter",
+        "Audit records taken from the rings.",
+        delivered.to_string(),
+    );
+    gauge(
+        "intentgate_gateway_audit_refusals_total",
+        "counter",
+        "Calls refused with 503 because an audit ring was full (never a silent drop).",
+        s.audit.refused.load(Ordering::Relaxed).to_string(),
+    );
+    if let Some(w) = &s.writer {
+        let persisted = w.persisted.load(Ordering::Relaxed);
+        let batches = w.batches.load(Ordering::Relaxed);
+        gauge(
+            "intentgate_gateway_audit_rows_persisted_total",
+            "counter",
+            "Audit rows committed to the Postgres hash chain.",
+            persisted.to_string(),
+        );
+        gauge(
+            "intentgate_gateway_audit_batches_total",
+            "counter",
+            "Chain writer transactions committed (rows per batch = rows / batches).",
+            batches.to_string(),
+        );
+        gauge(
+            "intentgate_gateway_audit_append_failures_total",
+            "counter",
+            "Failed chain appends (each is retried in order).",
+            w.failures.load(Ordering::Relaxed).to_string(),
+        );
+    }
+    if let Some(q) = &s.approvals {
+        gauge(
+            "intentgate_gateway_approvals_waiting",
+            "gauge",
+            "Escalated calls on this replica waiting for a reviewer.",
+            q.waiting().len().to_string(),
+        );
+    }
+    gauge(
+        "intentgate_gateway_snapshot_age_seconds",
+        "gauge",
+        "Time since the snapshot (keys, revocations, policies) was last confirmed current.",
+        format!("{:.3}", s.snapshot.age().as_secs_f64()),
+    );
+    out
+}
+
+/// The metrics router: `GET /metrics` only.
+pub fn router(sources: Arc<Sources>) -> Router {
+    Router::new().route(
+        "/metrics",
+        get(move || {
+            let body = render(&sources);
+            async move {
+                (
+                    [(
+                        header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4; charset=utf-8",
+                    )],
+                    body,
+                )
+                    .into_response()
+            }
+        }),
+    )
+}
+
+/// Binds `addr` and serves the router until the returned sender is used or dropped.
+pub async fn serve(
+    addr: SocketAddr,
+    sources: Arc<Sources>,
+) -> std::io::Result<(SocketAddr, tokio::sync::oneshot::Sender<()>)> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let served = axum::serve(listener, router(sources)).with_graceful_shutdown(async {
+            let _ = stopped.await;
+        });
+        if let Err(e) = served.await {
+            tracing::error!(error = %e, "metrics listener stopped");
+        }
+    });
+    Ok((local, stop))
+}

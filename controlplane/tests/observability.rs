@@ -1,0 +1,248 @@
+//! `/metrics` end to end: a known number of calls through the real binary, then a scrape
+//! that must be valid Prometheus text (checked by hand and by an independent parser) and
+//! whose counts must match the calls.
+
+// Test helpers fail the test by panicking; that is their job.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::{HashMap, HashSet};
+use std::io::{Read as _, Write as _};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+#[path = "support/gateway.rs"]
+mod support;
+use support::*;
+
+const POLICY: &str = r#"package intentgate.policy
+import rego.v1
+default decision := {"allow": false, "reason": "read-only policy"}
+decision := {"allow": true, "reason": "read"} if input.tool == "read_invoice"
+"#;
+
+fn scrape(addr: SocketAddr) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: text/plain; version=0.0.4"),
+        "{head}"
+    );
+    body.to_owned()
+}
+
+/// Checks the exposition format strictly and returns every sample by its series text
+/// (`name{labels}`).
+fn samples(text: &str) -> HashMap<String, f64> {
+    let mut typed: HashMap<String, String> = HashMap::new();
+    let mut out = HashMap::new();
+    let mut seen_families = HashSet::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap();
+            assert!(["counter", "gauge", "histogram"].contains(&kind), "{line}");
+            assert!(
+                seen_families.insert(name.to_owned()),
+                "family twice: {name}"
+            );
+            typed.insert(name.to_owned(), kind.to_owned());
+            continue;
+        }
+        if line.starts_with("# HELP ") {
+            continue;
+        }
+        assert!(
+            !line.starts_with('#') && !line.is_empty(),
+            "stray line {line:?}"
+        );
+        let (series, value) = line.rsplit_once(' ').unwrap();
+        let name = series.split('{').next().unwrap();
+        assert!(
+            name.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
+            "{name}"
+        );
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| {
+                name.strip_suffix(s)
+                    .filter(|f| typed.get(*f).is_some_and(|k| k == "histogram"))
+            })
+            .unwrap_or(name);
+        assert!(
+            typed.contains_key(family),
+            "{name} has no TYPE line before it"
+        );
+        if let Some(labels) = series.strip_prefix(name).filter(|l| !l.is_empty()) {
+            assert!(labels.starts_with('{') && labels.ends_with('}'), "{series}");
+            for pair in labels[1..labels.len() - 1].split(',') {
+                let (k, v) = pair.split_once('=').unwrap();
+                assert!(
+                    k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+                    "{pair}"
+                );
+                assert!(v.starts_with('"') && v.ends_with('"'), "{pair}");
+                for banned in ["tool", "agent", "jti", "tenant"] {
+                    assert_ne!(k, banned, "unbounded label {k}");
+                }
+            }
+        }
+        let v: f64 = value.parse().unwrap_or_else(|_| panic!("{line}"));
+        assert!(
+            out.insert(series.to_owned(), v).is_none(),
+            "series twice: {series}"
+        );
+    }
+    out
+}
+
+#[test]
+fn metrics_are_valid_prometheus_text_and_count_every_call() {
+    let dir = std::env::temp_dir().join(format!(
+        "ig-metrics-{}-{}",
+        std::process::id(),
+        closed_port()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let policy = dir.join("policy.rego");
+    std::fs::write(&policy, POLICY).unwrap();
+    let metrics_addr: SocketAddr = format!("127.0.0.1:{}", closed_port()).parse().unwrap();
+    let gw = spawn(
+        "serve",
+        &[
+            ("INTENTGATE_POLICY_FILE", policy.to_str().unwrap()),
+            ("INTENTGATE_METRICS_ENABLED", "true"),
+            ("INTENTGATE_METRICS_ADDR", &metrics_addr.to_string()),
+        ],
+    );
+    let token = mint(&["read_invoice", "delete_customer"], vec![]);
+    for _ in 0..7 {
+        let v = call(gw.addr, Some(&token), "read_invoice", json!({}));
+        assert!(v.get("result").is_some(), "{v}");
+    }
+    for _ in 0..3 {
+        assert_eq!(
+            error_of(&call(gw.addr, Some(&token), "delete_customer", json!({}))).0,
+            -32012
+        );
+    }
+    for _ in 0..2 {
+        assert_eq!(
+            error_of(&call(
+                gw.addr,
+                Some("not-a-token"),
+                "read_invoice",
+                json!({})
+            ))
+            .0,
+            -32010
+        );
+    }
+    let health = raw(gw.addr, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(health.status, 200);
+    let unknown = raw(gw.addr, b"GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(unknown.status, 404);
+
+    // The drain thread tallies decisions a few milliseconds after the calls.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let (text, s) = loop {
+        let text = scrape(metrics_addr);
+        let s = samples(&text);
+        let done = s.get(
+            "intentgate_gateway_check_decisions_total{check=\"capability\",decision=\"allow\"}",
+        ) == Some(&10.0);
+        if done || Instant::now() > deadline {
+            break (text, s);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let get = |series: &str| {
+        *s.get(series)
+            .unwrap_or_else(|| panic!("{series} missing from\n{text}"))
+    };
+    assert_eq!(
+        get(
+            "intentgate_gateway_http_requests_total{method=\"POST\",route=\"/v1/mcp\",status=\"2xx\"}"
+        ),
+        12.0
+    );
+    assert_eq!(
+        get(
+            "intentgate_gateway_http_requests_total{method=\"GET\",route=\"/healthz\",status=\"2xx\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        get(
+            "intentgate_gateway_http_requests_total{method=\"GET\",route=\"other\",status=\"4xx\"}"
+        ),
+        1.0
+    );
+    for (check, decision, n) in [
+        ("capability", "allow", 10.0),
+        ("capability", "block", 2.0),
+        ("intent", "skip", 10.0),
+        ("policy", "allow", 7.0),
+        ("policy", "block", 3.0),
+        ("budget", "allow", 7.0),
+        ("budget", "block", 0.0),
+    ] {
+        assert_eq!(
+            get(&format!(
+                "intentgate_gateway_check_decisions_total{{check=\"{check}\",decision=\"{decision}\"}}"
+            )),
+            n,
+            "{check} {decision}"
+        );
+    }
+    // The histogram: cumulative buckets ending at +Inf = count = requests.
+    let base = "intentgate_gateway_http_request_duration_seconds";
+    let labels = "method=\"POST\",route=\"/v1/mcp\"";
+    let mut last = 0.0;
+    for bound in intentgate_dataplane::metrics::LATENCY_BOUNDS {
+        let v = get(&format!("{base}_bucket{{{labels},le=\"{bound}\"}}"));
+        assert!(v >= last, "buckets must not decrease");
+        last = v;
+    }
+    assert_eq!(get(&format!("{base}_bucket{{{labels},le=\"+Inf\"}}")), 12.0);
+    assert_eq!(get(&format!("{base}_count{{{labels}}}")), 12.0);
+    assert!(get(&format!("{base}_sum{{{labels}}}")) > 0.0);
+    assert_eq!(get("intentgate_gateway_audit_refusals_total"), 0.0);
+    assert!(get("intentgate_gateway_audit_records_total") >= 12.0);
+    assert!(get("intentgate_gateway_snapshot_age_seconds") >= 0.0);
+
+    // An independent parser reads the same numbers.
+    let parsed = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
+    let policy_blocks = parsed
+        .samples
+        .iter()
+        .find(|x| {
+            x.metric == "intentgate_gateway_check_decisions_total"
+                && x.labels.get("check") == Some("policy")
+                && x.labels.get("decision") == Some("block")
+        })
+        .unwrap();
+    assert!(matches!(policy_blocks.value, prometheus_parse::Value::Counter(v) if v == 3.0));
+}
+
+#[test]
+fn metrics_are_off_unless_enabled() {
+    let metrics_addr = format!("127.0.0.1:{}", closed_port());
+    let gw = spawn("serve", &[("INTENTGATE_METRICS_ADDR", &metrics_addr)]);
+    assert_eq!(
+        raw(gw.addr, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").status,
+        200
+    );
+    assert!(
+        TcpStream::connect(metrics_addr).is_err(),
+        "nothing listens on the metrics port"
+    );
+}
