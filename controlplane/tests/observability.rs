@@ -246,3 +246,150 @@ fn metrics_are_off_unless_enabled() {
         "nothing listens on the metrics port"
     );
 }
+
+/// Every line the gateway writes (stdout and stderr, debug level, audit lines included)
+/// during a full run must be free of secrets.
+#[test]
+fn no_secret_reaches_the_logs_of_a_full_run() {
+    use std::process::{Command, Stdio};
+    let db = TempDb::new();
+    // Trust auth accepts any password: it is there to be looked for in the logs.
+    let url = match db
+        .url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.split_once('@'))
+    {
+        Some((user, _)) if !user.contains(':') => {
+            db.url
+                .replacen(&format!("{user}@"), &format!("{user}:db-pass-5ecret@"), 1)
+        }
+        _ => panic!(
+            "the test database URL needs a user and no password: {}",
+            db.url
+        ),
+    };
+    let dir =
+        std::env::temp_dir().join(format!("ig-logs-{}-{}", std::process::id(), closed_port()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (out_path, err_path) = (dir.join("stdout"), dir.join("stderr"));
+    let admin_token = "admin-5ecret-token-value";
+    let tenant_token = "tenant-5ecret-token-value";
+    let port = closed_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_intentgate"))
+        .arg("serve")
+        .env_clear()
+        .env("INTENTGATE_ADDR", format!("127.0.0.1:{port}"))
+        .env("INTENTGATE_ADMIN_ADDR", "127.0.0.1:0")
+        .env("INTENTGATE_MASTER_KEY", KEY)
+        .env("INTENTGATE_DATAPLANE_THREADS", "2")
+        .env("INTENTGATE_ADMIN_TOKEN", admin_token)
+        .env("INTENTGATE_TENANT_ADMINS", format!("acme:{tenant_token}"))
+        .env("INTENTGATE_POSTGRES_URL", &url)
+        .env("INTENTGATE_AUDIT_PERSIST", "true")
+        .env("INTENTGATE_AUDIT_TARGET", "stdout")
+        .env("LOG_LEVEL", "debug")
+        .stdout(Stdio::from(std::fs::File::create(&out_path).unwrap()))
+        .stderr(Stdio::from(std::fs::File::create(&err_path).unwrap()))
+        .spawn()
+        .unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !std::fs::read_to_string(&err_path)
+        .unwrap()
+        .contains("data plane listening")
+    {
+        assert!(Instant::now() < deadline, "gateway did not start");
+        assert!(child.try_wait().unwrap().is_none(), "gateway exited");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let token = mint(&["read_invoice"], vec![]);
+    assert!(
+        call(addr, Some(&token), "read_invoice", json!({}))
+            .get("result")
+            .is_some()
+    );
+    let minted = admin(
+        addr,
+        "POST",
+        "/v1/admin/mint",
+        admin_token,
+        r#"{"subject":"agent-9","tools":["read_invoice"],"ttl_seconds":600}"#,
+    )
+    .json();
+    let minted_token = minted["token"].as_str().unwrap().to_owned();
+    let jti = minted["jti"].as_str().unwrap().to_owned();
+    assert!(
+        call(addr, Some(&minted_token), "read_invoice", json!({}))
+            .get("result")
+            .is_some()
+    );
+    assert_eq!(
+        admin(
+            addr,
+            "POST",
+            "/v1/admin/revoke",
+            admin_token,
+            &format!(r#"{{"jti":"{jti}","reason":"test"}}"#)
+        )
+        .status,
+        200
+    );
+    assert_eq!(
+        error_of(&call(addr, Some(&minted_token), "read_invoice", json!({}))).0,
+        -32010
+    );
+    // A token with a broken signature, a wrong admin token, a tenant admin's calls.
+    let forged = format!("{}AAAA", &token[..token.len() - 4]);
+    assert_eq!(
+        error_of(&call(addr, Some(&forged), "read_invoice", json!({}))).0,
+        -32010
+    );
+    assert_eq!(
+        admin(
+            addr,
+            "GET",
+            "/v1/admin/revocations",
+            "wrong-5ecret-guess",
+            ""
+        )
+        .status,
+        401
+    );
+    assert_eq!(
+        admin(addr, "GET", "/v1/admin/audit?tenant=acme", tenant_token, "").status,
+        200
+    );
+    assert_eq!(
+        admin(addr, "GET", "/v1/admin/audit/verify", admin_token, "").status,
+        200
+    );
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(child.wait().unwrap().success());
+
+    let logs =
+        std::fs::read_to_string(&out_path).unwrap() + &std::fs::read_to_string(&err_path).unwrap();
+    assert!(
+        logs.contains("data plane listening") && logs.contains("admin/revoke"),
+        "logs were captured"
+    );
+    for (what, secret) in [
+        ("master key", KEY),
+        ("admin token", admin_token),
+        ("tenant admin token", tenant_token),
+        ("wrong admin token", "wrong-5ecret-guess"),
+        ("capability token", token.as_str()),
+        ("minted capability token", minted_token.as_str()),
+        ("forged token", forged.as_str()),
+        ("token signature", &token[token.len() - 40..]),
+        ("database password", "db-pass-5ecret"),
+    ] {
+        assert!(!logs.contains(secret), "the {what} appears in the logs");
+    }
+}
