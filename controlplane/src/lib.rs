@@ -13,3 +13,4 @@ pub mod notify;
 pub mod policies;
 pub mod revocation;
 pub mod store;
+pub mod webhook;

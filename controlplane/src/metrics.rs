@@ -32,6 +32,8 @@ pub struct Sources {
     pub approvals: Option<Arc<ApprovalQueue>>,
     /// The snapshot the data plane decides from.
     pub snapshot: Arc<SnapshotCell>,
+    /// Webhook delivery counters, when webhooks are on.
+    pub webhook: Option<Arc<crate::webhook::WebhookStats>>,
 }
 
 /// The Prometheus text exposition (format 0.0.4) of every family.
@@ -90,6 +92,27 @@ pub fn render(s: &Sources) -> String {
             "Escalated calls on this replica waiting for a reviewer.",
             q.waiting().len().to_string(),
         );
+    }
+    if let Some(w) = &s.webhook {
+        for (name, help, v) in [
+            (
+                "intentgate_gateway_webhook_delivered_total",
+                "Webhook events delivered.",
+                &w.delivered,
+            ),
+            (
+                "intentgate_gateway_webhook_retries_total",
+                "Webhook delivery retries.",
+                &w.retried,
+            ),
+            (
+                "intentgate_gateway_webhook_dropped_total",
+                "Webhook events dropped (buffer full, refused, or attempts exhausted).",
+                &w.dropped,
+            ),
+        ] {
+            gauge(name, "counter", help, v.load(Ordering::Relaxed).to_string());
+        }
     }
     gauge(
         "intentgate_gateway_snapshot_age_seconds",

@@ -393,3 +393,159 @@ fn no_secret_reaches_the_logs_of_a_full_run() {
         assert!(!logs.contains(secret), "the {what} appears in the logs");
     }
 }
+
+/// A webhook receiver on loopback: answers 503 to the first request, 200 afterwards, and
+/// keeps every request (head, body).
+/// Requests a receiver saw: (head, body).
+type Seen = std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>;
+
+fn receiver() -> (SocketAddr, Seen) {
+    use std::sync::Arc;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen: Seen = Arc::default();
+    let log = Arc::clone(&seen);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { return };
+            let mut data = Vec::new();
+            let mut tmp = [0u8; 4096];
+            let (head, body) = loop {
+                let n = s.read(&mut tmp).unwrap_or(0);
+                if n == 0 {
+                    break (String::new(), String::new());
+                }
+                data.extend_from_slice(&tmp[..n]);
+                let text = String::from_utf8_lossy(&data).to_string();
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse().unwrap())
+                        })
+                        .unwrap_or(0);
+                    if body.len() >= len {
+                        break (head.to_owned(), body.to_owned());
+                    }
+                }
+            };
+            let first = {
+                let mut l = log.lock().unwrap();
+                l.push((head, body));
+                l.len() == 1
+            };
+            let status = if first {
+                "503 Service Unavailable"
+            } else {
+                "200 OK"
+            };
+            let _ = s.write_all(
+                format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                    .as_bytes(),
+            );
+        }
+    });
+    (addr, seen)
+}
+
+fn header<'a>(head: &'a str, name: &str) -> &'a str {
+    head.lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+        .unwrap_or_else(|| panic!("no {name} in {head}"))
+}
+
+fn hmac_hex(key: &[u8], msg: &[u8]) -> String {
+    let tag = ring::hmac::sign(&ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key), msg);
+    tag.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn webhooks_are_signed_retried_and_counted() {
+    let dir =
+        std::env::temp_dir().join(format!("ig-hook-{}-{}", std::process::id(), closed_port()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let policy = dir.join("policy.rego");
+    std::fs::write(&policy, POLICY).unwrap();
+    let (hook, seen) = receiver();
+    let secret = "ab".repeat(32);
+    let metrics_addr: SocketAddr = format!("127.0.0.1:{}", closed_port()).parse().unwrap();
+    let gw = spawn(
+        "serve",
+        &[
+            ("INTENTGATE_POLICY_FILE", policy.to_str().unwrap()),
+            ("INTENTGATE_WEBHOOK_URL", &format!("http://{hook}/hook")),
+            ("INTENTGATE_WEBHOOK_SECRET", &secret),
+            ("INTENTGATE_METRICS_ENABLED", "true"),
+            ("INTENTGATE_METRICS_ADDR", &metrics_addr.to_string()),
+        ],
+    );
+    let token = mint(&["read_invoice", "delete_customer"], vec![]);
+    assert!(
+        call(gw.addr, Some(&token), "read_invoice", json!({}))
+            .get("result")
+            .is_some()
+    );
+    assert_eq!(
+        error_of(&call(gw.addr, Some(&token), "delete_customer", json!({}))).0,
+        -32012
+    );
+    // First attempt answered 503, the retry (after 500 ms) 200.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while seen.lock().unwrap().len() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "no retry arrived: {:?}",
+            seen.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(
+        seen.len(),
+        2,
+        "the allowed call sends nothing; the deny once, retried once: {seen:?}"
+    );
+    assert_eq!(seen[0].1, seen[1].1, "the retry sends the same event");
+    let key = [0xabu8; 32];
+    for (head, body) in &seen {
+        assert!(head.starts_with("POST /hook HTTP/1.1"), "{head}");
+        assert_eq!(header(head, "content-type"), "application/json");
+        assert_eq!(header(head, "user-agent"), "intentgate-gateway/webhook");
+        assert_eq!(
+            header(head, "x-intentgate-signature"),
+            format!("sha256={}", hmac_hex(&key, body.as_bytes()))
+        );
+        let ts = header(head, "x-intentgate-timestamp");
+        let age = intentgate_shared::timestamp::Timestamp::now().unix_seconds()
+            - ts.parse::<i64>().unwrap();
+        assert!((0..30).contains(&age), "timestamp {ts}");
+        assert_eq!(
+            header(head, "x-intentgate-signature-timestamped"),
+            format!(
+                "sha256={}",
+                hmac_hex(&key, format!("{ts}.{body}").as_bytes())
+            )
+        );
+    }
+    let event: serde_json::Value = serde_json::from_str(&seen[0].1).unwrap();
+    assert_eq!(event["event"], "intentgate.deny");
+    assert_eq!(event["schema_version"], "1");
+    assert_eq!(event["severity"], "warning");
+    assert_eq!(event["decision"], "block");
+    assert_eq!(event["check"], "policy");
+    assert_eq!(event["tool"], "delete_customer");
+    assert_eq!(event["tenant"], "acme");
+    assert_eq!(event["agent_id"], "agent-1");
+    assert_eq!(event["reason"], "read-only policy");
+
+    let s = samples(&scrape(metrics_addr));
+    assert_eq!(s["intentgate_gateway_webhook_delivered_total"], 1.0);
+    assert_eq!(s["intentgate_gateway_webhook_retries_total"], 1.0);
+    assert_eq!(s["intentgate_gateway_webhook_dropped_total"], 0.0);
+}

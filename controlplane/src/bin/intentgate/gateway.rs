@@ -15,7 +15,7 @@ use intentgate_controlplane::chain_writer::{self, WriterOptions, WriterStats};
 use intentgate_controlplane::checkpoint::Signer;
 use intentgate_controlplane::policies::{PolicyManager, PolicyStore};
 use intentgate_controlplane::revocation::{self, RevocationStore};
-use intentgate_controlplane::{metrics, notify, store};
+use intentgate_controlplane::{metrics, notify, store, webhook};
 use intentgate_dataplane::approvals::ApprovalQueue;
 use intentgate_dataplane::audit_ring::{self, AuditCounters, AuditSink, CommitWatch, MemorySink};
 use intentgate_dataplane::budget::Budget;
@@ -40,12 +40,8 @@ fn refuse_unsupported(cfg: &Config) -> Result<()> {
     if cfg.redis_url.is_some() {
         missing.push("INTENTGATE_REDIS_URL (budgets are kept in process, exact across cores)");
     }
-    if cfg.webhook.is_some()
-        || cfg.splunk.is_some()
-        || cfg.datadog.is_some()
-        || cfg.sentinel.is_some()
-    {
-        missing.push("webhook / SIEM forwarding");
+    if cfg.splunk.is_some() || cfg.datadog.is_some() || cfg.sentinel.is_some() {
+        missing.push("SIEM forwarding");
     }
     if missing.is_empty() {
         Ok(())
@@ -257,6 +253,21 @@ fn run(plan: Plan, banner: impl FnOnce(&server::Running, Option<SocketAddr>)) ->
         }
         _ => (Box::new(MemorySink::new(10_000, stdout)), None),
     };
+    let webhook_stats = cfg
+        .webhook
+        .as_ref()
+        .map(|_| Arc::new(webhook::WebhookStats::default()));
+    let sink: Box<dyn AuditSink> = match (&cfg.webhook, &webhook_stats) {
+        (Some(w), Some(stats)) => {
+            let _in_runtime = rt.enter();
+            tracing::info!(events = ?w.events, "webhooks on");
+            Box::new(
+                webhook::start(sink, w, Arc::clone(stats))
+                    .context("INTENTGATE_WEBHOOK_URL: cannot build the HTTP client")?,
+            )
+        }
+        _ => sink,
+    };
     rt.spawn(report_refusals(Arc::clone(&counters)));
     // One ring per data plane core, plus one for the control plane's admin events.
     let (mut producers, drain) = audit_ring::start(threads + 1, sink, Arc::clone(&counters));
@@ -355,6 +366,7 @@ fn run(plan: Plan, banner: impl FnOnce(&server::Running, Option<SocketAddr>)) ->
             writer: writer.is_some().then(|| Arc::clone(&writer_stats)),
             approvals: approvals.clone(),
             snapshot: Arc::clone(&shared.snapshot),
+            webhook: webhook_stats.clone(),
         });
         let (addr, stop) = rt
             .block_on(metrics::serve(cfg.metrics_addr, sources))
