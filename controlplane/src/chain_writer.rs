@@ -207,6 +207,8 @@ async fn commit_loop(
                 Ok(()) => {
                     stats.persisted.fetch_add(n as u64, Ordering::Relaxed);
                     stats.batches.fetch_add(1, Ordering::Relaxed);
+                    // The runbook's chain-advance event, one per committed batch.
+                    tracing::debug!(rows = n, "audit.insert");
                     pending.drain(..n);
                     let done = n.min(tags.len());
                     report(watch.as_deref(), &tags[..done]);

@@ -379,6 +379,13 @@ fn no_secret_reaches_the_logs_of_a_full_run() {
         logs.contains("data plane listening") && logs.contains("admin/revoke"),
         "logs were captured"
     );
+    // The runbook's event names, in JSON lines: one policy.decision per call (4 calls).
+    let decisions = logs
+        .lines()
+        .filter(|l| l.contains("\"message\":\"policy.decision\""))
+        .count();
+    assert_eq!(decisions, 4, "{logs}");
+    assert!(logs.contains("\"message\":\"audit.insert\""), "{logs}");
     for (what, secret) in [
         ("master key", KEY),
         ("admin token", admin_token),

@@ -296,8 +296,21 @@ pub fn start(
                 counters
                     .delivered
                     .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                let log = tracing::enabled!(tracing::Level::DEBUG);
                 for e in &batch {
                     counters.decisions.tally(e);
+                    // The runbook's per-decision event, written here, off the request path.
+                    if log && !e.tool.starts_with("admin/") {
+                        tracing::debug!(
+                            decision = %e.decision,
+                            check = %e.check,
+                            tool = %e.tool,
+                            tenant = %e.tenant,
+                            agent_id = %e.agent_id,
+                            reason = %e.reason,
+                            "policy.decision"
+                        );
+                    }
                 }
                 sink.write_tagged(&mut batch, &mut tags);
                 batch.clear();

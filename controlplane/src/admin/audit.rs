@@ -303,7 +303,7 @@ impl Export {
                 .unwrap_or(false);
             let mut chunk = chunk;
             if more {
-                tracing::warn!(row_cap = EXPORT_ROW_CAP, "audit export hit the row cap");
+                tracing::warn!(row_cap = EXPORT_ROW_CAP, "audit export hit row cap");
                 chunk.extend(trailer(self.format, last_id));
             }
             return Some((Ok(chunk), self));
