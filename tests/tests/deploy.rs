@@ -336,8 +336,8 @@ fn the_helm_chart_keeps_the_runbook_values_secrets_probes_and_sizing() {
         .unwrap();
     let delay: u64 = get("gateway.shutdownDelaySeconds").parse().unwrap();
     assert!(
-        grace > delay + 33,
-        "grace {grace} must cover the drain delay and in-flight calls"
+        grace >= delay + 55,
+        "grace {grace} must cover the drain delay, in-flight calls, admin requests and the audit flush"
     );
 
     let deployment = read(DEPLOYMENT_TEMPLATE);
