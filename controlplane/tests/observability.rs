@@ -151,19 +151,27 @@ fn metrics_are_valid_prometheus_text_and_count_every_call() {
     let unknown = raw(gw.addr, b"GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(unknown.status, 404);
 
-    // The drain thread tallies decisions a few milliseconds after the calls.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let (text, s) = loop {
-        let text = scrape(metrics_addr);
-        let s = samples(&text);
-        let done = s.get(
-            "intentgate_gateway_check_decisions_total{check=\"capability\",decision=\"allow\"}",
-        ) == Some(&10.0);
-        if done || Instant::now() > deadline {
-            break (text, s);
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    // The drain thread tallies decisions a few milliseconds after the calls: wait until all
+    // twelve reached the capability row, then scrape once more so no record is half-counted.
+    let capability = |s: &HashMap<String, f64>| {
+        ["allow", "block"]
+            .iter()
+            .map(|d| {
+                s.get(&format!(
+                    "intentgate_gateway_check_decisions_total{{check=\"capability\",decision=\"{d}\"}}"
+                ))
+                .copied()
+                .unwrap_or(0.0)
+            })
+            .sum::<f64>()
     };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while capability(&samples(&scrape(metrics_addr))) < 12.0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let text = scrape(metrics_addr);
+    let s = samples(&text);
     let get = |series: &str| {
         *s.get(series)
             .unwrap_or_else(|| panic!("{series} missing from\n{text}"))
