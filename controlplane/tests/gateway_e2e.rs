@@ -1034,6 +1034,13 @@ fn a_replica_that_cannot_refresh_fails_closed_and_reports_unready() {
             "revocation snapshot is stale; token rejected (fail-closed)"
         )
     );
+    // Unready is not dead: liveness stays 200, so an orchestrator does not restart a process
+    // whose database is the problem.
+    let live = raw(gw.addr, b"GET /livez HTTP/1.1\r\n\r\n");
+    assert_eq!(
+        (live.status, live.json()["status"].as_str()),
+        (200, Some("alive"))
+    );
 }
 
 fn approvals_env<'a>(db: &'a TempDb, policy: &'a str, replica: &'a str) -> Vec<(&'a str, &'a str)> {

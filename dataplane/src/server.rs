@@ -612,11 +612,15 @@ impl Worker {
                     &[],
                 );
             }
+            // Liveness: the worker answers. Readiness (stale snapshot, draining) is /healthz.
+            (b"/livez", Method::Get) => {
+                http::write_response(out, 200, br#"{"status":"alive"}"#, close, &[]);
+            }
             (b"/v1/mcp", Method::Post) => self.mcp(buf, head, body, remote, close, out).await,
             (b"/v1/tool-call", Method::Post) => {
                 self.tool_call(buf, head, body, remote, close, out).await
             }
-            (b"/healthz" | b"/v1/mcp" | b"/v1/tool-call", _) => {
+            (b"/healthz" | b"/livez" | b"/v1/mcp" | b"/v1/tool-call", _) => {
                 http::write_error(
                     out,
                     HttpError {

@@ -375,10 +375,10 @@ fn the_helm_chart_keeps_the_runbook_values_secrets_probes_and_sizing() {
         .and_then(|c| c.as_vec())
         .unwrap()[0]
         .clone();
-    for probe in ["readinessProbe", "livenessProbe"] {
+    for (probe, path) in [("readinessProbe", "/healthz"), ("livenessProbe", "/livez")] {
         assert_eq!(
             table::lookup(&container, &format!("{probe}.httpGet.path")).and_then(Yaml::as_str),
-            Some("/healthz"),
+            Some(path),
             "{probe}"
         );
     }
