@@ -359,24 +359,9 @@ fn serve_reports_upstream_failures_and_refuses_unsupported_settings() {
 
 #[test]
 fn sigterm_stops_gracefully() {
-    let mut gw = spawn("serve", &[]);
-    let pid = gw.child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(status) = gw.child.try_wait().unwrap() {
-            assert!(status.success(), "{status}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "did not stop after SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let gw = spawn("serve", &[]);
+    let status = terminate(gw, Duration::from_secs(10));
+    assert!(status.success(), "{status}");
 }
 
 /// The published Python SDK against the real gateway (needs `INTENTGATE_SDK_PYTHON`, which
@@ -857,14 +842,7 @@ fn wait_for_pending(addr: SocketAddr) -> String {
 
 #[test]
 fn escalations_wait_for_a_reviewer_then_approve_reject_or_expire() {
-    let dir = std::env::temp_dir().join(format!(
-        "intentgate-policy-{}-{}",
-        std::process::id(),
-        closed_port()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let policy = dir.join("policy.rego");
-    std::fs::write(&policy, ESCALATING_POLICY).unwrap();
+    let policy = escalating_policy_file();
     let gw = spawn(
         "serve",
         &[
@@ -1055,15 +1033,7 @@ fn approvals_env<'a>(db: &'a TempDb, policy: &'a str, replica: &'a str) -> Vec<(
 }
 
 fn escalating_policy_file() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "intentgate-policy-{}-{}",
-        std::process::id(),
-        closed_port()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let policy = dir.join("policy.rego");
-    std::fs::write(&policy, ESCALATING_POLICY).unwrap();
-    policy
+    temp_file("policy.rego", ESCALATING_POLICY)
 }
 
 #[test]
@@ -1350,14 +1320,7 @@ fn a_graceful_stop_persists_every_record_first() {
     for _ in 0..300 {
         assert_eq!(read_reply(&mut s, &mut pending).status, 200);
     }
-    let pid = gw.child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    sigterm(&gw.child);
     let status = gw.child.wait().unwrap();
     assert!(status.success(), "{status}");
     let mut probe = Probe::open(&db.url);

@@ -106,14 +106,7 @@ fn samples(text: &str) -> HashMap<String, f64> {
 
 #[test]
 fn metrics_are_valid_prometheus_text_and_count_every_call() {
-    let dir = std::env::temp_dir().join(format!(
-        "ig-metrics-{}-{}",
-        std::process::id(),
-        closed_port()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let policy = dir.join("policy.rego");
-    std::fs::write(&policy, POLICY).unwrap();
+    let policy = temp_file("policy.rego", POLICY);
     let metrics_addr: SocketAddr = format!("127.0.0.1:{}", closed_port()).parse().unwrap();
     let gw = spawn(
         "serve",
@@ -276,10 +269,7 @@ fn no_secret_reaches_the_logs_of_a_full_run() {
             db.url
         ),
     };
-    let dir =
-        std::env::temp_dir().join(format!("ig-logs-{}-{}", std::process::id(), closed_port()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let (out_path, err_path) = (dir.join("stdout"), dir.join("stderr"));
+    let (out_path, err_path) = (temp_file("stdout", ""), temp_file("stderr", ""));
     let admin_token = "admin-5ecret-token-value";
     let tenant_token = "tenant-5ecret-token-value";
     let port = closed_port();
@@ -371,14 +361,7 @@ fn no_secret_reaches_the_logs_of_a_full_run() {
         admin(addr, "GET", "/v1/admin/audit/verify", admin_token, "").status,
         200
     );
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    sigterm(&child);
     assert!(child.wait().unwrap().success());
 
     let logs =
@@ -409,11 +392,11 @@ fn no_secret_reaches_the_logs_of_a_full_run() {
     }
 }
 
-/// A webhook receiver on loopback: answers 503 to the first request, 200 afterwards, and
-/// keeps every request (head, body).
 /// Requests a receiver saw: (head, body).
 type Seen = std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>;
 
+/// A webhook receiver on loopback: answers 503 to the first request, 200 afterwards, and
+/// keeps every request (head, body).
 fn receiver() -> (SocketAddr, Seen) {
     use std::sync::Arc;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -423,32 +406,12 @@ fn receiver() -> (SocketAddr, Seen) {
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(mut s) = stream else { return };
-            let mut data = Vec::new();
-            let mut tmp = [0u8; 4096];
-            let (head, body) = loop {
-                let n = s.read(&mut tmp).unwrap_or(0);
-                if n == 0 {
-                    break (String::new(), String::new());
-                }
-                data.extend_from_slice(&tmp[..n]);
-                let text = String::from_utf8_lossy(&data).to_string();
-                if let Some((head, body)) = text.split_once("\r\n\r\n") {
-                    let len: usize = head
-                        .lines()
-                        .find_map(|l| {
-                            l.to_ascii_lowercase()
-                                .strip_prefix("content-length:")
-                                .map(|v| v.trim().parse().unwrap())
-                        })
-                        .unwrap_or(0);
-                    if body.len() >= len {
-                        break (head.to_owned(), body.to_owned());
-                    }
-                }
+            let Some((head, body)) = read_message(&mut s, &mut Vec::new()) else {
+                continue;
             };
             let first = {
                 let mut l = log.lock().unwrap();
-                l.push((head, body));
+                l.push((head, String::from_utf8_lossy(&body).into_owned()));
                 l.len() == 1
             };
             let status = if first {
@@ -481,11 +444,7 @@ fn hmac_hex(key: &[u8], msg: &[u8]) -> String {
 
 #[test]
 fn webhooks_are_signed_retried_and_counted() {
-    let dir =
-        std::env::temp_dir().join(format!("ig-hook-{}-{}", std::process::id(), closed_port()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let policy = dir.join("policy.rego");
-    std::fs::write(&policy, POLICY).unwrap();
+    let policy = temp_file("policy.rego", POLICY);
     let (hook, seen) = receiver();
     let secret = "ab".repeat(32);
     let metrics_addr: SocketAddr = format!("127.0.0.1:{}", closed_port()).parse().unwrap();

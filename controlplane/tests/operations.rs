@@ -67,18 +67,6 @@ fn refused(gw: Option<SocketAddr>, token: &str, args: &[&str], expected: &str) -
     err
 }
 
-fn write_file(name: &str, text: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "intentgate-ops-{}-{}",
-        std::process::id(),
-        closed_port()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
 const READ_ONLY: &str = r#"package intentgate.policy
 import rego.v1
 default decision := {"allow": false, "reason": "read-only policy"}
@@ -135,7 +123,7 @@ fn operator_cli_revokes_verifies_exports_and_manages_policies() {
 
     // Policy: push + promote, a second one, rollback to the first.
     let token = mint(&["read_invoice", "delete_customer", "wire_money"], vec![]);
-    let first = write_file("read_only.rego", READ_ONLY);
+    let first = temp_file("read_only.rego", READ_ONLY);
     let out = ok(
         gw.addr,
         &[
@@ -156,7 +144,7 @@ fn operator_cli_revokes_verifies_exports_and_manages_policies() {
     let deny = call(gw.addr, Some(&token), "delete_customer", json!({}));
     assert_eq!(error_of(&deny), (-32012, "read-only policy".into()));
 
-    let second = write_file("review.rego", WITH_REVIEW);
+    let second = temp_file("review.rego", WITH_REVIEW);
     let pushed: Value = serde_json::from_str(&ok(
         gw.addr,
         &[
@@ -223,7 +211,7 @@ fn operator_cli_revokes_verifies_exports_and_manages_policies() {
     .unwrap();
     assert_eq!(v["ok"], true, "{v}");
     assert!(v["verified"].as_u64().unwrap() >= 3, "{v}");
-    let file = write_file("export.ndjson", "");
+    let file = temp_file("export.ndjson", "");
     ok(
         gw.addr,
         &[
@@ -253,7 +241,7 @@ fn operator_cli_revokes_verifies_exports_and_manages_policies() {
 fn operator_cli_lists_and_decides_approvals() {
     let db = TempDb::new();
     let gw = full_gateway(&db);
-    let policy = write_file("review.rego", WITH_REVIEW);
+    let policy = temp_file("review.rego", WITH_REVIEW);
     ok(
         gw.addr,
         &[
@@ -268,7 +256,7 @@ fn operator_cli_lists_and_decides_approvals() {
         ok(gw.addr, &["approvals", "list"]),
         "no approval requests\n"
     );
-    let bad = write_file("bad.rego", "package intentgate.policy\ndecision := {");
+    let bad = temp_file("bad.rego", "package intentgate.policy\ndecision := {");
     refused(
         Some(gw.addr),
         ADMIN,
@@ -390,7 +378,7 @@ fn operator_cli_bad_inputs_get_precise_errors_and_change_nothing() {
         &["policy", "push", "--file", "/nonexistent/p.rego"],
         "cannot read /nonexistent/p.rego",
     );
-    let empty = write_file("empty.rego", "\n");
+    let empty = temp_file("empty.rego", "\n");
     refused(
         Some(gw.addr),
         ADMIN,
@@ -415,7 +403,7 @@ fn operator_cli_bad_inputs_get_precise_errors_and_change_nothing() {
         stderr(&o)
     );
     // This gateway has no policy store: the gateway's refusal is passed on as it is.
-    let bad = write_file("bad.rego", "package intentgate.policy\ndecision := {");
+    let bad = temp_file("bad.rego", "package intentgate.policy\ndecision := {");
     refused(
         Some(gw.addr),
         ADMIN,
@@ -458,7 +446,7 @@ fn failed_start(env: &[(&str, &str)]) -> (std::process::ExitStatus, String) {
 
 #[test]
 fn startup_fails_fast_with_one_clear_line_per_misconfiguration() {
-    let bad_policy = write_file("broken.rego", "package intentgate.policy\ndecision := {");
+    let bad_policy = temp_file("broken.rego", "package intentgate.policy\ndecision := {");
     let unreachable = format!("postgres://ig:s3cret-pw@127.0.0.1:{}/ig", closed_port());
     let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
         (
@@ -568,6 +556,9 @@ fn healthz(addr: SocketAddr) -> Option<u16> {
     line.get(9..12)?.parse().ok()
 }
 
+/// How long a replica under load may take to drain and stop.
+const REPLICA_STOP: Duration = Duration::from_secs(30);
+
 fn replica(db: &TempDb, name: &str) -> Gateway {
     spawn(
         "serve",
@@ -579,29 +570,6 @@ fn replica(db: &TempDb, name: &str) -> Gateway {
             ("INTENTGATE_SHUTDOWN_DELAY_S", "1"),
         ],
     )
-}
-
-/// SIGTERM, then the exit status once the process stopped (within 30 s).
-fn terminate(mut gw: Gateway) -> std::process::ExitStatus {
-    let pid = gw.child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(s) = gw.child.try_wait().unwrap() {
-            return s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "replica did not stop after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[test]
@@ -709,11 +677,11 @@ fn a_rolling_restart_under_load_fails_no_call_and_loses_no_audit_row() {
 
     std::thread::sleep(Duration::from_millis(500));
     // Roll A: drain and stop it, start its replacement; then the same for B.
-    assert!(terminate(a).success());
+    assert!(terminate(a, REPLICA_STOP).success());
     let a2 = replica(&db, "replica-a");
     lb.set(&[a2.addr, b.addr]);
     std::thread::sleep(Duration::from_millis(500));
-    assert!(terminate(b).success());
+    assert!(terminate(b, REPLICA_STOP).success());
     let b2 = replica(&db, "replica-b");
     lb.set(&[a2.addr, b2.addr]);
     std::thread::sleep(Duration::from_millis(500));
@@ -735,8 +703,8 @@ fn a_rolling_restart_under_load_fails_no_call_and_loses_no_audit_row() {
     eprintln!("rolling restart: {answered} calls answered, none failed");
 
     // Stop the replacements too, so every record is flushed, then count.
-    assert!(terminate(a2).success());
-    assert!(terminate(b2).success());
+    assert!(terminate(a2, REPLICA_STOP).success());
+    assert!(terminate(b2, REPLICA_STOP).success());
     let mut probe = Probe::open(&db.url);
     let rows = probe.scalar("SELECT count(*) FROM audit_events WHERE tool = 'read_invoice'");
     assert_eq!(

@@ -101,8 +101,9 @@ impl Reply {
     }
 }
 
-/// Reads one response from `s` (Content-Length framed).
-pub fn read_reply(s: &mut TcpStream, pending: &mut Vec<u8>) -> Reply {
+/// Reads one Content-Length framed message (request or response) from `s`: its head and
+/// body. `None` when the peer closed before a whole message arrived.
+pub fn read_message(s: &mut TcpStream, pending: &mut Vec<u8>) -> Option<(String, Vec<u8>)> {
     let mut tmp = [0u8; 8192];
     loop {
         if let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
@@ -118,18 +119,27 @@ pub fn read_reply(s: &mut TcpStream, pending: &mut Vec<u8>) -> Reply {
             if pending.len() >= end + 4 + len {
                 let body = pending[end + 4..end + 4 + len].to_vec();
                 pending.drain(..end + 4 + len);
-                let status = head[9..12].parse().unwrap();
-                return Reply { status, head, body };
+                return Some((head, body));
             }
         }
-        let n = s.read(&mut tmp).unwrap();
-        assert!(
-            n > 0,
-            "connection closed before a full response; got {:?}",
-            String::from_utf8_lossy(pending)
-        );
+        let n = s.read(&mut tmp).unwrap_or(0);
+        if n == 0 {
+            return None;
+        }
         pending.extend_from_slice(&tmp[..n]);
     }
+}
+
+/// Reads one response from `s` (Content-Length framed).
+pub fn read_reply(s: &mut TcpStream, pending: &mut Vec<u8>) -> Reply {
+    let Some((head, body)) = read_message(s, pending) else {
+        panic!(
+            "connection closed before a full response; got {:?}",
+            String::from_utf8_lossy(pending)
+        )
+    };
+    let status = head[9..12].parse().unwrap();
+    Reply { status, head, body }
 }
 
 pub fn raw(addr: SocketAddr, bytes: &[u8]) -> Reply {
@@ -248,5 +258,43 @@ impl Probe {
         self.rt
             .block_on(sqlx::query_scalar::<_, i64>(sql).fetch_one(conn))
             .unwrap()
+    }
+}
+
+/// Writes `text` to a fresh file `name` in a directory of its own under the system temp dir.
+pub fn temp_file(name: &str, text: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "intentgate-test-{}-{}",
+        std::process::id(),
+        closed_port()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Sends SIGTERM to `child` (the gateway's graceful stop).
+pub fn sigterm(child: &Child) {
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+}
+
+/// SIGTERM, then the exit status once the process stopped, which it must within `within`.
+pub fn terminate(mut gw: Gateway, within: Duration) -> std::process::ExitStatus {
+    sigterm(&gw.child);
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(s) = gw.child.try_wait().unwrap() {
+            return s;
+        }
+        assert!(Instant::now() < deadline, "did not stop after SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
