@@ -95,6 +95,17 @@ pub struct AdminState {
     pub policy_syntax: intentgate_shared::policy::Syntax,
     /// SHA-256 of the secret the data plane's relay presents (`X-IntentGate-Relay-Secret`).
     pub relay_secret: Option<[u8; 32]>,
+    /// What `GET /v1/admin/integrations` reports.
+    pub integrations: Integrations,
+}
+
+/// The fan-out targets whose state `GET /v1/admin/integrations` reports.
+#[derive(Debug, Default)]
+pub struct Integrations {
+    /// The SIEM forwarders.
+    pub forwarders: Vec<Arc<crate::siem::Status>>,
+    /// The webhook's shown URL and counters, when on.
+    pub webhook: Option<(String, Arc<crate::webhook::WebhookStats>)>,
 }
 
 /// The digest [`AdminState::relay_secret`] holds for a relay secret.
@@ -458,10 +469,9 @@ async fn tenants(
     Ok(axum::Json(json!({"tenants": list})))
 }
 
-/// `GET /v1/admin/integrations` (compat shape): the SIEM forwarders and their state. This build
-/// has none (configuring one stops startup, docs/STATUS.md), so each reports
-/// `configured: false`. Superadmin only; a tenant admin gets 403 (the Go gateway answered
-/// 401, as if the token were wrong).
+/// `GET /v1/admin/integrations` (compat shape plus buffer use, flush timings and the
+/// webhook): each SIEM forwarder's state. Superadmin only; a tenant admin gets 403 (the Go
+/// gateway answered 401, as if the token were wrong).
 async fn integrations(
     State(state): State<Arc<AdminState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -474,19 +484,11 @@ async fn integrations(
             "integrations are visible to the superadmin only",
         ));
     }
-    let list: Vec<Value> = ["splunk", "datadog", "sentinel"]
-        .into_iter()
-        .map(|name| {
-            json!({
-                "name": name,
-                "configured": false,
-                "last_flush_ts": "0001-01-01T00:00:00Z",
-                "total_events": 0,
-                "dropped_count": 0,
-            })
-        })
-        .collect();
-    Ok(axum::Json(json!({"integrations": list})))
+    let i = &state.integrations;
+    Ok(axum::Json(crate::siem::integrations_json(
+        &i.forwarders,
+        i.webhook.as_ref(),
+    )))
 }
 
 async fn approvals(

@@ -1,6 +1,6 @@
 //! The control plane: the admin API (`admin`), revocation persistence (`revocation`),
 //! approvals for the admin API and across replicas (`approvals`), propagation over
-//! LISTEN/NOTIFY (`notify`) and Postgres (`store`, the only module with SQL). The
+//! LISTEN/NOTIFY (`notify`), fan-out to webhooks (`webhook`) and SIEMs (`siem`), and Postgres (`store`, the only module with SQL). The
 //! `intentgate` binary (src/bin/intentgate) wires it to the data plane.
 
 pub mod admin;
@@ -12,5 +12,6 @@ pub mod metrics;
 pub mod notify;
 pub mod policies;
 pub mod revocation;
+pub mod siem;
 pub mod store;
 pub mod webhook;

@@ -34,6 +34,8 @@ pub struct Sources {
     pub snapshot: Arc<SnapshotCell>,
     /// Webhook delivery counters, when webhooks are on.
     pub webhook: Option<Arc<crate::webhook::WebhookStats>>,
+    /// The SIEM forwarders (empty when none is configured).
+    pub siem: Vec<Arc<crate::siem::Status>>,
 }
 
 /// The Prometheus text exposition (format 0.0.4) of every family.
@@ -114,6 +116,46 @@ pub fn render(s: &Sources) -> String {
             gauge(name, "counter", help, v.load(Ordering::Relaxed).to_string());
         }
     }
+    drop(gauge);
+    if !s.siem.is_empty() {
+        type Read = fn(&crate::siem::Status) -> u64;
+        let families: [(&str, &str, &str, Read); 4] = [
+            (
+                "intentgate_gateway_siem_delivered_total",
+                "counter",
+                "Audit records a SIEM receiver accepted.",
+                |st| st.delivered.load(Ordering::Relaxed),
+            ),
+            (
+                "intentgate_gateway_siem_retries_total",
+                "counter",
+                "SIEM batches sent again after a transient failure.",
+                |st| st.retried.load(Ordering::Relaxed),
+            ),
+            (
+                "intentgate_gateway_siem_dropped_total",
+                "counter",
+                "Audit records not forwarded: spool full or refused for good.",
+                |st| st.dropped.load(Ordering::Relaxed),
+            ),
+            (
+                "intentgate_gateway_siem_spool_events",
+                "gauge",
+                "Audit records waiting in a SIEM forwarder's spool.",
+                |st| st.spool.len() as u64,
+            ),
+        ];
+        for (name, kind, help, read) in families {
+            family(&mut out, name, kind, help);
+            for st in &s.siem {
+                let _ = writeln!(out, "{name}{{sink=\"{}\"}} {}", st.name, read(st));
+            }
+        }
+    }
+    let mut gauge = |name: &str, kind: &str, help: &str, value: String| {
+        family(&mut out, name, kind, help);
+        let _ = writeln!(out, "{name} {value}");
+    };
     gauge(
         "intentgate_gateway_snapshot_age_seconds",
         "gauge",

@@ -14,6 +14,14 @@ use crate::audit::redaction::Redaction;
 use crate::key_ring::KeyRing;
 use crate::policy::Syntax;
 
+mod otel;
+mod siem;
+
+pub use otel::Otel;
+use otel::read_otel;
+pub use siem::{Datadog, S3, Sentinel, SiemOptions, Splunk};
+use siem::{read_datadog, read_s3, read_sentinel, read_siem_options, read_splunk};
+
 /// A value that must never be printed: `Debug` and `Display` show `<redacted>`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -150,6 +158,12 @@ pub struct Config {
     pub datadog: Option<Datadog>,
     /// `INTENTGATE_SIEM_SENTINEL_*`.
     pub sentinel: Option<Sentinel>,
+    /// `INTENTGATE_SIEM_S3_*` and the `AWS_*` credentials.
+    pub s3: Option<S3>,
+    /// Batching and spool sizes shared by the SIEM forwarders.
+    pub siem: SiemOptions,
+    /// `OTEL_*`: trace export.
+    pub otel: Option<Otel>,
 }
 
 /// Webhook settings.
@@ -161,45 +175,6 @@ pub struct Webhook {
     pub secret: Option<Secret>,
     /// Event types to send (empty: all).
     pub events: Vec<String>,
-}
-
-/// Splunk HEC settings.
-#[derive(Debug, Clone)]
-pub struct Splunk {
-    /// HEC URL.
-    pub url: String,
-    /// HEC token.
-    pub token: Secret,
-    /// Index.
-    pub index: Option<String>,
-}
-
-/// Datadog Logs settings.
-#[derive(Debug, Clone)]
-pub struct Datadog {
-    /// API key.
-    pub api_key: Secret,
-    /// Site.
-    pub site: String,
-    /// Service name.
-    pub service: String,
-}
-
-/// Microsoft Sentinel settings.
-#[derive(Debug, Clone)]
-pub struct Sentinel {
-    /// Data collection endpoint URL.
-    pub dce_url: String,
-    /// Data collection rule id.
-    pub dcr_id: String,
-    /// Stream name.
-    pub stream: String,
-    /// Entra tenant id.
-    pub tenant_id: String,
-    /// Client id.
-    pub client_id: String,
-    /// Client secret.
-    pub client_secret: Secret,
 }
 
 /// One documented variable.
@@ -474,6 +449,121 @@ pub const VARIABLES: &[VarDoc] = &[
         name: "INTENTGATE_SIEM_SENTINEL_CLIENT_SECRET",
         default: "",
         help: "Sentinel client secret",
+    },
+    VarDoc {
+        name: "INTENTGATE_SIEM_SENTINEL_AUTHORITY_URL",
+        default: "https://login.microsoftonline.com",
+        help: "OAuth authority for the Sentinel client-credentials token (sovereign clouds)",
+    },
+    VarDoc {
+        name: "INTENTGATE_SIEM_DATADOG_URL",
+        default: "https://http-intake.logs.<site>/api/v2/logs",
+        help: "Datadog Logs intake URL; overrides the one derived from _SITE",
+    },
+    VarDoc {
+        name: "INTENTGATE_SIEM_S3_BUCKET",
+        default: "",
+        help: "S3 bucket for gzip NDJSON audit objects (needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)",
+    },
+    VarDoc {
+        name: "INTENTGATE_SIEM_S3_PREFIX",
+        default: "audit/",
+        help: "key prefix of the audit objects",
+    },
+    VarDoc {
+        name: "INTENTGATE_SIEM_S3_REGION",
+        default: "us-east-1",
+        help: "bucket region (signing scope); unset: AWS_REGION, else us-east-1",
+    },
+    VarDoc {
+        name: "INTENTGATE_SIEM_S3_KMS_KEY_ID",
+        default: "",
+        help: "KMS key id: objects are written with SSE-KMS",
+    },
+    VarDoc {
+        name: "INTENTGATE_SIEM_S3_GATEWAY_ID",
+        default: "gateway",
+        help: "this gateway's name in object keys (letters, digits, . _ -)",
+    },
+    VarDoc {
+        name: "INTENTGATE_SIEM_S3_ENDPOINT",
+        default: "",
+        help: "S3-compatible endpoint URL (MinIO, R2, ...); unset: AWS",
+    },
+    VarDoc {
+        name: "INTENTGATE_SIEM_S3_FORCE_PATH_STYLE",
+        default: "false",
+        help: "address the bucket in the path, not the host name (true|false)",
+    },
+    VarDoc {
+        name: "AWS_REGION",
+        default: "",
+        help: "region used when INTENTGATE_SIEM_S3_REGION is unset",
+    },
+    VarDoc {
+        name: "AWS_ACCESS_KEY_ID",
+        default: "",
+        help: "S3 forwarder access key id",
+    },
+    VarDoc {
+        name: "AWS_SECRET_ACCESS_KEY",
+        default: "",
+        help: "S3 forwarder secret key",
+    },
+    VarDoc {
+        name: "AWS_SESSION_TOKEN",
+        default: "",
+        help: "S3 forwarder session token (temporary credentials)",
+    },
+    VarDoc {
+        name: "INTENTGATE_SIEM_BATCH_SIZE",
+        default: "100",
+        help: "events per SIEM request (1-10000)",
+    },
+    VarDoc {
+        name: "INTENTGATE_SIEM_FLUSH_INTERVAL_MS",
+        default: "5000",
+        help: "longest wait before a partial SIEM batch is sent (ms, >= 10)",
+    },
+    VarDoc {
+        name: "INTENTGATE_SIEM_SPOOL_EVENTS",
+        default: "100000",
+        help: "events each SIEM forwarder holds while its receiver is down; beyond it new events are dropped and counted",
+    },
+    VarDoc {
+        name: "OTEL_EXPORTER_OTLP_ENDPOINT",
+        default: "",
+        help: "OTLP/HTTP collector base URL (traces go to <url>/v1/traces); unset: no traces",
+    },
+    VarDoc {
+        name: "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        default: "",
+        help: "full OTLP/HTTP traces URL; overrides OTEL_EXPORTER_OTLP_ENDPOINT",
+    },
+    VarDoc {
+        name: "OTEL_EXPORTER_OTLP_PROTOCOL",
+        default: "http/json",
+        help: "http/json (the only protocol this build speaks)",
+    },
+    VarDoc {
+        name: "OTEL_EXPORTER_OTLP_HEADERS",
+        default: "",
+        help: "key=value,... headers sent to the collector (treated as secret)",
+    },
+    VarDoc {
+        name: "OTEL_TRACES_SAMPLER",
+        default: "parentbased_always_on",
+        help: "always_on | always_off | traceidratio | parentbased_always_on | parentbased_always_off | parentbased_traceidratio",
+    },
+    VarDoc {
+        name: "OTEL_TRACES_SAMPLER_ARG",
+        default: "1.0",
+        help: "sampling ratio for the traceidratio samplers (0.0-1.0)",
+    },
+    VarDoc {
+        name: "OTEL_SERVICE_NAME",
+        default: "intentgate-gateway",
+        help: "service.name of the exported spans",
     },
 ];
 
@@ -816,18 +906,11 @@ impl Config {
             budget_tenant_per_hour: r.opt_u64("INTENTGATE_BUDGET_TENANT_PER_HOUR", 1),
             webhook: read_webhook(&mut r),
             splunk: read_splunk(&mut r),
-            datadog: r
-                .secret("INTENTGATE_SIEM_DATADOG_API_KEY")
-                .map(|api_key| Datadog {
-                    api_key,
-                    site: r
-                        .raw("INTENTGATE_SIEM_DATADOG_SITE")
-                        .unwrap_or_else(|| "datadoghq.com".into()),
-                    service: r
-                        .raw("INTENTGATE_SIEM_DATADOG_SERVICE")
-                        .unwrap_or_else(|| "intentgate-gateway".into()),
-                }),
+            datadog: read_datadog(&mut r),
             sentinel: read_sentinel(&mut r),
+            s3: read_s3(&mut r),
+            siem: read_siem_options(&mut r),
+            otel: read_otel(&mut r),
             keys: keys.unwrap_or_else(|| {
                 KeyRing::single(crate::key_ring::MasterKey::from_bytes(&[0; 32]))
             }),
@@ -899,71 +982,6 @@ fn read_webhook<F: Fn(&str) -> Option<String>>(r: &mut Reader<F>) -> Option<Webh
         url,
         secret,
         events,
-    })
-}
-
-fn read_splunk<F: Fn(&str) -> Option<String>>(r: &mut Reader<F>) -> Option<Splunk> {
-    let url = r.url("INTENTGATE_SIEM_SPLUNK_URL");
-    let token = r.secret("INTENTGATE_SIEM_SPLUNK_TOKEN");
-    let index = r.raw("INTENTGATE_SIEM_SPLUNK_INDEX");
-    match (url, token) {
-        (Some(url), Some(token)) => Some(Splunk { url, token, index }),
-        (None, None) => None,
-        (Some(_), None) => {
-            r.fail(
-                "INTENTGATE_SIEM_SPLUNK_TOKEN",
-                "required when INTENTGATE_SIEM_SPLUNK_URL is set".into(),
-            );
-            None
-        }
-        (None, Some(_)) => {
-            if r.raw("INTENTGATE_SIEM_SPLUNK_URL").is_none() {
-                r.fail(
-                    "INTENTGATE_SIEM_SPLUNK_URL",
-                    "required when INTENTGATE_SIEM_SPLUNK_TOKEN is set".into(),
-                );
-            }
-            None
-        }
-    }
-}
-
-fn read_sentinel<F: Fn(&str) -> Option<String>>(r: &mut Reader<F>) -> Option<Sentinel> {
-    const VARS: [&str; 6] = [
-        "INTENTGATE_SIEM_SENTINEL_DCE_URL",
-        "INTENTGATE_SIEM_SENTINEL_DCR_ID",
-        "INTENTGATE_SIEM_SENTINEL_STREAM",
-        "INTENTGATE_SIEM_SENTINEL_TENANT_ID",
-        "INTENTGATE_SIEM_SENTINEL_CLIENT_ID",
-        "INTENTGATE_SIEM_SENTINEL_CLIENT_SECRET",
-    ];
-    let values: Vec<Option<String>> = VARS.iter().map(|v| r.raw(v)).collect();
-    if values.iter().all(Option::is_none) {
-        return None;
-    }
-    let mut ok = true;
-    for (var, value) in VARS.iter().zip(&values) {
-        if value.is_none() {
-            r.fail(
-                var,
-                "required when any INTENTGATE_SIEM_SENTINEL_* variable is set".into(),
-            );
-            ok = false;
-        }
-    }
-    let dce_url = r.url("INTENTGATE_SIEM_SENTINEL_DCE_URL");
-    let [_, dcr_id, stream, tenant_id, client_id, secret] =
-        <[Option<String>; 6]>::try_from(values).ok()?;
-    if !ok {
-        return None;
-    }
-    Some(Sentinel {
-        dce_url: dce_url?,
-        dcr_id: dcr_id?,
-        stream: stream?,
-        tenant_id: tenant_id?,
-        client_id: client_id?,
-        client_secret: Secret(secret?),
     })
 }
 

@@ -12,6 +12,7 @@ pub mod policy;
 pub mod snapshot;
 pub mod timestamp;
 pub mod token;
+pub mod trace;
 
 /// Version string reported by `/healthz` and `--version`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

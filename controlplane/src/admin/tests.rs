@@ -77,6 +77,7 @@ impl Harness {
             policies,
             policy_syntax: intentgate_shared::policy::Syntax::V1,
             relay_secret: Some(relay_secret_digest("relay-s3cret")),
+            integrations: Default::default(),
         });
         let app = router(Arc::clone(&state))
             .unwrap()

@@ -15,7 +15,7 @@ use intentgate_controlplane::chain_writer::{self, WriterOptions, WriterStats};
 use intentgate_controlplane::checkpoint::Signer;
 use intentgate_controlplane::policies::{PolicyManager, PolicyStore};
 use intentgate_controlplane::revocation::{self, RevocationStore};
-use intentgate_controlplane::{metrics, notify, store, webhook};
+use intentgate_controlplane::{metrics, notify, siem, store, webhook};
 use intentgate_dataplane::approvals::ApprovalQueue;
 use intentgate_dataplane::audit_ring::{self, AuditCounters, AuditSink, CommitWatch, MemorySink};
 use intentgate_dataplane::budget::Budget;
@@ -39,9 +39,6 @@ fn refuse_unsupported(cfg: &Config) -> Result<()> {
     let mut missing = Vec::new();
     if cfg.redis_url.is_some() {
         missing.push("INTENTGATE_REDIS_URL (budgets are kept in process, exact across cores)");
-    }
-    if cfg.splunk.is_some() || cfg.datadog.is_some() || cfg.sentinel.is_some() {
-        missing.push("SIEM forwarding");
     }
     if missing.is_empty() {
         Ok(())
@@ -268,6 +265,14 @@ fn run(plan: Plan, banner: impl FnOnce(&server::Running, Option<SocketAddr>)) ->
         }
         _ => sink,
     };
+    let siem = {
+        let _in_runtime = rt.enter();
+        siem::start(&cfg, &replica).context("INTENTGATE_SIEM_*: cannot build the HTTP client")?
+    };
+    let sink: Box<dyn AuditSink> = match &siem {
+        Some(siem) => Box::new(siem.tap(sink)),
+        None => sink,
+    };
     rt.spawn(report_refusals(Arc::clone(&counters)));
     // One ring per data plane core, plus one for the control plane's admin events.
     let (mut producers, drain) = audit_ring::start(threads + 1, sink, Arc::clone(&counters));
@@ -296,6 +301,17 @@ fn run(plan: Plan, banner: impl FnOnce(&server::Running, Option<SocketAddr>)) ->
         policies: policies.clone(),
         policy_syntax: cfg.policy_syntax,
         relay_secret: Some(admin::relay_secret_digest(&relay_secret)),
+        integrations: admin::Integrations {
+            forwarders: siem
+                .as_ref()
+                .map(|s| s.statuses.clone())
+                .unwrap_or_default(),
+            webhook: cfg
+                .webhook
+                .as_ref()
+                .zip(webhook_stats.clone())
+                .map(|(w, stats)| (siem::display_url(&w.url), stats)),
+        },
     });
     let (admin_addr, admin_stop) = match admin::router(state) {
         Some(app) => {
@@ -367,6 +383,10 @@ fn run(plan: Plan, banner: impl FnOnce(&server::Running, Option<SocketAddr>)) ->
             approvals: approvals.clone(),
             snapshot: Arc::clone(&shared.snapshot),
             webhook: webhook_stats.clone(),
+            siem: siem
+                .as_ref()
+                .map(|s| s.statuses.clone())
+                .unwrap_or_default(),
         });
         let (addr, stop) = rt
             .block_on(metrics::serve(cfg.metrics_addr, sources))
@@ -418,6 +438,18 @@ fn run(plan: Plan, banner: impl FnOnce(&server::Running, Option<SocketAddr>)) ->
                     .persisted
                     .load(std::sync::atomic::Ordering::Relaxed),
                 "audit writer could not finish within 10s (Postgres unreachable?): the records it still held are not persisted"
+            );
+        }
+    }
+    if let Some(siem) = siem {
+        // The drain has handed over its last records: give the forwarders a bounded time to
+        // send what they hold (their receivers may be down).
+        let unsent = rt.block_on(siem.shutdown(Duration::from_secs(10)));
+        for (sink, events) in unsent {
+            tracing::error!(
+                sink,
+                events,
+                "siem forwarder could not send everything within 10s: these records are not forwarded"
             );
         }
     }
