@@ -16,12 +16,6 @@ use serde_json::json;
 mod support;
 use support::*;
 
-const POLICY: &str = r#"package intentgate.policy
-import rego.v1
-default decision := {"allow": false, "reason": "read-only policy"}
-decision := {"allow": true, "reason": "read"} if input.tool == "read_invoice"
-"#;
-
 fn scrape(addr: SocketAddr) -> String {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -106,7 +100,7 @@ fn samples(text: &str) -> HashMap<String, f64> {
 
 #[test]
 fn metrics_are_valid_prometheus_text_and_count_every_call() {
-    let policy = temp_file("policy.rego", POLICY);
+    let policy = temp_file("policy.rego", READ_ONLY_POLICY);
     let metrics_addr: SocketAddr = format!("127.0.0.1:{}", closed_port()).parse().unwrap();
     let gw = spawn(
         "serve",
@@ -428,15 +422,6 @@ fn receiver() -> (SocketAddr, Seen) {
     (addr, seen)
 }
 
-fn header<'a>(head: &'a str, name: &str) -> &'a str {
-    head.lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case(name).then(|| v.trim())
-        })
-        .unwrap_or_else(|| panic!("no {name} in {head}"))
-}
-
 fn hmac_hex(key: &[u8], msg: &[u8]) -> String {
     let tag = ring::hmac::sign(&ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key), msg);
     tag.as_ref().iter().map(|b| format!("{b:02x}")).collect()
@@ -444,7 +429,7 @@ fn hmac_hex(key: &[u8], msg: &[u8]) -> String {
 
 #[test]
 fn webhooks_are_signed_retried_and_counted() {
-    let policy = temp_file("policy.rego", POLICY);
+    let policy = temp_file("policy.rego", READ_ONLY_POLICY);
     let (hook, seen) = receiver();
     let secret = "ab".repeat(32);
     let metrics_addr: SocketAddr = format!("127.0.0.1:{}", closed_port()).parse().unwrap();

@@ -15,6 +15,13 @@ use intentgate_shared::timestamp::Timestamp;
 use intentgate_shared::token::{Caveat, MintRequest, Token};
 use serde_json::{Value, json};
 
+/// Allows `read_invoice`, denies every other tool.
+pub const READ_ONLY_POLICY: &str = r#"package intentgate.policy
+import rego.v1
+default decision := {"allow": false, "reason": "read-only policy"}
+decision := {"allow": true, "reason": "read"} if input.tool == "read_invoice"
+"#;
+
 pub const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
 
 pub struct Gateway {
@@ -297,4 +304,95 @@ pub fn terminate(mut gw: Gateway, within: Duration) -> std::process::ExitStatus 
         assert!(Instant::now() < deadline, "did not stop after SIGTERM");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// One request a [`Receiver`] took, and the status it answered.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: String,
+    pub target: String,
+    pub head: String,
+    pub body: Vec<u8>,
+    pub status: u16,
+}
+
+impl Recorded {
+    pub fn header(&self, name: &str) -> &str {
+        header(&self.head, name)
+    }
+}
+
+/// An HTTP receiver on loopback that answers each request as `answer(request, nth)`
+/// decides (`nth` counts the requests before it) and records it.
+pub struct Receiver {
+    pub addr: SocketAddr,
+    pub seen: std::sync::Arc<std::sync::Mutex<Vec<Recorded>>>,
+}
+
+impl Receiver {
+    pub fn start(
+        answer: impl Fn(&Recorded, usize) -> (u16, String) + Send + Sync + 'static,
+    ) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen: std::sync::Arc<std::sync::Mutex<Vec<Recorded>>> = Default::default();
+        let log = std::sync::Arc::clone(&seen);
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut s) = stream else { return };
+                let Some((head, body)) = read_message(&mut s, &mut Vec::new()) else {
+                    continue;
+                };
+                let mut words = head.split_whitespace();
+                let method = words.next().unwrap_or("").to_owned();
+                let target = words.next().unwrap_or("").to_owned();
+                let mut req = Recorded {
+                    method,
+                    target,
+                    head,
+                    body,
+                    status: 0,
+                };
+                let mut l = log.lock().unwrap();
+                let (status, reply) = answer(&req, l.len());
+                req.status = status;
+                l.push(req);
+                drop(l);
+                let _ = s.write_all(
+                    format!(
+                        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",
+                        reply.len()
+                    )
+                    .as_bytes(),
+                );
+            }
+        });
+        Self { addr, seen }
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+/// A header's value in a message head (case-insensitive name); panics when absent.
+pub fn header<'a>(head: &'a str, name: &str) -> &'a str {
+    head.lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+        .unwrap_or_else(|| panic!("no {name} in {head}"))
+}
+
+/// Polls `cond` every 50 ms for up to `within`.
+pub fn wait_until(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    cond()
 }
