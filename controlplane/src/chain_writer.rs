@@ -75,6 +75,8 @@ pub struct WriterOptions {
     pub watch: Option<Arc<CommitWatch>>,
     /// Signs a checkpoint of every chain head each batch moves.
     pub signer: Option<Arc<Signer>>,
+    /// Exports an `audit.insert` span for each sampled call's committed record.
+    pub trace: Option<crate::otlp::Exporter>,
 }
 
 /// A sink for the drain thread and the writer task to spawn on the control plane runtime.
@@ -88,7 +90,7 @@ pub fn start(
         tx,
         stdout: options.stdout,
     };
-    (sink, run(pool, rx, stats, options.watch, options.signer))
+    (sink, run(pool, rx, stats, options))
 }
 
 /// Tells `watch` that the first `n` records of `tags` are committed.
@@ -129,11 +131,16 @@ async fn run(
     pool: PgPool,
     mut rx: mpsc::Receiver<Batch>,
     stats: Arc<WriterStats>,
-    watch: Option<Arc<CommitWatch>>,
-    signer: Option<Arc<Signer>>,
+    options: WriterOptions,
 ) {
+    let WriterOptions {
+        watch,
+        signer,
+        trace,
+        ..
+    } = options;
     if watch.is_some() {
-        return commit_loop(pool, rx, stats, watch, signer).await;
+        return commit_loop(pool, rx, stats, watch, signer, trace).await;
     }
     let mut senders = Vec::with_capacity(WRITERS);
     let mut writers = Vec::with_capacity(WRITERS);
@@ -145,6 +152,7 @@ async fn run(
             Arc::clone(&stats),
             None,
             signer.clone(),
+            trace.clone(),
         );
         writers.push(tokio::spawn(task));
         senders.push(tx);
@@ -173,7 +181,14 @@ async fn commit_loop(
     stats: Arc<WriterStats>,
     watch: Option<Arc<CommitWatch>>,
     signer: Option<Arc<Signer>>,
+    trace: Option<crate::otlp::Exporter>,
 ) {
+    let mut ids = intentgate_shared::trace::IdGen::seeded({
+        use std::hash::{BuildHasher as _, Hasher as _};
+        std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish()
+    });
     let mut pending: Vec<AuditEvent> = Vec::with_capacity(MAX_BATCH);
     // Producer of each pending record (empty when the feeder did not tag them).
     let mut tags: Vec<u16> = Vec::with_capacity(MAX_BATCH);
@@ -199,6 +214,7 @@ async fn commit_loop(
         let n = pending.len().min(MAX_BATCH);
         let mut delay = Duration::from_millis(20);
         loop {
+            let begun = intentgate_shared::trace::now_ns();
             let append = sql::append_signed(&pool, &pending[..n], signer.as_deref());
             let result = tokio::time::timeout(APPEND_TIMEOUT, append)
                 .await
@@ -209,6 +225,18 @@ async fn commit_loop(
                     stats.batches.fetch_add(1, Ordering::Relaxed);
                     // The runbook's chain-advance event, one per committed batch.
                     tracing::debug!(rows = n, "audit.insert");
+                    if let Some(exporter) = &trace {
+                        let ended = intentgate_shared::trace::now_ns();
+                        for t in pending[..n].iter().filter_map(|e| e.trace.as_deref()) {
+                            exporter.offer(vec![crate::otlp::insert_span(
+                                t,
+                                ids.span_id(),
+                                begun,
+                                ended,
+                                n,
+                            )]);
+                        }
+                    }
                     pending.drain(..n);
                     let done = n.min(tags.len());
                     report(watch.as_deref(), &tags[..done]);

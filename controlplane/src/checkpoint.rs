@@ -161,6 +161,7 @@ fn row_from_line(line: &str) -> Result<(i64, Option<i64>, ChainedEvent), String>
             .and_then(serde_json::Value::as_bool)
             .unwrap_or(false),
         elevation_id: text(&v, "elevation_id"),
+        trace: None,
     };
     let id = v
         .get("id")

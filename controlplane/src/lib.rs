@@ -1,6 +1,6 @@
 //! The control plane: the admin API (`admin`), revocation persistence (`revocation`),
 //! approvals for the admin API and across replicas (`approvals`), propagation over
-//! LISTEN/NOTIFY (`notify`), fan-out to webhooks (`webhook`) and SIEMs (`siem`), and Postgres (`store`, the only module with SQL). The
+//! LISTEN/NOTIFY (`notify`), fan-out to webhooks (`webhook`), SIEMs (`siem`) and trace collectors (`otlp`), and Postgres (`store`, the only module with SQL). The
 //! `intentgate` binary (src/bin/intentgate) wires it to the data plane.
 
 pub mod admin;
@@ -10,6 +10,7 @@ pub mod checkpoint;
 pub mod dry_run;
 pub mod metrics;
 pub mod notify;
+pub mod otlp;
 pub mod policies;
 pub mod revocation;
 pub mod siem;

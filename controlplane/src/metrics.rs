@@ -36,6 +36,8 @@ pub struct Sources {
     pub webhook: Option<Arc<crate::webhook::WebhookStats>>,
     /// The SIEM forwarders (empty when none is configured).
     pub siem: Vec<Arc<crate::siem::Status>>,
+    /// Trace export counters, when traces are on.
+    pub traces: Option<Arc<crate::otlp::OtlpStats>>,
 }
 
 /// The Prometheus text exposition (format 0.0.4) of every family.
@@ -156,6 +158,20 @@ pub fn render(s: &Sources) -> String {
         family(&mut out, name, kind, help);
         let _ = writeln!(out, "{name} {value}");
     };
+    if let Some(t) = &s.traces {
+        gauge(
+            "intentgate_gateway_trace_spans_exported_total",
+            "counter",
+            "Spans the OTLP collector accepted.",
+            t.exported.load(Ordering::Relaxed).to_string(),
+        );
+        gauge(
+            "intentgate_gateway_trace_spans_dropped_total",
+            "counter",
+            "Spans not exported: buffer full or the collector failed.",
+            t.dropped.load(Ordering::Relaxed).to_string(),
+        );
+    }
     gauge(
         "intentgate_gateway_snapshot_age_seconds",
         "gauge",

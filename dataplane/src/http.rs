@@ -67,6 +67,8 @@ pub struct Head {
     pub forwarded_for: Option<Range<usize>>,
     /// `X-IntentGate-Elevation-Id` value (relayed to the admin API).
     pub elevation_id: Option<Range<usize>>,
+    /// `traceparent` value (W3C trace context).
+    pub traceparent: Option<Range<usize>>,
     /// `Expect: 100-continue` was sent.
     pub expect_continue: bool,
     /// Body framing.
@@ -187,6 +189,8 @@ pub fn parse_head(buf: &[u8], max_body: usize) -> Result<Option<(Head, usize)>, 
             head.forwarded_for = Some(range_of(buf, value));
         } else if name.eq_ignore_ascii_case("x-intentgate-elevation-id") {
             head.elevation_id = Some(range_of(buf, value));
+        } else if name.eq_ignore_ascii_case("traceparent") {
+            head.traceparent = Some(range_of(buf, value));
         } else if name.eq_ignore_ascii_case("expect") {
             if !value.eq_ignore_ascii_case(b"100-continue") {
                 return Err(HttpError::new(417, "unsupported Expect header"));

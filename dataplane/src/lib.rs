@@ -4,7 +4,8 @@
 //!
 //! Module map: `http` (sans-IO framing), `jsonrpc` (borrowed envelopes), `pipeline` (the
 //! checks), `budget` (cross-core counters), `audit_ring` (the handoff to the chain writer),
-//! `upstream` (the per-core keep-alive client) and `socket_peek` (its one `unsafe` call).
+//! `upstream` (the per-core keep-alive client), `socket_peek` (its one `unsafe` call),
+//! `metrics` (per-core single-writer counters) and `stages` (check timing and sampled spans).
 //! It depends on nothing async besides monoio (checked by `tests/tests/architecture.rs`).
 
 pub mod approvals;
@@ -18,4 +19,5 @@ pub mod metrics;
 pub mod pipeline;
 pub mod server;
 pub mod socket_peek;
+pub mod stages;
 pub mod upstream;

@@ -66,6 +66,11 @@ impl Histogram {
         self.sum_ns
             .add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
     }
+
+    /// Observations so far.
+    pub fn count(&self) -> u64 {
+        self.count.get()
+    }
 }
 
 /// `route` label values of the data plane.
@@ -78,6 +83,9 @@ pub const STATUSES: [&str; 5] = ["2xx", "3xx", "4xx", "5xx", "unknown"];
 pub const OUTCOMES: [&str; 4] = ["success", "timeout", "transport", "upstream_http"];
 /// `check` label values, in pipeline order.
 pub const CHECKS: [&str; 4] = ["capability", "intent", "policy", "budget"];
+/// `result` label values of revocation lookups (the Go gateway's `error` cannot happen: the
+/// set is in memory).
+pub const REVOCATION_RESULTS: [&str; 2] = ["revoked", "not_revoked"];
 /// `decision` label values of a check.
 pub const DECISIONS: [&str; 3] = ["allow", "block", "skip"];
 
@@ -115,6 +123,12 @@ pub struct CoreMetrics {
     pub upstream: [Counter; OUTCOMES.len()],
     /// Forward time by outcome.
     pub upstream_duration: [Histogram; OUTCOMES.len()],
+    /// Time spent in each check, by check.
+    pub check_duration: [Histogram; CHECKS.len()],
+    /// Revocation lookups by result ([`REVOCATION_RESULTS`]).
+    pub revocation_lookups: [Counter; REVOCATION_RESULTS.len()],
+    /// Revocation lookup time.
+    pub revocation_duration: Histogram,
 }
 
 impl CoreMetrics {
@@ -123,6 +137,13 @@ impl CoreMetrics {
     pub fn request(&self, route: usize, method: usize, status: usize, took: Duration) {
         self.http_requests[route][method][status].inc();
         self.http_duration[route][method].observe(took);
+    }
+
+    /// Records one revocation lookup.
+    #[inline]
+    pub fn revocation(&self, revoked: bool, took: Duration) {
+        self.revocation_lookups[usize::from(!revoked)].inc();
+        self.revocation_duration.observe(took);
     }
 
     /// Records one upstream forward.
@@ -264,6 +285,47 @@ impl Metrics {
         }
         family(
             out,
+            "intentgate_gateway_check_duration_seconds",
+            "histogram",
+            "Time spent in each check of a tool call.",
+        );
+        for (c, check) in CHECKS.iter().enumerate() {
+            let hists: Vec<&Histogram> = self.cores.iter().map(|k| &k.check_duration[c]).collect();
+            histogram(
+                out,
+                "intentgate_gateway_check_duration_seconds",
+                &format!("check=\"{check}\""),
+                &hists,
+            );
+        }
+        family(
+            out,
+            "intentgate_gateway_revocation_lookups_total",
+            "counter",
+            "Revocation lookups of presented tokens, by result.",
+        );
+        for (r, result) in REVOCATION_RESULTS.iter().enumerate() {
+            let v = sum(&|c| c.revocation_lookups[r].get());
+            let _ = writeln!(
+                out,
+                "intentgate_gateway_revocation_lookups_total{{result=\"{result}\"}} {v}"
+            );
+        }
+        family(
+            out,
+            "intentgate_gateway_revocation_lookup_duration_seconds",
+            "histogram",
+            "Revocation lookup time (an in-memory set of the snapshot).",
+        );
+        let hists: Vec<&Histogram> = self.cores.iter().map(|k| &k.revocation_duration).collect();
+        histogram(
+            out,
+            "intentgate_gateway_revocation_lookup_duration_seconds",
+            "",
+            &hists,
+        );
+        family(
+            out,
             "intentgate_gateway_check_decisions_total",
             "counter",
             "Check outcomes of tool calls (a call stopped at a check passed the ones before it).",
@@ -303,15 +365,24 @@ fn histogram(out: &mut String, name: &str, labels: &str, parts: &[&Histogram]) {
     if count == 0 {
         return;
     }
+    let sep = if labels.is_empty() { "" } else { "," };
+    let plain = if labels.is_empty() {
+        String::new()
+    } else {
+        format!("{{{labels}}}")
+    };
     let mut cumulative = 0;
     for (i, bound) in LATENCY_BOUNDS.iter().enumerate() {
         cumulative += parts.iter().map(|h| h.buckets[i].get()).sum::<u64>();
-        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{bound}\"}} {cumulative}");
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {cumulative}"
+        );
     }
-    let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {count}");
+    let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
     let sum_ns: u64 = parts.iter().map(|h| h.sum_ns.get()).sum();
-    let _ = writeln!(out, "{name}_sum{{{labels}}} {}", sum_ns as f64 / 1e9);
-    let _ = writeln!(out, "{name}_count{{{labels}}} {count}");
+    let _ = writeln!(out, "{name}_sum{plain} {}", sum_ns as f64 / 1e9);
+    let _ = writeln!(out, "{name}_count{plain} {count}");
 }
 
 #[cfg(test)]

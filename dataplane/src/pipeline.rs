@@ -50,6 +50,12 @@ pub struct Core {
     version: u64,
     tokens: HashMap<Box<[u8]>, Arc<VerifiedToken>, RandomState>,
     evaluators: HashMap<usize, Evaluator>,
+    /// The last revocation lookup: revoked, and how long it took (read by the server for
+    /// metrics).
+    pub revocation: Option<(bool, std::time::Duration)>,
+    /// When the last policy evaluation finished (the server splits policy from budget
+    /// time with it).
+    pub policy_done: Option<std::time::Instant>,
 }
 
 impl std::fmt::Debug for Core {
@@ -164,6 +170,8 @@ impl Core {
             version: 0,
             tokens: HashMap::default(),
             evaluators: HashMap::new(),
+            revocation: None,
+            policy_done: None,
         }
     }
 
@@ -256,9 +264,11 @@ impl Core {
         event.capability_token_id.clone_from(&claims.jti);
         event.root_capability_token_id.clone_from(&claims.root_jti);
         event.caveat_count = v.token.caveats.len() as i64;
-        if snap.revoked.is_revoked(&claims.jti, &claims.tenant)
-            || snap.revoked.is_revoked(&claims.root_jti, &claims.tenant)
-        {
+        let lookup = std::time::Instant::now();
+        let revoked = snap.revoked.is_revoked(&claims.jti, &claims.tenant)
+            || snap.revoked.is_revoked(&claims.root_jti, &claims.tenant);
+        self.revocation = Some((revoked, lookup.elapsed()));
+        if revoked {
             return Err("token revoked".into());
         }
         let now = call.now.unix_seconds();
@@ -413,6 +423,7 @@ impl Core {
             .entry(policy.id())
             .or_insert_with(|| policy.evaluator())
             .evaluate(input);
+        self.policy_done = Some(std::time::Instant::now());
         event.requires_step_up = decision.requires_step_up;
         if decision.escalate {
             return Finished::Escalated(Box::new(Escalation {

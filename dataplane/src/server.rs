@@ -20,6 +20,7 @@ use intentgate_shared::audit::{AuditEvent, Check, Decision};
 use intentgate_shared::cpu_list;
 use intentgate_shared::snapshot::{Snapshot, SnapshotCell};
 use intentgate_shared::timestamp::Timestamp;
+use intentgate_shared::trace::IdGen;
 
 use crate::approvals::{self, ApprovalQueue, PendingRequest};
 use crate::audit_ring::{AuditProducer, CommitWatch, Reservation};
@@ -30,6 +31,7 @@ use crate::jsonrpc::{self, RpcError, code};
 use crate::pipeline::{
     self, Call, Core, Escalation, Finished, IntentOutcome, Settings, Verdict, VerifiedToken,
 };
+use crate::stages::{self, Stages};
 use crate::upstream::{Upstream, UpstreamTarget};
 
 /// Everything the workers need, fixed at startup.
@@ -69,6 +71,8 @@ pub struct ServerConfig {
     pub approval_timeout: Duration,
     /// `/healthz` answers 503 when the snapshot is older than this (None: no bound).
     pub max_staleness: Option<Duration>,
+    /// Which calls record trace spans (None: tracing off).
+    pub trace_sampler: Option<intentgate_shared::trace::Sampler>,
 }
 
 impl ServerConfig {
@@ -91,6 +95,7 @@ impl ServerConfig {
             admin_relay_secret: None,
             approval_timeout: Duration::from_secs(300),
             max_staleness: None,
+            trace_sampler: None,
         }
     }
 }
@@ -280,6 +285,8 @@ struct Worker {
     open: Cell<usize>,
     /// This worker's index into `shared.metrics`.
     index: usize,
+    /// Trace and span ids for sampled calls.
+    ids: RefCell<IdGen>,
 }
 
 impl Worker {
@@ -304,6 +311,12 @@ impl Worker {
             scratch: jsonrpc::ScratchPool::default(),
             open: Cell::new(0),
             index,
+            ids: RefCell::new(IdGen::seeded({
+                use std::hash::{BuildHasher as _, Hasher as _};
+                std::collections::hash_map::RandomState::new()
+                    .build_hasher()
+                    .finish()
+            })),
         })
     }
 
@@ -740,8 +753,10 @@ impl Worker {
     }
 
     /// The four checks, consulting the intent extractor between capability and policy.
-    async fn decide(&self, snap: &Snapshot, call: &Call<'_>) -> Verdict {
+    /// The four checks of a `tools/call`, each timed on `stages`.
+    async fn decide(&self, snap: &Snapshot, call: &Call<'_>, stages: &mut Stages) -> Verdict {
         let settings = &self.config.settings;
+        let metrics = self.shared.metrics.core(self.index);
         if self.stale() {
             // A revocation made elsewhere may be missing: refuse rather than guess.
             let mut event = AuditEvent::new(call.now, Decision::Block, call.tool);
@@ -749,11 +764,13 @@ impl Worker {
             let reason = STALE.to_string();
             return capability_denied(event, reason);
         }
-        let passed = match self
+        let capability = self
             .core
             .borrow_mut()
-            .capability_stage(snap, settings, call)
-        {
+            .capability_stage(snap, settings, call);
+        stages.end(stages::CAPABILITY, metrics);
+        self.record_revocation_lookup();
+        let passed = match capability {
             Ok(p) => p,
             Err(v) => return *v,
         };
@@ -767,7 +784,9 @@ impl Worker {
                     .token
                     .as_ref()
                     .map_or("", |t| t.token.claims.sub.as_str());
-                self.extract(extractor, prompt, tenant, agent).await
+                let outcome = self.extract(extractor, prompt, tenant, agent).await;
+                stages.end(stages::INTENT, metrics);
+                outcome
             }
             _ => IntentOutcome::NotConsulted,
         };
@@ -779,10 +798,45 @@ impl Worker {
             passed,
             outcome,
         );
-        match verdict {
-            Finished::Escalated(esc) => self.escalate(call, esc).await,
-            Finished::Done(v) => v,
+        if let Some(t) = self.core.borrow_mut().policy_done.take() {
+            stages.end_at(stages::POLICY, t, metrics);
         }
+        match verdict {
+            Finished::Escalated(esc) => {
+                let v = self.escalate(call, esc).await;
+                stages.end(stages::APPROVAL, metrics);
+                v
+            }
+            Finished::Done(v) => {
+                let reached_budget = match &v {
+                    Verdict::Allow { .. } => true,
+                    Verdict::Deny { event, .. } => event.check == Check::Budget.as_str(),
+                };
+                if reached_budget {
+                    stages.end(stages::BUDGET, metrics);
+                }
+                v
+            }
+        }
+    }
+
+    fn record_revocation_lookup(&self) {
+        if let Some((revoked, took)) = self.core.borrow_mut().revocation.take() {
+            self.shared
+                .metrics
+                .core(self.index)
+                .revocation(revoked, took);
+        }
+    }
+
+    /// A call's stage clock, sampled for tracing as the configured sampler decides.
+    fn stages(&self, buf: &[u8], head: &Head, started: Instant) -> Stages {
+        Stages::begin(
+            started,
+            self.config.trace_sampler.as_ref(),
+            head.traceparent.clone().map(|r| &buf[r]),
+            &mut self.ids.borrow_mut(),
+        )
     }
 
     /// Why a token that passed before an approval wait may no longer be used, if it may not.
@@ -1010,6 +1064,7 @@ impl Worker {
                 &self.config.settings,
                 &self.call(buf, head, req.method, None, remote),
             );
+            self.record_revocation_lookup();
             match verdict {
                 Verdict::Deny { error, event } => {
                     return self.respond_denied(
@@ -1049,23 +1104,29 @@ impl Worker {
         let Some(slot) = self.audit.borrow_mut().reserve() else {
             return audit_full(out, close);
         };
+        let mut stages = self.stages(buf, head, started);
         let verdict = self
             .decide(
                 &snap,
                 &self.call(buf, head, call.name, call.arguments.as_ref(), remote),
+                &mut stages,
             )
             .await;
         match verdict {
             Verdict::Deny { error, mut event } => {
                 event.latency_ms = elapsed_ms(started);
+                stages.finish(&mut event);
                 self.respond_denied(slot, req.id, &error, event, notification, close, out)
             }
             Verdict::Allow { mut event } => {
                 let Some(record) = self.before_forward(slot, &event).await else {
                     return audit_unconfirmed(out);
                 };
-                let forwarded = self.forward_call(&req, body, &mut event, started).await;
+                let forwarded = self
+                    .forward_call(&req, body, &mut event, started, &mut stages)
+                    .await;
                 event.latency_ms = elapsed_ms(started);
+                stages.finish(&mut event);
                 self.after_forward(record, event);
                 if notification {
                     http::write_response(out, 202, b"", close, &[]);
@@ -1103,6 +1164,7 @@ impl Worker {
         body: &[u8],
         event: &mut AuditEvent,
         started: Instant,
+        stages: &mut Stages,
     ) -> Vec<u8> {
         let mut payload = Vec::with_capacity(512);
         let Some(upstream) = &self.upstream else {
@@ -1116,7 +1178,12 @@ impl Worker {
             return payload;
         };
         let sent = Instant::now();
-        let answer = upstream.post(body).await;
+        stages.mark();
+        let traceparent = stages.next_traceparent();
+        let answer = upstream
+            .post_traced(body, traceparent.as_deref().map(str::as_bytes))
+            .await;
+        stages.end(stages::UPSTREAM, self.shared.metrics.core(self.index));
         let outcome = match &answer {
             Ok(_) => 0,
             Err(e) => crate::metrics::OUTCOMES
@@ -1221,10 +1288,12 @@ impl Worker {
         let Some(slot) = self.audit.borrow_mut().reserve() else {
             return audit_full(out, close);
         };
+        let mut stages = self.stages(buf, head, started);
         let verdict = self
             .decide(
                 &snap,
                 &self.call(buf, head, req.tool, req.args.as_ref(), remote),
+                &mut stages,
             )
             .await;
         let (status, doc, mut event) = match verdict {
@@ -1238,6 +1307,7 @@ impl Worker {
             }
         };
         event.latency_ms = elapsed_ms(started);
+        stages.finish(&mut event);
         self.audit.borrow_mut().push_reserved(slot, event);
         http::write_response(out, status, doc.to_string().as_bytes(), close, &[]);
     }

@@ -310,14 +310,32 @@ impl Upstream {
 
     /// POSTs `body` (JSON-RPC) to the target path.
     pub async fn post(&self, body: &[u8]) -> Result<Response, UpstreamError> {
-        let headers: [(&str, &[u8]); 2] = [
+        self.post_traced(body, None).await
+    }
+
+    /// POSTs `body`, with a W3C `traceparent` when the call is traced, so the tool server's
+    /// spans join the gateway's trace.
+    pub async fn post_traced(
+        &self,
+        body: &[u8],
+        traceparent: Option<&[u8]>,
+    ) -> Result<Response, UpstreamError> {
+        let mut headers: [(&str, &[u8]); 3] = [
             ("Content-Type", b"application/json"),
             ("Accept", b"application/json, text/event-stream"),
+            ("traceparent", b""),
         ];
+        let n = match traceparent {
+            Some(tp) => {
+                headers[2].1 = tp;
+                3
+            }
+            None => 2,
+        };
         let out = Outgoing {
             method: "POST",
             path: &self.target.path,
-            headers: &headers,
+            headers: &headers[..n],
             body,
             pass_errors: false,
         };

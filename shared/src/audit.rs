@@ -120,6 +120,8 @@ pub struct AuditEvent {
     pub requires_step_up: bool,
     /// Admin elevation id.
     pub elevation_id: String,
+    /// The spans of a sampled request, for trace export; never stored or hashed.
+    pub trace: Option<Box<crate::trace::RequestTrace>>,
 }
 
 impl Default for Timestamp {

@@ -422,6 +422,7 @@ impl From<RawRow> for StoredRow {
                 upstream_status: i64::from(r.upstream_status),
                 requires_step_up: r.requires_step_up,
                 elevation_id: r.elevation_id,
+                trace: None,
             },
             prev_hash: r.prev_hash,
             hash: r.hash,

@@ -15,7 +15,7 @@ use intentgate_controlplane::chain_writer::{self, WriterOptions, WriterStats};
 use intentgate_controlplane::checkpoint::Signer;
 use intentgate_controlplane::policies::{PolicyManager, PolicyStore};
 use intentgate_controlplane::revocation::{self, RevocationStore};
-use intentgate_controlplane::{metrics, notify, siem, store, webhook};
+use intentgate_controlplane::{metrics, notify, otlp, siem, store, webhook};
 use intentgate_dataplane::approvals::ApprovalQueue;
 use intentgate_dataplane::audit_ring::{self, AuditCounters, AuditSink, CommitWatch, MemorySink};
 use intentgate_dataplane::budget::Budget;
@@ -222,6 +222,16 @@ fn run(plan: Plan, banner: impl FnOnce(&server::Running, Option<SocketAddr>)) ->
             Some(m)
         }
     };
+    let traces = match &cfg.otel {
+        Some(otel) => {
+            let _in_runtime = rt.enter();
+            Some(
+                otlp::start(otel, &replica)
+                    .context("OTEL_EXPORTER_OTLP_ENDPOINT: cannot build the HTTP client")?,
+            )
+        }
+        None => None,
+    };
     let counters = Arc::new(AuditCounters::default());
     let stdout = cfg.audit_target == AuditTarget::Stdout;
     let writer_stats = Arc::new(WriterStats::default());
@@ -243,6 +253,7 @@ fn run(plan: Plan, banner: impl FnOnce(&server::Running, Option<SocketAddr>)) ->
                 stdout,
                 watch: commit_watch.clone(),
                 signer,
+                trace: traces.as_ref().map(|t| t.exporter.clone()),
             };
             let (sink, task) =
                 chain_writer::start(pool.clone(), Arc::clone(&writer_stats), options);
@@ -271,6 +282,10 @@ fn run(plan: Plan, banner: impl FnOnce(&server::Running, Option<SocketAddr>)) ->
     };
     let sink: Box<dyn AuditSink> = match &siem {
         Some(siem) => Box::new(siem.tap(sink)),
+        None => sink,
+    };
+    let sink: Box<dyn AuditSink> = match &traces {
+        Some(t) => Box::new(otlp::TraceTap::new(sink, t.exporter.clone())),
         None => sink,
     };
     rt.spawn(report_refusals(Arc::clone(&counters)));
@@ -362,6 +377,7 @@ fn run(plan: Plan, banner: impl FnOnce(&server::Running, Option<SocketAddr>)) ->
     sc.upstream = upstream;
     sc.extractor = extractor(&cfg)?;
     sc.approval_timeout = Duration::from_secs(cfg.approval_timeout_s);
+    sc.trace_sampler = cfg.otel.as_ref().map(|o| o.sampler);
     // In-flight forwards may take the whole upstream timeout: give them that long to finish
     // (and be audited) before a worker stops.
     sc.drain_timeout =
@@ -387,6 +403,7 @@ fn run(plan: Plan, banner: impl FnOnce(&server::Running, Option<SocketAddr>)) ->
                 .as_ref()
                 .map(|s| s.statuses.clone())
                 .unwrap_or_default(),
+            traces: traces.as_ref().map(|t| Arc::clone(&t.stats)),
         });
         let (addr, stop) = rt
             .block_on(metrics::serve(cfg.metrics_addr, sources))
@@ -452,6 +469,9 @@ fn run(plan: Plan, banner: impl FnOnce(&server::Running, Option<SocketAddr>)) ->
                 "siem forwarder could not send everything within 10s: these records are not forwarded"
             );
         }
+    }
+    if let Some(t) = traces {
+        rt.block_on(t.shutdown(Duration::from_secs(3)));
     }
     rt.shutdown_timeout(Duration::from_secs(5));
     tracing::info!(
