@@ -169,5 +169,51 @@ fn metrics(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, stages, decision, shared_state, metrics);
+/// What per-call stage timing and tracing add to a `tools/call` (`dataplane::stages`): the
+/// clock reads and check histograms every call pays, a sampler that declines (no
+/// allocation), and a traced call (spans recorded and attached to the audit record). The
+/// spans' OTLP encoding and export run in the control plane, off the request path.
+fn tracing_stages(c: &mut Criterion) {
+    use intentgate_dataplane::metrics::CoreMetrics;
+    use intentgate_dataplane::stages::{self, Stages};
+    use intentgate_shared::audit::Decision;
+    use intentgate_shared::trace::{IdGen, Root, Sampler};
+    let m = CoreMetrics::default();
+    let mut ids = IdGen::seeded(9);
+    let off = Sampler::ParentBased(Root::AlwaysOff);
+    let on = Sampler::AlwaysOn;
+    for (name, sampler) in [
+        ("stages_tracing_off", None),
+        ("stages_tracing_on_not_sampled", Some(&off)),
+        ("stages_tracing_on_sampled", Some(&on)),
+    ] {
+        c.bench_function(name, |b| {
+            b.iter(|| {
+                let mut s = Stages::begin(std::time::Instant::now(), sampler, None, &mut ids);
+                for stage in [stages::CAPABILITY, stages::POLICY, stages::BUDGET] {
+                    s.end(stage, &m);
+                }
+                s.mark();
+                black_box(s.next_traceparent());
+                s.end(stages::UPSTREAM, &m);
+                let mut e = AuditEvent::new(
+                    Timestamp::from_unix_micros(NOW * 1_000_000),
+                    Decision::Allow,
+                    "t",
+                );
+                s.finish(&mut e);
+                black_box(e)
+            })
+        });
+    }
+}
+
+criterion_group!(
+    benches,
+    stages,
+    decision,
+    shared_state,
+    metrics,
+    tracing_stages
+);
 criterion_main!(benches);
