@@ -58,13 +58,15 @@ impl Histogram {
     /// Records one observation.
     #[inline]
     pub fn observe(&self, d: Duration) {
-        let secs = d.as_secs_f64();
-        if let Some(i) = LATENCY_BOUNDS.iter().position(|b| secs <= *b) {
-            self.buckets[i].inc();
+        let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        // Bucket i holds (50 µs·2^(i-1), 50 µs·2^i]: the bit length of (ns-1)/50 µs, with no
+        // float conversion or search on the request path.
+        let i = (64 - (ns.saturating_sub(1) / 50_000).leading_zeros()) as usize;
+        if let Some(b) = self.buckets.get(i) {
+            b.inc();
         }
         self.count.inc();
-        self.sum_ns
-            .add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        self.sum_ns.add(ns);
     }
 
     /// Observations so far.
@@ -397,6 +399,31 @@ mod tests {
         e.check = check.into();
         e.intent_summary = summary.into();
         e
+    }
+
+    #[test]
+    fn observations_land_in_the_bucket_their_bound_names() {
+        for (micros_x10, bucket) in [
+            (1, Some(0)),
+            (500, Some(0)),
+            (501, Some(1)),
+            (1000, Some(1)),
+            (1001, Some(2)),
+            (4000, Some(3)),
+            (16_384_000, Some(15)),
+            (16_384_001, None),
+        ] {
+            let h = Histogram::default();
+            let d = Duration::from_nanos(micros_x10 * 100);
+            h.observe(d);
+            let got = h.buckets.iter().position(|b| b.get() == 1);
+            assert_eq!(got, bucket, "{d:?}");
+            if let Some(i) = got {
+                assert!(d.as_secs_f64() <= LATENCY_BOUNDS[i] + 1e-12);
+                assert!(i == 0 || d.as_secs_f64() > LATENCY_BOUNDS[i - 1]);
+            }
+            assert_eq!(h.count(), 1);
+        }
     }
 
     #[test]

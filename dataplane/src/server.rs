@@ -1178,12 +1178,13 @@ impl Worker {
             return payload;
         };
         let sent = Instant::now();
-        stages.mark();
+        stages.mark_at(sent);
         let traceparent = stages.next_traceparent();
         let answer = upstream
             .post_traced(body, traceparent.as_deref().map(str::as_bytes))
             .await;
-        stages.end(stages::UPSTREAM, self.shared.metrics.core(self.index));
+        let done = Instant::now();
+        stages.end_at(stages::UPSTREAM, done, self.shared.metrics.core(self.index));
         let outcome = match &answer {
             Ok(_) => 0,
             Err(e) => crate::metrics::OUTCOMES
@@ -1194,7 +1195,7 @@ impl Worker {
         self.shared
             .metrics
             .core(self.index)
-            .forward(outcome, sent.elapsed());
+            .forward(outcome, done.saturating_duration_since(sent));
         match answer {
             Ok(resp) => {
                 event.upstream_status = i64::from(resp.status);

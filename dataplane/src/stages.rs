@@ -134,7 +134,12 @@ impl Stages {
 
     /// Restarts the stage clock now (time since the last stage is nobody's).
     pub fn mark(&mut self) {
-        self.last = Instant::now();
+        self.mark_at(Instant::now());
+    }
+
+    /// Restarts the stage clock at `t` (a clock read the caller already made).
+    pub fn mark_at(&mut self, t: Instant) {
+        self.last = t;
     }
 
     /// The span id the next stage will get.
