@@ -14,7 +14,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use intentgate_dataplane::approvals::ApprovalQueue;
 use intentgate_dataplane::audit_ring::AuditCounters;
-use intentgate_dataplane::metrics::{Metrics, family};
+use intentgate_dataplane::metrics::{Histogram, Metrics, family, histogram};
 use intentgate_shared::snapshot::SnapshotCell;
 
 use crate::chain_writer::WriterStats;
@@ -38,6 +38,131 @@ pub struct Sources {
     pub siem: Vec<Arc<crate::siem::Status>>,
     /// Trace export counters, when traces are on.
     pub traces: Option<Arc<crate::otlp::OtlpStats>>,
+    /// Requests served by the admin listener, when the admin API is on.
+    pub admin: Option<Arc<AdminRequests>>,
+}
+
+/// `route` label values of the admin listener: the Go gateway's admin whitelist (plus the
+/// routes it lacked), then `other`.
+pub const ADMIN_ROUTES: [&str; 17] = [
+    "/v1/admin/mint",
+    "/v1/admin/revoke",
+    "/v1/admin/revocations",
+    "/v1/admin/tenants",
+    "/v1/admin/integrations",
+    "/v1/admin/approvals",
+    "/v1/admin/approvals/decide",
+    "/v1/admin/audit",
+    "/v1/admin/audit/verify",
+    "/v1/admin/audit/export",
+    "/v1/admin/audit/checkpoints",
+    "/v1/admin/policies/drafts",
+    "/v1/admin/policies/drafts/{id}",
+    "/v1/admin/policies/active",
+    "/v1/admin/policies/rollback",
+    "/v1/admin/policies/dry-run",
+    "other",
+];
+const ADMIN_METHODS: [&str; 5] = ["GET", "POST", "PUT", "DELETE", "other"];
+const STATUS_CLASSES: [&str; 5] = ["2xx", "3xx", "4xx", "5xx", "unknown"];
+
+/// The admin route label of a path (ids are never labels).
+pub fn admin_route(path: &str) -> usize {
+    let last = ADMIN_ROUTES.len() - 1;
+    if let Some(i) = ADMIN_ROUTES[..last].iter().position(|r| *r == path) {
+        return i;
+    }
+    match path.strip_prefix("/v1/admin/") {
+        Some(rest) if rest.starts_with("approvals/") && rest.ends_with("/decide") => 6,
+        Some(rest) if rest.starts_with("policies/drafts/") => 12,
+        _ => last,
+    }
+}
+
+/// Requests the admin listener served. Admin calls are rare; a lock per request is fine here
+/// (the data plane's cells are single-writer instead).
+#[derive(Debug, Default)]
+pub struct AdminRequests {
+    counts: std::sync::Mutex<Vec<u64>>,
+    durations: [Histogram; ADMIN_ROUTES.len()],
+}
+
+impl AdminRequests {
+    fn record(&self, route: usize, method: usize, status: u16, took: std::time::Duration) {
+        let class = match status {
+            200..=299 => 0,
+            300..=399 => 1,
+            400..=499 => 2,
+            500..=599 => 3,
+            _ => 4,
+        };
+        let mut counts = self
+            .counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let width = ADMIN_METHODS.len() * STATUS_CLASSES.len();
+        counts.resize(ADMIN_ROUTES.len() * width, 0);
+        counts[route * width + method * STATUS_CLASSES.len() + class] += 1;
+        // Under the lock: the histogram's cells expect one writer at a time.
+        self.durations[route].observe(took);
+    }
+
+    fn render(&self, out: &mut String) {
+        family(
+            out,
+            "intentgate_gateway_admin_requests_total",
+            "counter",
+            "Requests served by the admin listener.",
+        );
+        let counts = self
+            .counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let width = ADMIN_METHODS.len() * STATUS_CLASSES.len();
+        for (i, n) in counts.iter().enumerate().filter(|(_, n)| **n > 0) {
+            let (route, rest) = (i / width, i % width);
+            let (method, class) = (rest / STATUS_CLASSES.len(), rest % STATUS_CLASSES.len());
+            let _ = writeln!(
+                out,
+                "intentgate_gateway_admin_requests_total{{method=\"{}\",route=\"{}\",status=\"{}\"}} {n}",
+                ADMIN_METHODS[method], ADMIN_ROUTES[route], STATUS_CLASSES[class]
+            );
+        }
+        family(
+            out,
+            "intentgate_gateway_admin_request_duration_seconds",
+            "histogram",
+            "Time to the response head of admin requests.",
+        );
+        for (r, route) in ADMIN_ROUTES.iter().enumerate() {
+            histogram(
+                out,
+                "intentgate_gateway_admin_request_duration_seconds",
+                &format!("route=\"{route}\""),
+                &[&self.durations[r]],
+            );
+        }
+    }
+}
+
+/// Axum middleware counting admin requests by route, method and status class.
+pub async fn track_admin(
+    axum::extract::State(m): axum::extract::State<Arc<AdminRequests>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let route = admin_route(req.uri().path());
+    let method = match req.method().as_str() {
+        "GET" => 0,
+        "POST" => 1,
+        "PUT" => 2,
+        "DELETE" => 3,
+        _ => 4,
+    };
+    let started = std::time::Instant::now();
+    let resp = next.run(req).await;
+    m.record(route, method, resp.status().as_u16(), started.elapsed());
+    resp
 }
 
 /// The Prometheus text exposition (format 0.0.4) of every family.
@@ -119,6 +244,9 @@ pub fn render(s: &Sources) -> String {
         }
     }
     drop(gauge);
+    if let Some(a) = &s.admin {
+        a.render(&mut out);
+    }
     if !s.siem.is_empty() {
         type Read = fn(&crate::siem::Status) -> u64;
         let families: [(&str, &str, &str, Read); 4] = [
@@ -218,4 +346,39 @@ pub async fn serve(
         }
     });
     Ok((local, stop))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admin_paths_map_to_bounded_route_labels() {
+        assert_eq!(
+            ADMIN_ROUTES[admin_route("/v1/admin/mint")],
+            "/v1/admin/mint"
+        );
+        assert_eq!(
+            ADMIN_ROUTES[admin_route("/v1/admin/approvals/ab12/decide")],
+            "/v1/admin/approvals/decide"
+        );
+        assert_eq!(
+            ADMIN_ROUTES[admin_route("/v1/admin/policies/drafts/d-1")],
+            "/v1/admin/policies/drafts/{id}"
+        );
+        assert_eq!(ADMIN_ROUTES[admin_route("/v1/admin/nope/x")], "other");
+        let m = AdminRequests::default();
+        m.record(0, 1, 200, std::time::Duration::from_micros(70));
+        m.record(0, 1, 401, std::time::Duration::from_micros(70));
+        let mut out = String::new();
+        m.render(&mut out);
+        assert!(
+            out.contains(r#"intentgate_gateway_admin_requests_total{method="POST",route="/v1/admin/mint",status="4xx"} 1"#),
+            "{out}"
+        );
+        assert!(
+            out.contains(r#"intentgate_gateway_admin_request_duration_seconds_count{route="/v1/admin/mint"} 2"#),
+            "{out}"
+        );
+    }
 }

@@ -108,7 +108,23 @@ fn metrics_are_valid_prometheus_text_and_count_every_call() {
             ("INTENTGATE_POLICY_FILE", policy.to_str().unwrap()),
             ("INTENTGATE_METRICS_ENABLED", "true"),
             ("INTENTGATE_METRICS_ADDR", &metrics_addr.to_string()),
+            ("INTENTGATE_ADMIN_TOKEN", "metrics-admin-token"),
         ],
+    );
+    assert_eq!(
+        admin(
+            gw.addr,
+            "GET",
+            "/v1/admin/revocations",
+            "metrics-admin-token",
+            ""
+        )
+        .status,
+        200
+    );
+    assert_eq!(
+        admin(gw.addr, "GET", "/v1/admin/revocations", "wrong-token", "").status,
+        401
     );
     let token = mint(&["read_invoice", "delete_customer"], vec![]);
     for _ in 0..7 {
@@ -214,6 +230,51 @@ fn metrics_are_valid_prometheus_text_and_count_every_call() {
     assert!(get("intentgate_gateway_audit_records_total") >= 12.0);
     assert!(get("intentgate_gateway_snapshot_age_seconds") >= 0.0);
 
+    // Time per check: every call passed capability (the two bad tokens stopped there), ten
+    // reached the policy, seven the budget. No extractor: no intent samples.
+    for (check, n) in [("capability", 12.0), ("policy", 10.0), ("budget", 7.0)] {
+        assert_eq!(
+            get(&format!(
+                "intentgate_gateway_check_duration_seconds_count{{check=\"{check}\"}}"
+            )),
+            n,
+            "{check}"
+        );
+    }
+    assert!(!text.contains("check_duration_seconds_count{check=\"intent\"}"));
+    // Undecodable tokens never reach the revocation set.
+    assert_eq!(
+        get("intentgate_gateway_revocation_lookups_total{result=\"not_revoked\"}"),
+        10.0
+    );
+    assert_eq!(
+        get("intentgate_gateway_revocation_lookups_total{result=\"revoked\"}"),
+        0.0
+    );
+    assert_eq!(
+        get("intentgate_gateway_revocation_lookup_duration_seconds_count"),
+        10.0
+    );
+    assert_eq!(
+        get("intentgate_gateway_upstream_pool_idle_connections"),
+        0.0
+    );
+    // The admin listener's own requests, by route label (no ids) and status class.
+    for (status, n) in [("2xx", 1.0), ("4xx", 1.0)] {
+        assert_eq!(
+            get(&format!(
+                "intentgate_gateway_admin_requests_total{{method=\"GET\",route=\"/v1/admin/revocations\",status=\"{status}\"}}"
+            )),
+            n
+        );
+    }
+    assert_eq!(
+        get(
+            "intentgate_gateway_admin_request_duration_seconds_count{route=\"/v1/admin/revocations\"}"
+        ),
+        2.0
+    );
+
     // An independent parser reads the same numbers.
     let parsed = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
     let policy_blocks = parsed
@@ -267,6 +328,13 @@ fn no_secret_reaches_the_logs_of_a_full_run() {
     let admin_token = "admin-5ecret-token-value";
     let tenant_token = "tenant-5ecret-token-value";
     let port = closed_port();
+    let sink = Receiver::start(|_, n| {
+        if n % 2 == 0 {
+            (503, String::new())
+        } else {
+            (200, "{}".into())
+        }
+    });
     let mut child = Command::new(env!("CARGO_BIN_EXE_intentgate"))
         .arg("serve")
         .env_clear()
@@ -279,6 +347,25 @@ fn no_secret_reaches_the_logs_of_a_full_run() {
         .env("INTENTGATE_POSTGRES_URL", &url)
         .env("INTENTGATE_AUDIT_PERSIST", "true")
         .env("INTENTGATE_AUDIT_TARGET", "stdout")
+        // Fan-out targets whose credentials must stay out of the logs too; the receiver
+        // refuses some requests so the failure paths log as well.
+        .env(
+            "INTENTGATE_WEBHOOK_URL",
+            format!("http://{}/hook", sink.addr),
+        )
+        .env("INTENTGATE_WEBHOOK_SECRET", "webhook-5ecret-value")
+        .env(
+            "INTENTGATE_SIEM_SPLUNK_URL",
+            format!("http://{}/hec", sink.addr),
+        )
+        .env("INTENTGATE_SIEM_SPLUNK_TOKEN", "splunk-5ecret-token")
+        .env("INTENTGATE_SIEM_FLUSH_INTERVAL_MS", "50")
+        .env(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            format!("http://{}", sink.addr),
+        )
+        .env("OTEL_EXPORTER_OTLP_HEADERS", "x-api-key=otel-5ecret-key")
+        .env("OTEL_TRACES_SAMPLER", "always_on")
         .env("LOG_LEVEL", "debug")
         .stdout(Stdio::from(std::fs::File::create(&out_path).unwrap()))
         .stderr(Stdio::from(std::fs::File::create(&err_path).unwrap()))
@@ -381,6 +468,9 @@ fn no_secret_reaches_the_logs_of_a_full_run() {
         ("forged token", forged.as_str()),
         ("token signature", &token[token.len() - 40..]),
         ("database password", "db-pass-5ecret"),
+        ("webhook secret", "webhook-5ecret-value"),
+        ("splunk token", "splunk-5ecret-token"),
+        ("OTLP header", "otel-5ecret-key"),
     ] {
         assert!(!logs.contains(secret), "the {what} appears in the logs");
     }

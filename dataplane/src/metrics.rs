@@ -18,6 +18,12 @@ use intentgate_shared::audit::AuditEvent;
 pub struct Counter(AtomicU64);
 
 impl Counter {
+    /// Sets the value (for gauges; only the owning thread calls this).
+    #[inline]
+    pub fn set(&self, v: u64) {
+        self.0.store(v, Ordering::Relaxed);
+    }
+
     /// Adds `n`. Only the owning thread calls this, so load + store loses nothing.
     #[inline]
     pub fn add(&self, n: u64) {
@@ -131,6 +137,8 @@ pub struct CoreMetrics {
     pub revocation_lookups: [Counter; REVOCATION_RESULTS.len()],
     /// Revocation lookup time.
     pub revocation_duration: Histogram,
+    /// Idle upstream keep-alive connections in this core's pool (set after each forward).
+    pub upstream_idle: Counter,
 }
 
 impl CoreMetrics {
@@ -287,6 +295,17 @@ impl Metrics {
         }
         family(
             out,
+            "intentgate_gateway_upstream_pool_idle_connections",
+            "gauge",
+            "Idle keep-alive connections to the upstream, summed over cores.",
+        );
+        let _ = writeln!(
+            out,
+            "intentgate_gateway_upstream_pool_idle_connections {}",
+            sum(&|c| c.upstream_idle.get())
+        );
+        family(
+            out,
             "intentgate_gateway_check_duration_seconds",
             "histogram",
             "Time spent in each check of a tool call.",
@@ -362,7 +381,8 @@ pub fn family(out: &mut String, name: &str, kind: &str, help: &str) {
 }
 
 /// Writes one histogram series summed over `parts`; nothing when it has no observation.
-fn histogram(out: &mut String, name: &str, labels: &str, parts: &[&Histogram]) {
+/// Writes one histogram series summed over `parts` (nothing without observations).
+pub fn histogram(out: &mut String, name: &str, labels: &str, parts: &[&Histogram]) {
     let count: u64 = parts.iter().map(|h| h.count.get()).sum();
     if count == 0 {
         return;

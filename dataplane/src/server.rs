@@ -1184,7 +1184,9 @@ impl Worker {
             .post_traced(body, traceparent.as_deref().map(str::as_bytes))
             .await;
         let done = Instant::now();
-        stages.end_at(stages::UPSTREAM, done, self.shared.metrics.core(self.index));
+        let metrics = self.shared.metrics.core(self.index);
+        stages.end_at(stages::UPSTREAM, done, metrics);
+        metrics.upstream_idle.set(upstream.idle() as u64);
         let outcome = match &answer {
             Ok(_) => 0,
             Err(e) => crate::metrics::OUTCOMES

@@ -308,6 +308,11 @@ impl Upstream {
         }
     }
 
+    /// Idle keep-alive connections in this core's pool.
+    pub fn idle(&self) -> usize {
+        self.idle.borrow().len()
+    }
+
     /// POSTs `body` (JSON-RPC) to the target path.
     pub async fn post(&self, body: &[u8]) -> Result<Response, UpstreamError> {
         self.post_traced(body, None).await

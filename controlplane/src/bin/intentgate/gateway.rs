@@ -328,8 +328,18 @@ fn run(plan: Plan, banner: impl FnOnce(&server::Running, Option<SocketAddr>)) ->
                 .map(|(w, stats)| (siem::display_url(&w.url), stats)),
         },
     });
+    let admin_requests = cfg
+        .metrics_enabled
+        .then(|| Arc::new(metrics::AdminRequests::default()));
     let (admin_addr, admin_stop) = match admin::router(state) {
         Some(app) => {
+            let app = match &admin_requests {
+                Some(m) => app.layer(axum::middleware::from_fn_with_state(
+                    Arc::clone(m),
+                    metrics::track_admin,
+                )),
+                None => app,
+            };
             let listener = rt
                 .block_on(tokio::net::TcpListener::bind(cfg.admin_addr))
                 .with_context(|| {
@@ -403,6 +413,7 @@ fn run(plan: Plan, banner: impl FnOnce(&server::Running, Option<SocketAddr>)) ->
                 .as_ref()
                 .map(|s| s.statuses.clone())
                 .unwrap_or_default(),
+            admin: admin_requests.clone(),
             traces: traces.as_ref().map(|t| Arc::clone(&t.stats)),
         });
         let (addr, stop) = rt
