@@ -243,7 +243,6 @@ pub fn render(s: &Sources) -> String {
             gauge(name, "counter", help, v.load(Ordering::Relaxed).to_string());
         }
     }
-    drop(gauge);
     if let Some(a) = &s.admin {
         a.render(&mut out);
     }

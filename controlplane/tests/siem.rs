@@ -386,7 +386,7 @@ fn a_full_spool_and_a_permanent_refusal_drop_records_and_count_them() {
     // Datadog refused for good: nothing is kept.
     assert_eq!(st["datadog"]["buffer_used"], 0);
     assert_eq!(st["datadog"]["last_error"], "datadog answered 400");
-    assert!(st.get("s3").is_none());
+    assert!(!st.contains_key("s3"));
     assert_eq!(st["sentinel"]["configured"], false);
     let retried = wait_until(Duration::from_secs(5), || {
         rx.requests().iter().filter(|q| q.target == "/hec").count() >= 2

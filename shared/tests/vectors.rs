@@ -372,6 +372,7 @@ fn event_from(input: &Value) -> AuditEvent {
         upstream_status: input["upstream_status"].as_i64().unwrap(),
         requires_step_up: input["requires_step_up"].as_bool().unwrap(),
         elevation_id: s(&input["elevation_id"]),
+        trace: None,
     }
 }
 
