@@ -201,6 +201,14 @@ pub fn render(s: &Sources) -> String {
             "Audit rows committed to the Postgres hash chain.",
             persisted.to_string(),
         );
+        // The runbook's freshness alert: "alert when the rate is zero longer than your idle
+        // window". One chain insert per committed row.
+        gauge(
+            "intentgate_gateway_audit_chain_inserts_total",
+            "counter",
+            "Rows appended to the audit hash chains (the runbook's chain-advance signal).",
+            persisted.to_string(),
+        );
         gauge(
             "intentgate_gateway_audit_batches_total",
             "counter",

@@ -373,7 +373,7 @@ fn no_secret_reaches_the_logs_of_a_full_run() {
         .unwrap();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !std::fs::read_to_string(&err_path)
+    while !std::fs::read_to_string(&out_path)
         .unwrap()
         .contains("data plane listening")
     {

@@ -111,7 +111,7 @@ fn sampled_calls_export_a_span_per_check_upstream_and_audit_insert() {
     // capability + policy (+ audit.insert) for the denial.
     let done = wait_until(Duration::from_secs(15), || {
         let spans = spans_of(&collector);
-        spans.iter().filter(|s| s["name"] == "audit.insert").count() == 2 && spans.len() >= 10
+        spans.iter().filter(|s| s["name"] == "audit.insert").count() == 2 && spans.len() >= 12
     });
     let spans = spans_of(&collector);
     assert!(done, "{spans:#?}");
@@ -159,7 +159,14 @@ fn sampled_calls_export_a_span_per_check_upstream_and_audit_insert() {
     names.sort();
     assert_eq!(
         names,
-        ["audit.insert", "budget", "capability", "policy", "upstream"]
+        [
+            "audit.insert",
+            "budget",
+            "capability",
+            "policy",
+            "revocation_lookup",
+            "upstream"
+        ]
     );
     let (start, end) = (
         nanos(root, "startTimeUnixNano"),
@@ -217,7 +224,13 @@ fn sampled_calls_export_a_span_per_check_upstream_and_audit_insert() {
     names.sort();
     assert_eq!(
         names,
-        ["audit.insert", "capability", "policy", "tools/call"]
+        [
+            "audit.insert",
+            "capability",
+            "policy",
+            "revocation_lookup",
+            "tools/call"
+        ]
     );
     let policy_span = denied.iter().find(|s| s["name"] == "policy").unwrap();
     assert_eq!(attr(policy_span, "intentgate.decision"), Some("block"));

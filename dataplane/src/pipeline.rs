@@ -50,9 +50,9 @@ pub struct Core {
     version: u64,
     tokens: HashMap<Box<[u8]>, Arc<VerifiedToken>, RandomState>,
     evaluators: HashMap<usize, Evaluator>,
-    /// The last revocation lookup: revoked, and how long it took (read by the server for
-    /// metrics).
-    pub revocation: Option<(bool, std::time::Duration)>,
+    /// The last revocation lookup: revoked, when it started and how long it took (read by
+    /// the server for metrics and spans).
+    pub revocation: Option<(bool, std::time::Instant, std::time::Duration)>,
     /// When the last policy evaluation finished (the server splits policy from budget
     /// time with it).
     pub policy_done: Option<std::time::Instant>,
@@ -267,7 +267,7 @@ impl Core {
         let lookup = std::time::Instant::now();
         let revoked = snap.revoked.is_revoked(&claims.jti, &claims.tenant)
             || snap.revoked.is_revoked(&claims.root_jti, &claims.tenant);
-        self.revocation = Some((revoked, lookup.elapsed()));
+        self.revocation = Some((revoked, lookup, lookup.elapsed()));
         if revoked {
             return Err("token revoked".into());
         }

@@ -769,7 +769,9 @@ impl Worker {
             .borrow_mut()
             .capability_stage(snap, settings, call);
         stages.end(stages::CAPABILITY, metrics);
-        self.record_revocation_lookup();
+        if let Some((_, start, took)) = self.record_revocation_lookup() {
+            stages.span("revocation_lookup", start, start + took);
+        }
         let passed = match capability {
             Ok(p) => p,
             Err(v) => return *v,
@@ -820,13 +822,16 @@ impl Worker {
         }
     }
 
-    fn record_revocation_lookup(&self) {
-        if let Some((revoked, took)) = self.core.borrow_mut().revocation.take() {
+    /// Records the capability stage's revocation lookup, if it made one, and returns it.
+    fn record_revocation_lookup(&self) -> Option<(bool, Instant, Duration)> {
+        let lookup = self.core.borrow_mut().revocation.take();
+        if let Some((revoked, _, took)) = lookup {
             self.shared
                 .metrics
                 .core(self.index)
                 .revocation(revoked, took);
         }
+        lookup
     }
 
     /// A call's stage clock, sampled for tracing as the configured sampler decides.

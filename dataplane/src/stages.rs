@@ -112,19 +112,24 @@ impl Stages {
         if let Some(h) = metrics.check_duration.get(stage) {
             h.observe(end.saturating_duration_since(self.last));
         }
+        self.span(NAMES[stage], self.last, end);
+        self.last = end;
+    }
+
+    /// Records a span inside the current stage (no histogram), when traced.
+    pub fn span(&mut self, name: &'static str, start: Instant, end: Instant) {
         if self.sampled.is_some() {
-            let (start_ns, end_ns) = (self.at(self.last), self.at(end));
+            let (start_ns, end_ns) = (self.at(start), self.at(end));
             if let Some(s) = self.sampled.as_mut() {
                 let span_id = s.ids.span_id();
                 s.trace.children.push(SpanRecord {
-                    name: NAMES[stage],
+                    name,
                     span_id,
                     start_ns,
                     end_ns,
                 });
             }
         }
-        self.last = end;
     }
 
     /// Ends stage `stage` now.

@@ -50,9 +50,22 @@ pub fn spawn(mode: &str, env: &[(&str, &str)]) -> Gateway {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().unwrap();
-    // Both modes log "data plane listening addr=…" on stderr.
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
+    // "data plane listening addr=…" is logged on stdout by `serve`, on stderr by `dev`; the
+    // other stream is drained so the child never blocks on a full pipe.
+    let (logs, other): (Box<dyn std::io::Read + Send>, Box<dyn std::io::Read + Send>) =
+        if mode == "serve" {
+            (
+                Box::new(child.stdout.take().unwrap()),
+                Box::new(child.stderr.take().unwrap()),
+            )
+        } else {
+            (
+                Box::new(child.stderr.take().unwrap()),
+                Box::new(child.stdout.take().unwrap()),
+            )
+        };
+    std::thread::spawn(move || for _ in BufReader::new(other).lines() {});
+    let mut lines = BufReader::new(logs).lines();
     let deadline = Instant::now() + Duration::from_secs(20);
     let addr = loop {
         assert!(Instant::now() < deadline, "gateway did not start");

@@ -127,20 +127,20 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs go to stderr (stdout carries audit lines in `serve`): JSON for `serve`, compact for
-/// `dev`; the level comes from `LOG_LEVEL` (default info).
+/// `serve` logs JSON lines to stdout, as the runbook says (beside the audit lines of
+/// `INTENTGATE_AUDIT_TARGET=stdout`: each line is one whole JSON object, told apart by its
+/// keys). `dev` logs compactly to stderr, leaving stdout to its banner. The level comes from
+/// `LOG_LEVEL` (default info). Fatal startup errors go to stderr in both.
 fn init_logs(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_new(
         std::env::var("LOG_LEVEL").unwrap_or_else(|_| "info".into()),
     )
     .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
     if json {
-        builder.json().init();
+        builder.json().with_writer(std::io::stdout).init();
     } else {
-        builder.compact().init();
+        builder.compact().with_writer(std::io::stderr).init();
     }
 }
 
