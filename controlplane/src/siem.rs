@@ -312,6 +312,30 @@ impl SendError {
     }
 }
 
+/// POSTs a JSON body with `headers`; 2xx is accepted, anything else classified.
+pub(crate) async fn post_json(
+    client: &reqwest::Client,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+    what: &str,
+) -> Result<reqwest::StatusCode, SendError> {
+    let mut req = client.post(url).header("Content-Type", "application/json");
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    let r = req
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| SendError::transport(&e, what))?;
+    if r.status().is_success() {
+        Ok(r.status())
+    } else {
+        Err(SendError::from_status(r.status(), what))
+    }
+}
+
 /// One configured receiver.
 #[derive(Debug)]
 enum Target {

@@ -57,18 +57,8 @@ impl Datadog {
         client: &reqwest::Client,
         items: &[Arc<Item>],
     ) -> Result<(), SendError> {
-        let r = client
-            .post(&self.url)
-            .header("DD-API-KEY", &self.api_key)
-            .header("Content-Type", "application/json")
-            .body(self.body(items))
-            .send()
-            .await
-            .map_err(|e| SendError::transport(&e, "datadog"))?;
-        if r.status().is_success() {
-            Ok(())
-        } else {
-            Err(SendError::from_status(r.status(), "datadog"))
-        }
+        let headers = [("DD-API-KEY", self.api_key.as_str())];
+        super::post_json(client, &self.url, &headers, self.body(items), "datadog").await?;
+        Ok(())
     }
 }

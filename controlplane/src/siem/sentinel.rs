@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use intentgate_shared::config;
 use serde::Deserialize;
 
+use super::sigv4::encode_segment as form_escape;
 use super::{Item, SendError};
 
 /// Renew this long before the token expires.
@@ -25,20 +26,6 @@ pub(super) struct Sentinel {
 struct TokenAnswer {
     access_token: String,
     expires_in: Option<u64>,
-}
-
-/// `application/x-www-form-urlencoded` escaping.
-fn form_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(char::from(b));
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
 }
 
 impl Sentinel {
@@ -114,27 +101,23 @@ impl Sentinel {
         client: &reqwest::Client,
         items: &[Arc<Item>],
     ) -> Result<(), SendError> {
-        let token = self.token(client).await?;
-        let r = client
-            .post(&self.ingest_url)
-            .bearer_auth(token)
-            .header("Content-Type", "application/json")
-            .body(Self::body(items))
-            .send()
-            .await
-            .map_err(|e| SendError::transport(&e, "sentinel"))?;
-        let status = r.status();
-        if status.is_success() {
-            return Ok(());
+        let token = format!("Bearer {}", self.token(client).await?);
+        let headers = [("Authorization", token.as_str())];
+        match super::post_json(
+            client,
+            &self.ingest_url,
+            &headers,
+            Self::body(items),
+            "sentinel",
+        )
+        .await
+        {
+            Err(SendError::Permanent(e)) if e.ends_with(" 401") || e.ends_with(" 403") => {
+                // Revoked or rotated: fetch a new token on the retry.
+                self.token = None;
+                Err(SendError::Transient(format!("{e}; token dropped")))
+            }
+            other => other.map(drop),
         }
-        if status.as_u16() == 401 || status.as_u16() == 403 {
-            // Revoked or rotated: fetch a new token on the retry.
-            self.token = None;
-            return Err(SendError::Transient(format!(
-                "sentinel answered {}; token dropped",
-                status.as_u16()
-            )));
-        }
-        Err(SendError::from_status(status, "sentinel"))
     }
 }

@@ -60,18 +60,8 @@ impl Splunk {
         client: &reqwest::Client,
         items: &[Arc<Item>],
     ) -> Result<(), SendError> {
-        let r = client
-            .post(&self.url)
-            .header("Authorization", &self.authorization)
-            .header("Content-Type", "application/json")
-            .body(self.body(items))
-            .send()
-            .await
-            .map_err(|e| SendError::transport(&e, "splunk"))?;
-        if r.status().is_success() {
-            Ok(())
-        } else {
-            Err(SendError::from_status(r.status(), "splunk"))
-        }
+        let headers = [("Authorization", self.authorization.as_str())];
+        super::post_json(client, &self.url, &headers, self.body(items), "splunk").await?;
+        Ok(())
     }
 }
