@@ -37,6 +37,9 @@ pub struct WriterStats {
     pub batches: AtomicU64,
     /// Failed appends (each retried).
     pub failures: AtomicU64,
+    /// Time of each committed append (two writers share it, hence the lock; one lock per
+    /// batch, not per record).
+    pub append_duration: std::sync::Mutex<intentgate_dataplane::metrics::Histogram>,
 }
 
 /// The drain thread's side: echoes to stdout when asked, then hands the batch to the writer,
@@ -215,6 +218,7 @@ async fn commit_loop(
         let mut delay = Duration::from_millis(20);
         loop {
             let begun = intentgate_shared::trace::now_ns();
+            let append_started = std::time::Instant::now();
             let append = sql::append_signed(&pool, &pending[..n], signer.as_deref());
             let result = tokio::time::timeout(APPEND_TIMEOUT, append)
                 .await
@@ -223,6 +227,11 @@ async fn commit_loop(
                 Ok(()) => {
                     stats.persisted.fetch_add(n as u64, Ordering::Relaxed);
                     stats.batches.fetch_add(1, Ordering::Relaxed);
+                    stats
+                        .append_duration
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .observe(append_started.elapsed());
                     // The runbook's chain-advance event, one per committed batch.
                     tracing::debug!(rows = n, "audit.insert");
                     if let Some(exporter) = &trace {

@@ -170,6 +170,7 @@ pub fn render(s: &Sources) -> String {
     let mut out = String::with_capacity(16 * 1024);
     s.dataplane.render(&s.audit.decisions, &mut out);
     let delivered = s.audit.delivered.load(Ordering::Relaxed);
+    let mut tail = String::new();
     let mut gauge = |name: &str, kind: &str, help: &str, value: String| {
         family(&mut out, name, kind, help);
         let _ = writeln!(out, "{name} {value}");
@@ -214,6 +215,23 @@ pub fn render(s: &Sources) -> String {
             "counter",
             "Chain writer transactions committed (rows per batch = rows / batches).",
             batches.to_string(),
+        );
+        // Written after the gauges (the gauge closure holds `out` until then).
+        let h = w
+            .append_duration
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        family(
+            &mut tail,
+            "intentgate_gateway_audit_append_duration_seconds",
+            "histogram",
+            "Time of each committed chain append (one transaction per batch).",
+        );
+        histogram(
+            &mut tail,
+            "intentgate_gateway_audit_append_duration_seconds",
+            "",
+            &[&*h],
         );
         gauge(
             "intentgate_gateway_audit_append_failures_total",
@@ -313,6 +331,7 @@ pub fn render(s: &Sources) -> String {
         "Time since the snapshot (keys, revocations, policies) was last confirmed current.",
         format!("{:.3}", s.snapshot.age().as_secs_f64()),
     );
+    out.push_str(&tail);
     out
 }
 

@@ -259,6 +259,20 @@ fn metrics_are_valid_prometheus_text_and_count_every_call() {
         get("intentgate_gateway_upstream_pool_idle_connections"),
         0.0
     );
+    // One token verified once per core, then served from the cache; the two undecodable
+    // tokens are misses too.
+    let hits = get("intentgate_gateway_token_cache_lookups_total{result=\"hit\"}");
+    let misses = get("intentgate_gateway_token_cache_lookups_total{result=\"miss\"}");
+    assert_eq!(hits + misses, 12.0);
+    assert!((3.0..=4.0).contains(&misses), "{misses} misses");
+    for outcome in ["approved", "rejected", "timed_out"] {
+        assert_eq!(
+            get(&format!(
+                "intentgate_gateway_approvals_total{{outcome=\"{outcome}\"}}"
+            )),
+            0.0
+        );
+    }
     // The admin listener's own requests, by route label (no ids) and status class.
     for (status, n) in [("2xx", 1.0), ("4xx", 1.0)] {
         assert_eq!(

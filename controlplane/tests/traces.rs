@@ -65,6 +65,8 @@ fn sampled_calls_export_a_span_per_check_upstream_and_audit_insert() {
     let db = TempDb::new();
     let policy = temp_file("policy.rego", READ_ONLY_POLICY);
     let collector = Receiver::start(|_, _| (200, "{}".into()));
+    let metrics_addr: std::net::SocketAddr =
+        format!("127.0.0.1:{}", closed_port()).parse().unwrap();
     let upstream = Receiver::start(|_, _| {
         (
             200,
@@ -82,6 +84,8 @@ fn sampled_calls_export_a_span_per_check_upstream_and_audit_insert() {
                 &format!("http://{}/mcp", upstream.addr),
             ),
             ("INTENTGATE_REPLICA_ID", "gw-trace"),
+            ("INTENTGATE_METRICS_ENABLED", "true"),
+            ("INTENTGATE_METRICS_ADDR", &metrics_addr.to_string()),
             (
                 "OTEL_EXPORTER_OTLP_ENDPOINT",
                 &format!("http://{}", collector.addr),
@@ -236,6 +240,28 @@ fn sampled_calls_export_a_span_per_check_upstream_and_audit_insert() {
     assert_eq!(attr(policy_span, "intentgate.decision"), Some("block"));
     let root = denied.iter().find(|s| s["name"] == "tools/call").unwrap();
     assert_eq!(attr(root, "intentgate.check"), Some("policy"));
+
+    // The chain writer's own families: four rows inserted, each append timed.
+    let text = String::from_utf8(
+        raw(
+            metrics_addr,
+            b"GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+        )
+        .body,
+    )
+    .unwrap();
+    assert!(
+        text.contains("intentgate_gateway_audit_chain_inserts_total 4\n"),
+        "{text}"
+    );
+    let appends: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("intentgate_gateway_audit_append_duration_seconds_count "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=4).contains(&appends), "{appends}");
+    assert!(text.contains("intentgate_gateway_trace_spans_dropped_total 0\n"));
     assert!(terminate(gw, Duration::from_secs(20)).success());
 }
 

@@ -16,6 +16,7 @@ pub mod http;
 pub mod intent;
 pub mod jsonrpc;
 pub mod metrics;
+pub mod origin;
 pub mod pipeline;
 pub mod server;
 pub mod socket_peek;

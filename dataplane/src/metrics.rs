@@ -139,7 +139,16 @@ pub struct CoreMetrics {
     pub revocation_duration: Histogram,
     /// Idle upstream keep-alive connections in this core's pool (set after each forward).
     pub upstream_idle: Counter,
+    /// Token verifications answered from the per-core cache ([`CACHE_RESULTS`]).
+    pub token_cache: [Counter; CACHE_RESULTS.len()],
+    /// Escalated calls by outcome ([`APPROVAL_OUTCOMES`]).
+    pub approvals: [Counter; APPROVAL_OUTCOMES.len()],
 }
+
+/// `result` label values of token cache lookups.
+pub const CACHE_RESULTS: [&str; 2] = ["hit", "miss"];
+/// `outcome` label values of escalated calls.
+pub const APPROVAL_OUTCOMES: [&str; 3] = ["approved", "rejected", "timed_out"];
 
 impl CoreMetrics {
     /// Records one handled request.
@@ -304,6 +313,32 @@ impl Metrics {
             "intentgate_gateway_upstream_pool_idle_connections {}",
             sum(&|c| c.upstream_idle.get())
         );
+        family(
+            out,
+            "intentgate_gateway_token_cache_lookups_total",
+            "counter",
+            "Capability token verifications, answered from the per-core cache (hit) or verified (miss).",
+        );
+        for (r, result) in CACHE_RESULTS.iter().enumerate() {
+            let v = sum(&|c| c.token_cache[r].get());
+            let _ = writeln!(
+                out,
+                "intentgate_gateway_token_cache_lookups_total{{result=\"{result}\"}} {v}"
+            );
+        }
+        family(
+            out,
+            "intentgate_gateway_approvals_total",
+            "counter",
+            "Escalated calls by how their approval ended.",
+        );
+        for (o, outcome) in APPROVAL_OUTCOMES.iter().enumerate() {
+            let v = sum(&|c| c.approvals[o].get());
+            let _ = writeln!(
+                out,
+                "intentgate_gateway_approvals_total{{outcome=\"{outcome}\"}} {v}"
+            );
+        }
         family(
             out,
             "intentgate_gateway_check_duration_seconds",

@@ -56,6 +56,8 @@ pub struct Core {
     /// When the last policy evaluation finished (the server splits policy from budget
     /// time with it).
     pub policy_done: Option<std::time::Instant>,
+    /// Whether the last token verification was answered from the cache.
+    pub token_cache_hit: Option<bool>,
 }
 
 impl std::fmt::Debug for Core {
@@ -172,6 +174,7 @@ impl Core {
             evaluators: HashMap::new(),
             revocation: None,
             policy_done: None,
+            token_cache_hit: None,
         }
     }
 
@@ -195,8 +198,10 @@ impl Core {
         };
         let raw = raw.trim_ascii();
         if let Some(hit) = self.tokens.get(raw) {
+            self.token_cache_hit = Some(true);
             return Ok(Arc::clone(hit));
         }
+        self.token_cache_hit = Some(false);
         let text = std::str::from_utf8(raw)
             .map_err(|_| "token is not valid unpadded base64url".to_string())?;
         let token = Token::decode_verified(text, &snap.keys).map_err(|e| e.to_string())?;

@@ -73,6 +73,8 @@ pub struct ServerConfig {
     pub max_staleness: Option<Duration>,
     /// Which calls record trace spans (None: tracing off).
     pub trace_sampler: Option<intentgate_shared::trace::Sampler>,
+    /// Which browser origins may call the MCP routes.
+    pub origins: crate::origin::OriginPolicy,
 }
 
 impl ServerConfig {
@@ -96,6 +98,7 @@ impl ServerConfig {
             approval_timeout: Duration::from_secs(300),
             max_staleness: None,
             trace_sampler: None,
+            origins: crate::origin::OriginPolicy::default(),
         }
     }
 }
@@ -604,6 +607,18 @@ impl Worker {
     ) {
         let path = &buf[head.path.clone()];
         let method = head.method.unwrap_or(Method::Other);
+        if let Some(origin) = head.origin.clone()
+            && matches!(path, b"/v1/mcp" | b"/v1/tool-call")
+            && !self.config.origins.allows(&buf[origin])
+        {
+            // DNS rebinding: a page elsewhere whose name resolves to this gateway.
+            let body: &[u8] = if path == b"/v1/mcp" {
+                br#"{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"origin not allowed (INTENTGATE_ALLOWED_ORIGINS)"}}"#
+            } else {
+                br#"{"error":"origin not allowed (INTENTGATE_ALLOWED_ORIGINS)"}"#
+            };
+            return http::write_response(out, 403, body, close, &[]);
+        }
         match (path, method) {
             (b"/healthz", Method::Get) => {
                 let status = if self.shared.draining.load(Ordering::Acquire) {
@@ -822,14 +837,17 @@ impl Worker {
         }
     }
 
-    /// Records the capability stage's revocation lookup, if it made one, and returns it.
+    /// Records the capability stage's token cache use and revocation lookup, and returns
+    /// the lookup, if it made one.
     fn record_revocation_lookup(&self) -> Option<(bool, Instant, Duration)> {
-        let lookup = self.core.borrow_mut().revocation.take();
+        let mut core = self.core.borrow_mut();
+        let metrics = self.shared.metrics.core(self.index);
+        if let Some(hit) = core.token_cache_hit.take() {
+            metrics.token_cache[usize::from(!hit)].inc();
+        }
+        let lookup = core.revocation.take();
         if let Some((revoked, _, took)) = lookup {
-            self.shared
-                .metrics
-                .core(self.index)
-                .revocation(revoked, took);
+            metrics.revocation(revoked, took);
         }
         lookup
     }
@@ -942,6 +960,7 @@ impl Worker {
         match decided {
             Some(d) if d.approved => {
                 let reason = reviewer_reason("approved", &d);
+                self.shared.metrics.core(self.index).approvals[0].inc();
                 let mut approved = event.clone();
                 approved.check = Check::Policy.as_str().into();
                 approved.reason.clone_from(&reason);
@@ -966,6 +985,7 @@ impl Worker {
                 )
             }
             Some(d) => {
+                self.shared.metrics.core(self.index).approvals[1].inc();
                 let reason = reviewer_reason("rejected", &d);
                 event.decided_by = d.decided_by;
                 pipeline::deny(
@@ -977,6 +997,7 @@ impl Worker {
                 )
             }
             None => {
+                self.shared.metrics.core(self.index).approvals[2].inc();
                 queue.expire(&pending_id);
                 let reason = format!("approval window expired ({}s)", timeout.as_secs());
                 pipeline::deny(
@@ -1086,7 +1107,10 @@ impl Worker {
                     let Some(record) = self.before_forward(slot, &event).await else {
                         return audit_unconfirmed(out);
                     };
-                    let result = self.passthrough(&req, body, &mut event).await;
+                    let mut result = self.passthrough(&req, body, &mut event).await;
+                    if req.method == "tools/list" {
+                        self.filter_tools(&snap, buf, head, &mut result, &mut event);
+                    }
                     event.latency_ms = elapsed_ms(started);
                     self.after_forward(record, event);
                     if notification {
@@ -1225,6 +1249,55 @@ impl Worker {
                 jsonrpc::write_error(&mut payload, req.id, &err);
                 payload
             }
+        }
+    }
+
+    /// Removes from a `tools/list` answer the tools the caller's token may not call
+    /// (`tool_allow` / `tool_deny` caveats), so an agent only sees what it may use. Cursors
+    /// and every other field are kept; an answer without a token is left as it is.
+    fn filter_tools(
+        &self,
+        snap: &Snapshot,
+        buf: &[u8],
+        head: &Head,
+        result: &mut Vec<u8>,
+        event: &mut AuditEvent,
+    ) {
+        let Some(auth) = head.authorization.clone() else {
+            return;
+        };
+        let Ok(token) = self.core.borrow_mut().verify(snap, &buf[auth]) else {
+            return;
+        };
+        let Ok(mut doc) = serde_json::from_slice::<serde_json::Value>(result) else {
+            return;
+        };
+        let Some(tools) = doc
+            .get_mut("result")
+            .and_then(|r| r.get_mut("tools"))
+            .and_then(serde_json::Value::as_array_mut)
+        else {
+            return;
+        };
+        let now = Timestamp::now().unix_seconds();
+        let claims = &token.token.claims;
+        let before = tools.len();
+        tools.retain(|t| {
+            t.get("name")
+                .and_then(serde_json::Value::as_str)
+                .is_some_and(|name| token.token.check(now, &claims.sub, name).is_ok())
+        });
+        let hidden = before - tools.len();
+        if hidden > 0 {
+            if let Ok(filtered) = serde_json::to_vec(&doc) {
+                *result = filtered;
+            }
+            if !event.reason.is_empty() {
+                event.reason.push_str("; ");
+            }
+            event.reason.push_str(&format!(
+                "{hidden} of {before} tools hidden by the token's caveats"
+            ));
         }
     }
 

@@ -144,7 +144,7 @@ pub struct Config {
     /// `INTENTGATE_SHUTDOWN_DELAY_S`: after SIGTERM, how long `/healthz` reports draining
     /// while calls are still served, so load balancers stop routing here first.
     pub shutdown_delay_s: u64,
-    /// `INTENTGATE_ALLOWED_ORIGINS` (empty: no Origin check).
+    /// `INTENTGATE_ALLOWED_ORIGINS` (empty: loopback origins only; `*`: any).
     pub allowed_origins: Vec<String>,
     /// `INTENTGATE_BUDGET_AGENT_PER_HOUR`.
     pub budget_agent_per_hour: Option<u64>,
@@ -363,7 +363,7 @@ pub const VARIABLES: &[VarDoc] = &[
     VarDoc {
         name: "INTENTGATE_ALLOWED_ORIGINS",
         default: "",
-        help: "comma-separated allowed Origin values; unset: no check",
+        help: "browser origins allowed on /v1/mcp and /v1/tool-call (comma-separated; * allows any); unset: loopback origins only. Requests without Origin are not affected",
     },
     VarDoc {
         name: "INTENTGATE_BUDGET_AGENT_PER_HOUR",

@@ -388,6 +388,7 @@ fn run(plan: Plan, banner: impl FnOnce(&server::Running, Option<SocketAddr>)) ->
     sc.extractor = extractor(&cfg)?;
     sc.approval_timeout = Duration::from_secs(cfg.approval_timeout_s);
     sc.trace_sampler = cfg.otel.as_ref().map(|o| o.sampler);
+    sc.origins = intentgate_dataplane::origin::OriginPolicy::from_list(&cfg.allowed_origins);
     // In-flight forwards may take the whole upstream timeout: give them that long to finish
     // (and be audited) before a worker stops.
     sc.drain_timeout =
