@@ -20,5 +20,6 @@ pub mod origin;
 pub mod pipeline;
 pub mod server;
 pub mod socket_peek;
+pub mod sse;
 pub mod stages;
 pub mod upstream;
