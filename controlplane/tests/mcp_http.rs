@@ -134,3 +134,199 @@ fn tools_list_answers_show_only_the_tools_the_token_may_call() {
         ["read_invoice", "search", "delete_all", "pay"]
     );
 }
+
+fn mcp_post(addr: SocketAddr, token: &str, headers: &[(&str, &str)], body: &str) -> Reply {
+    let extra: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
+    let req = format!(
+        "POST /v1/mcp HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nAccept: application/json, text/event-stream\r\n{extra}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    raw(addr, req.as_bytes())
+}
+
+/// An upstream MCP server that speaks sessions and answers tool calls as event streams
+/// (a progress notification, then the response), with a few broken streams on request.
+fn sse_upstream() -> Receiver {
+    Receiver::start_with(|req, _| {
+        let v: serde_json::Value = serde_json::from_slice(&req.body).unwrap();
+        let id = v["id"].clone();
+        let sse = |body: String| Answer {
+            status: 200,
+            headers: vec![("Content-Type".into(), "text/event-stream".into())],
+            body,
+        };
+        match v["method"].as_str().unwrap() {
+            "initialize" => Answer {
+                status: 200,
+                headers: vec![
+                    ("Content-Type".into(), "application/json".into()),
+                    ("Mcp-Session-Id".into(), "sess-123".into()),
+                ],
+                body: serde_json::json!({"jsonrpc": "2.0", "id": id, "result": {"protocolVersion": "2025-06-18", "capabilities": {"tools": {}}, "serverInfo": {"name": "up", "version": "1"}}}).to_string(),
+            },
+            "tools/list" => sse(format!(
+                "id: 1\ndata: {}\n\n",
+                serde_json::json!({"jsonrpc": "2.0", "id": id, "result": {"tools": [{"name": "read_invoice"}, {"name": "pay"}]}})
+            )),
+            "tools/call" => match v["params"]["name"].as_str().unwrap() {
+                "read_invoice" => sse(format!(
+                    ": ping\n\nevent: message\ndata: {}\n\nevent: message\ndata: {}\n\n",
+                    serde_json::json!({"jsonrpc": "2.0", "method": "notifications/progress", "params": {"progressToken": 1, "progress": 50}}),
+                    serde_json::json!({"jsonrpc": "2.0", "id": id, "result": {"content": [{"type": "text", "text": "invoice 7"}]}})
+                )),
+                "cut_stream" => sse("data: {\"jsonrpc\":\"2.0\",\"id\":".into()),
+                "no_answer" => sse(format!(
+                    "data: {}\n\n",
+                    serde_json::json!({"jsonrpc": "2.0", "method": "notifications/progress", "params": {"progress": 1}})
+                )),
+                _ => Answer {
+                    status: 200,
+                    headers: vec![("Content-Type".into(), "text/html".into())],
+                    body: "<html>oops</html>".into(),
+                },
+            },
+            _ => Answer {
+                status: 202,
+                headers: vec![],
+                body: String::new(),
+            },
+        }
+    })
+}
+
+#[test]
+fn sessions_pass_through_and_event_stream_answers_are_relayed_checked_and_audited() {
+    use intentgate_shared::token::Caveat;
+    let db = TempDb::new();
+    let upstream = sse_upstream();
+    let policy = temp_file(
+        "allow-all.rego",
+        "package intentgate.policy\nimport rego.v1\ndefault decision := {\"allow\": true, \"reason\": \"test\"}\n",
+    );
+    let gw = spawn(
+        "serve",
+        &[
+            ("INTENTGATE_POLICY_FILE", policy.to_str().unwrap()),
+            (
+                "INTENTGATE_UPSTREAM_URL",
+                &format!("http://{}/mcp", upstream.addr),
+            ),
+            ("INTENTGATE_POSTGRES_URL", db.url.as_str()),
+            ("INTENTGATE_AUDIT_PERSIST", "true"),
+            ("INTENTGATE_ADMIN_TOKEN", "mcp-admin"),
+        ],
+    );
+    let token = mint(&["read_invoice", "cut_stream", "no_answer", "html"], vec![]);
+
+    // initialize: the protocol version goes up, the session id comes back.
+    let r = mcp_post(
+        gw.addr,
+        &token,
+        &[("MCP-Protocol-Version", "2025-06-18")],
+        r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#,
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(header(&r.head, "mcp-session-id"), "sess-123");
+    let seen = upstream.requests();
+    assert_eq!(seen[0].header("mcp-protocol-version"), "2025-06-18");
+    assert_eq!(
+        seen[0].header("accept"),
+        "application/json, text/event-stream"
+    );
+
+    // Later requests carry the session to the upstream.
+    let session = [
+        ("Mcp-Session-Id", "sess-123"),
+        ("MCP-Protocol-Version", "2025-06-18"),
+    ];
+    let r = mcp_post(
+        gw.addr,
+        &token,
+        &session,
+        r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"read_invoice","arguments":{}}}"#,
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(header(&r.head, "content-type"), "text/event-stream");
+    let text = String::from_utf8(r.body.clone()).unwrap();
+    let mut parser = intentgate_dataplane::sse::Parser::new(1 << 20);
+    let events = parser.push(text.as_bytes()).unwrap();
+    assert_eq!(events.len(), 2, "{text}");
+    let progress: serde_json::Value = serde_json::from_str(&events[0].data).unwrap();
+    assert_eq!(progress["method"], "notifications/progress");
+    let last: serde_json::Value = serde_json::from_str(&events[1].data).unwrap();
+    assert_eq!(last["id"], 2);
+    assert_eq!(last["result"]["content"][0]["text"], "invoice 7");
+    let seen = upstream.requests();
+    assert_eq!(seen[1].header("mcp-session-id"), "sess-123");
+    assert_eq!(seen[1].header("mcp-protocol-version"), "2025-06-18");
+
+    // A tools/list answered as an event stream is filtered inside the stream.
+    let narrow = mint(&["read_invoice"], vec![Caveat::tool_deny(["pay"])]);
+    let r = mcp_post(
+        gw.addr,
+        &narrow,
+        &session,
+        r#"{"jsonrpc":"2.0","id":3,"method":"tools/list"}"#,
+    );
+    assert_eq!(header(&r.head, "content-type"), "text/event-stream");
+    let events = intentgate_dataplane::sse::Parser::new(1 << 20)
+        .push(&r.body)
+        .unwrap();
+    let list: serde_json::Value = serde_json::from_str(&events[0].data).unwrap();
+    assert_eq!(
+        list["result"]["tools"],
+        serde_json::json!([{"name": "read_invoice"}])
+    );
+    assert_eq!(events[0].id.as_deref(), Some("1"), "event ids are kept");
+
+    // Broken streams: a clean -32603 for the agent.
+    for (tool, why) in [
+        ("cut_stream", "cut mid-event"),
+        ("no_answer", "ended without a response"),
+        ("html", "non-JSON-RPC body"),
+    ] {
+        let r = mcp_post(
+            gw.addr,
+            &token,
+            &session,
+            &format!(
+                r#"{{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{{"name":"{tool}","arguments":{{}}}}}}"#
+            ),
+        );
+        assert_eq!(r.status, 200, "{tool}");
+        let v = r.json();
+        assert_eq!(v["error"]["code"], -32603, "{tool}: {v}");
+        assert_eq!(v["id"], 9);
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains(why),
+            "{tool}: {v}"
+        );
+    }
+
+    // Every call has its audit row; the broken ones are blocks at the upstream stage.
+    let rows = wait_until(std::time::Duration::from_secs(10), || {
+        let r = admin(
+            gw.addr,
+            "GET",
+            "/v1/admin/audit?check=upstream&decision=block",
+            "mcp-admin",
+            "",
+        );
+        r.json()["events"].as_array().unwrap().len() == 3
+    });
+    assert!(rows, "three upstream blocks audited");
+    let r = admin(
+        gw.addr,
+        "GET",
+        "/v1/admin/audit?tool=read_invoice",
+        "mcp-admin",
+        "",
+    );
+    let events = r.json()["events"].as_array().unwrap().clone();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["decision"], "allow");
+    assert_eq!(events[0]["upstream_status"], 200);
+}

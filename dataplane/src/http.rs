@@ -69,6 +69,10 @@ pub struct Head {
     pub elevation_id: Option<Range<usize>>,
     /// `traceparent` value (W3C trace context).
     pub traceparent: Option<Range<usize>>,
+    /// `Mcp-Session-Id` value.
+    pub mcp_session_id: Option<Range<usize>>,
+    /// `MCP-Protocol-Version` value.
+    pub mcp_protocol_version: Option<Range<usize>>,
     /// `Expect: 100-continue` was sent.
     pub expect_continue: bool,
     /// Body framing.
@@ -191,6 +195,10 @@ pub fn parse_head(buf: &[u8], max_body: usize) -> Result<Option<(Head, usize)>, 
             head.elevation_id = Some(range_of(buf, value));
         } else if name.eq_ignore_ascii_case("traceparent") {
             head.traceparent = Some(range_of(buf, value));
+        } else if name.eq_ignore_ascii_case("mcp-session-id") {
+            head.mcp_session_id = Some(range_of(buf, value));
+        } else if name.eq_ignore_ascii_case("mcp-protocol-version") {
+            head.mcp_protocol_version = Some(range_of(buf, value));
         } else if name.eq_ignore_ascii_case("expect") {
             if !value.eq_ignore_ascii_case(b"100-continue") {
                 return Err(HttpError::new(417, "unsupported Expect header"));
@@ -354,10 +362,22 @@ pub fn write_response(
     close: bool,
     extra: &[(&str, &str)],
 ) {
+    write_response_as(out, status, body, "application/json", close, extra);
+}
+
+/// Appends a response whose body has `content_type`.
+pub fn write_response_as(
+    out: &mut Vec<u8>,
+    status: u16,
+    body: &[u8],
+    content_type: &str,
+    close: bool,
+    extra: &[(&str, &str)],
+) {
     use std::io::Write as _;
     let _ = write!(out, "HTTP/1.1 {status} {}\r\n", reason_phrase(status));
     if !body.is_empty() {
-        out.extend_from_slice(b"Content-Type: application/json\r\n");
+        let _ = write!(out, "Content-Type: {content_type}\r\n");
     }
     let _ = write!(out, "Content-Length: {}\r\n", body.len());
     for (k, v) in extra {

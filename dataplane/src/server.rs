@@ -1107,17 +1107,15 @@ impl Worker {
                     let Some(record) = self.before_forward(slot, &event).await else {
                         return audit_unconfirmed(out);
                     };
-                    let mut result = self.passthrough(&req, body, &mut event).await;
+                    let mut answer = self
+                        .passthrough(&req, body, &mut event, McpIn::of(buf, head))
+                        .await;
                     if req.method == "tools/list" {
-                        self.filter_tools(&snap, buf, head, &mut result, &mut event);
+                        self.filter_tools(&snap, buf, head, &mut answer, &mut event);
                     }
                     event.latency_ms = elapsed_ms(started);
                     self.after_forward(record, event);
-                    if notification {
-                        http::write_response(out, 202, b"", close, &[]);
-                    } else {
-                        http::write_response(out, 200, &result, close, &[]);
-                    }
+                    answer.write(out, notification, close);
                 }
             }
             return;
@@ -1151,17 +1149,20 @@ impl Worker {
                 let Some(record) = self.before_forward(slot, &event).await else {
                     return audit_unconfirmed(out);
                 };
-                let forwarded = self
-                    .forward_call(&req, body, &mut event, started, &mut stages)
+                let answer = self
+                    .forward_call(
+                        &req,
+                        body,
+                        &mut event,
+                        started,
+                        &mut stages,
+                        McpIn::of(buf, head),
+                    )
                     .await;
                 event.latency_ms = elapsed_ms(started);
                 stages.finish(&mut event);
                 self.after_forward(record, event);
-                if notification {
-                    http::write_response(out, 202, b"", close, &[]);
-                } else {
-                    http::write_response(out, 200, &forwarded, close, &[]);
-                }
+                answer.write(out, notification, close);
             }
         }
     }
@@ -1194,7 +1195,8 @@ impl Worker {
         event: &mut AuditEvent,
         started: Instant,
         stages: &mut Stages,
-    ) -> Vec<u8> {
+        mcp: McpIn<'_>,
+    ) -> Answer {
         let mut payload = Vec::with_capacity(512);
         let Some(upstream) = &self.upstream else {
             // Written directly: this path is the gateway's own throughput ceiling.
@@ -1204,14 +1206,16 @@ impl Worker {
             result.extend_from_slice(b"}}");
             event.reason.push_str(" (stub upstream)");
             jsonrpc::write_result(&mut payload, req.id, &result);
-            return payload;
+            return Answer::json(payload);
         };
         let sent = Instant::now();
         stages.mark_at(sent);
         let traceparent = stages.next_traceparent();
-        let answer = upstream
-            .post_traced(body, traceparent.as_deref().map(str::as_bytes))
-            .await;
+        let mut headers = mcp.headers();
+        if let Some(tp) = traceparent.as_deref() {
+            headers.push(("traceparent", tp.as_bytes()));
+        }
+        let answer = upstream.post_with(body, &headers).await;
         let done = Instant::now();
         let metrics = self.shared.metrics.core(self.index);
         stages.end_at(stages::UPSTREAM, done, metrics);
@@ -1223,44 +1227,59 @@ impl Worker {
                 .position(|o| *o == e.kind())
                 .unwrap_or(2),
         };
-        self.shared
-            .metrics
-            .core(self.index)
-            .forward(outcome, done.saturating_duration_since(sent));
+        metrics.forward(outcome, done.saturating_duration_since(sent));
         match answer {
             Ok(resp) => {
                 event.upstream_status = i64::from(resp.status);
-                match inject_block(&resp.body, elapsed_ms(started) as u64) {
+                let session_id = resp.session_id.clone();
+                if is_event_stream(&resp) {
+                    // The stream is relayed as sent once its final answer is found.
+                    return match final_answer(&resp.body, req.id, self.config.max_body) {
+                        Ok(_) => Answer {
+                            body: resp.body,
+                            sse: true,
+                            session_id,
+                        },
+                        Err(reason) => {
+                            let err = malformed_upstream(event, &reason);
+                            jsonrpc::write_error(&mut payload, req.id, &err);
+                            Answer::json(payload)
+                        }
+                    };
+                }
+                let body = match inject_block(&resp.body, elapsed_ms(started) as u64) {
                     Some(b) => b,
                     None => {
-                        event.decision = Decision::Block.as_str().into();
-                        event.check = Check::Upstream.as_str().into();
-                        event.reason = "upstream returned non-JSON-RPC body".into();
-                        let err =
-                            RpcError::new(code::INTERNAL, "upstream returned non-JSON-RPC body");
+                        let err = malformed_upstream(event, "upstream returned non-JSON-RPC body");
                         jsonrpc::write_error(&mut payload, req.id, &err);
                         payload
                     }
+                };
+                Answer {
+                    body,
+                    sse: false,
+                    session_id,
                 }
             }
             Err(e) => {
                 event.upstream_status = i64::from(e.status());
                 let err = upstream_failure(event, &e);
                 jsonrpc::write_error(&mut payload, req.id, &err);
-                payload
+                Answer::json(payload)
             }
         }
     }
 
-    /// Removes from a `tools/list` answer the tools the caller's token may not call
-    /// (`tool_allow` / `tool_deny` caveats), so an agent only sees what it may use. Cursors
-    /// and every other field are kept; an answer without a token is left as it is.
+    /// Removes from a `tools/list` answer (JSON, or the final event of an event stream) the
+    /// tools the caller's token may not call (`tool_allow` / `tool_deny` caveats), so an
+    /// agent only sees what it may use. Cursors and every other field are kept; an answer
+    /// without a token is left as it is.
     fn filter_tools(
         &self,
         snap: &Snapshot,
         buf: &[u8],
         head: &Head,
-        result: &mut Vec<u8>,
+        answer: &mut Answer,
         event: &mut AuditEvent,
     ) {
         let Some(auth) = head.authorization.clone() else {
@@ -1269,29 +1288,47 @@ impl Worker {
         let Ok(token) = self.core.borrow_mut().verify(snap, &buf[auth]) else {
             return;
         };
-        let Ok(mut doc) = serde_json::from_slice::<serde_json::Value>(result) else {
-            return;
-        };
-        let Some(tools) = doc
-            .get_mut("result")
-            .and_then(|r| r.get_mut("tools"))
-            .and_then(serde_json::Value::as_array_mut)
-        else {
-            return;
-        };
         let now = Timestamp::now().unix_seconds();
         let claims = &token.token.claims;
-        let before = tools.len();
-        tools.retain(|t| {
-            t.get("name")
-                .and_then(serde_json::Value::as_str)
-                .is_some_and(|name| token.token.check(now, &claims.sub, name).is_ok())
-        });
-        let hidden = before - tools.len();
-        if hidden > 0 {
-            if let Ok(filtered) = serde_json::to_vec(&doc) {
-                *result = filtered;
+        let allowed = |name: &str| token.token.check(now, &claims.sub, name).is_ok();
+        let counts = if answer.sse {
+            let mut parser = crate::sse::Parser::new(self.config.max_body.max(1));
+            let Ok(mut events) = parser.push(&answer.body) else {
+                return;
+            };
+            let mut counts = None;
+            for e in events.iter_mut().rev() {
+                if let Ok(mut doc) = serde_json::from_str::<serde_json::Value>(&e.data)
+                    && doc.get("result").is_some()
+                {
+                    counts = hide_tools(&mut doc, &allowed);
+                    if counts.is_some_and(|(hidden, _)| hidden > 0) {
+                        e.data = doc.to_string();
+                    }
+                    break;
+                }
             }
+            if counts.is_some_and(|(hidden, _)| hidden > 0) {
+                let mut body = Vec::with_capacity(answer.body.len());
+                for e in &events {
+                    crate::sse::write_event(&mut body, e);
+                }
+                answer.body = body;
+            }
+            counts
+        } else {
+            let Ok(mut doc) = serde_json::from_slice::<serde_json::Value>(&answer.body) else {
+                return;
+            };
+            let counts = hide_tools(&mut doc, &allowed);
+            if counts.is_some_and(|(hidden, _)| hidden > 0)
+                && let Ok(filtered) = serde_json::to_vec(&doc)
+            {
+                answer.body = filtered;
+            }
+            counts
+        };
+        if let Some((hidden, before)) = counts.filter(|(hidden, _)| *hidden > 0) {
             if !event.reason.is_empty() {
                 event.reason.push_str("; ");
             }
@@ -1307,29 +1344,44 @@ impl Worker {
         req: &jsonrpc::Request<'_>,
         body: &[u8],
         event: &mut AuditEvent,
-    ) -> Vec<u8> {
+        mcp: McpIn<'_>,
+    ) -> Answer {
         let mut payload = Vec::with_capacity(256);
         if let Some(upstream) = &self.upstream {
-            match upstream.post(body).await {
-                Ok(resp)
-                    if serde_json::from_slice::<&serde_json::value::RawValue>(&resp.body)
-                        .is_ok()
-                        || resp.body.is_empty() =>
-                {
-                    event.upstream_status = i64::from(resp.status);
-                    return resp.body;
-                }
+            match upstream.post_with(body, &mcp.headers()).await {
                 Ok(resp) => {
                     event.upstream_status = i64::from(resp.status);
-                    let err = RpcError::new(code::INTERNAL, "upstream returned non-JSON-RPC body");
-                    jsonrpc::write_error(&mut payload, req.id, &err);
+                    let session_id = resp.session_id.clone();
+                    let valid = if is_event_stream(&resp) {
+                        final_answer(&resp.body, req.id, self.config.max_body).map(|_| true)
+                    } else if resp.body.is_empty()
+                        || serde_json::from_slice::<&serde_json::value::RawValue>(&resp.body)
+                            .is_ok()
+                    {
+                        Ok(false)
+                    } else {
+                        Err("upstream returned non-JSON-RPC body".to_owned())
+                    };
+                    match valid {
+                        Ok(sse) => {
+                            return Answer {
+                                body: resp.body,
+                                sse,
+                                session_id,
+                            };
+                        }
+                        Err(reason) => {
+                            let err = malformed_upstream(event, &reason);
+                            jsonrpc::write_error(&mut payload, req.id, &err);
+                        }
+                    }
                 }
                 Err(e) => {
                     let err = upstream_failure(event, &e);
                     jsonrpc::write_error(&mut payload, req.id, &err);
                 }
             }
-            return payload;
+            return Answer::json(payload);
         }
         let result: &[u8] = match req.method {
             "initialize" => br#"{"protocolVersion":"2025-03-26","serverInfo":{"name":"intentgate","version":"0.2"},"capabilities":{"tools":{}}}"#,
@@ -1338,11 +1390,11 @@ impl Worker {
             other => {
                 let err = RpcError::new(code::METHOD_NOT_FOUND, format!("method not implemented: {other}"));
                 jsonrpc::write_error(&mut payload, req.id, &err);
-                return payload;
+                return Answer::json(payload);
             }
         };
         jsonrpc::write_result(&mut payload, req.id, result);
-        payload
+        Answer::json(payload)
     }
 
     /// `POST /v1/tool-call` `{tool, args, agent_id?, session_id?}`: the same checks as a
@@ -1514,6 +1566,126 @@ async fn refuse(mut stream: TcpStream, write_timeout: Duration) {
 /// started to arrive.
 fn wants_continue(buf: &[u8], max_body: usize) -> bool {
     matches!(http::parse_head(buf, max_body), Ok(Some((head, len))) if head.expect_continue && buf.len() == len)
+}
+
+/// The MCP transport headers of an agent's request, passed on to the upstream.
+#[derive(Debug, Clone, Copy, Default)]
+struct McpIn<'a> {
+    session: Option<&'a [u8]>,
+    version: Option<&'a [u8]>,
+}
+
+impl<'a> McpIn<'a> {
+    fn of(buf: &'a [u8], head: &Head) -> Self {
+        Self {
+            session: head.mcp_session_id.clone().map(|r| &buf[r]),
+            version: head.mcp_protocol_version.clone().map(|r| &buf[r]),
+        }
+    }
+
+    fn headers(&self) -> Vec<(&'static str, &'a [u8])> {
+        let mut h = Vec::with_capacity(3);
+        if let Some(s) = self.session {
+            h.push(("Mcp-Session-Id", s));
+        }
+        if let Some(v) = self.version {
+            h.push(("MCP-Protocol-Version", v));
+        }
+        h
+    }
+}
+
+/// What goes back to the agent for a forwarded request.
+#[derive(Debug)]
+struct Answer {
+    body: Vec<u8>,
+    /// The body is an event stream (relayed as `text/event-stream`).
+    sse: bool,
+    /// The upstream's `Mcp-Session-Id`, passed back.
+    session_id: Option<String>,
+}
+
+impl Answer {
+    fn json(body: Vec<u8>) -> Self {
+        Self {
+            body,
+            sse: false,
+            session_id: None,
+        }
+    }
+
+    fn write(&self, out: &mut Vec<u8>, notification: bool, close: bool) {
+        let session = self.session_id.as_deref().map(|s| ("Mcp-Session-Id", s));
+        let extra: &[(&str, &str)] = match &session {
+            Some(h) => std::slice::from_ref(h),
+            None => &[],
+        };
+        if notification {
+            http::write_response(out, 202, b"", close, extra);
+        } else if self.sse {
+            http::write_response_as(out, 200, &self.body, "text/event-stream", close, extra);
+        } else {
+            http::write_response(out, 200, &self.body, close, extra);
+        }
+    }
+}
+
+fn is_event_stream(resp: &crate::upstream::Response) -> bool {
+    resp.content_type.as_deref().is_some_and(|c| {
+        c.trim_start()
+            .to_ascii_lowercase()
+            .starts_with("text/event-stream")
+    })
+}
+
+/// The event of an upstream event stream that answers the request `id`: its final JSON-RPC
+/// response. A stream that is cut, oversized, not UTF-8 or ends without one is malformed.
+fn final_answer(
+    body: &[u8],
+    id: Option<&[u8]>,
+    max_event: usize,
+) -> Result<serde_json::Value, String> {
+    let mut parser = crate::sse::Parser::new(max_event.max(1));
+    let events = parser
+        .push(body)
+        .map_err(|e| format!("malformed upstream event stream: {e}"))?;
+    if parser.mid_event() {
+        return Err("upstream event stream was cut mid-event".into());
+    }
+    let want: serde_json::Value = id
+        .and_then(|i| serde_json::from_slice(i).ok())
+        .unwrap_or(serde_json::Value::Null);
+    events
+        .iter()
+        .filter_map(|e| serde_json::from_str::<serde_json::Value>(&e.data).ok())
+        .find(|v| {
+            v.get("id") == Some(&want) && (v.get("result").is_some() || v.get("error").is_some())
+        })
+        .ok_or_else(|| "upstream event stream ended without a response".into())
+}
+
+/// Marks `event` as blocked at the upstream stage for an answer that is not JSON-RPC, and
+/// builds the agent's -32603.
+fn malformed_upstream(event: &mut AuditEvent, reason: &str) -> RpcError {
+    event.decision = Decision::Block.as_str().into();
+    event.check = Check::Upstream.as_str().into();
+    event.reason = reason.to_owned();
+    RpcError::new(code::INTERNAL, reason.to_owned())
+}
+
+/// Removes the tools `allowed` refuses from a `tools/list` result; `(hidden, listed)`.
+fn hide_tools(
+    doc: &mut serde_json::Value,
+    allowed: &dyn Fn(&str) -> bool,
+) -> Option<(usize, usize)> {
+    let tools = doc.get_mut("result")?.get_mut("tools")?.as_array_mut()?;
+    let before = tools.len();
+    tools.retain(|t| {
+        t.get("name")
+            .and_then(serde_json::Value::as_str)
+            .is_some_and(allowed)
+    });
+    Some((before - tools.len(), before))
 }
 
 #[cfg(test)]

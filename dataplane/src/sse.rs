@@ -51,16 +51,12 @@ impl Parser {
     pub fn push(&mut self, bytes: &[u8]) -> Result<Vec<Event>, SseError> {
         self.pending.extend_from_slice(bytes);
         let mut events = Vec::new();
-        loop {
-            let Some(end) = self.pending.iter().position(|b| *b == b'\n' || *b == b'\r') else {
-                break;
-            };
+        while let Some(end) = self.pending.iter().position(|b| *b == b'\n' || *b == b'\r') {
             // A CR at the very end may be the first half of CRLF: wait for the next byte.
             if self.pending[end] == b'\r' && end + 1 == self.pending.len() {
                 break;
             }
-            let skip = if self.pending[end] == b'\r' && self.pending.get(end + 1) == Some(&b'\n')
-            {
+            let skip = if self.pending[end] == b'\r' && self.pending.get(end + 1) == Some(&b'\n') {
                 2
             } else {
                 1
@@ -175,7 +171,10 @@ mod tests {
             p.push(b"data: 0123456789012345678901234\n"),
             Err(SseError::TooLarge(16))
         );
-        assert_eq!(Parser::new(64).push(b"data: \xff\n\n"), Err(SseError::NotUtf8));
+        assert_eq!(
+            Parser::new(64).push(b"data: \xff\n\n"),
+            Err(SseError::NotUtf8)
+        );
     }
 
     #[test]

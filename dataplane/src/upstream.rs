@@ -259,6 +259,8 @@ pub struct Response {
     pub body: Vec<u8>,
     /// `Content-Type`, if sent.
     pub content_type: Option<String>,
+    /// `Mcp-Session-Id`, if sent (visible ASCII only, as the MCP transport requires).
+    pub session_id: Option<String>,
     /// Bytes of the buffer this response occupied.
     consumed: usize,
 }
@@ -325,18 +327,26 @@ impl Upstream {
         body: &[u8],
         traceparent: Option<&[u8]>,
     ) -> Result<Response, UpstreamError> {
-        let mut headers: [(&str, &[u8]); 3] = [
-            ("Content-Type", b"application/json"),
-            ("Accept", b"application/json, text/event-stream"),
-            ("traceparent", b""),
-        ];
-        let n = match traceparent {
-            Some(tp) => {
-                headers[2].1 = tp;
-                3
-            }
-            None => 2,
+        let extra: &[(&str, &[u8])] = match traceparent {
+            Some(tp) => &[("traceparent", tp)],
+            None => &[],
         };
+        self.post_with(body, extra).await
+    }
+
+    /// POSTs `body` (JSON-RPC) with `extra` headers (MCP session and version, trace
+    /// context) besides the content type and the MCP `Accept`.
+    pub async fn post_with(
+        &self,
+        body: &[u8],
+        extra: &[(&str, &[u8])],
+    ) -> Result<Response, UpstreamError> {
+        // At most four extra headers are ever passed; no allocation on the forward path.
+        let mut headers: [(&str, &[u8]); 6] = [("", b""); 6];
+        headers[0] = ("Content-Type", b"application/json");
+        headers[1] = ("Accept", b"application/json, text/event-stream");
+        let n = 2 + extra.len().min(4);
+        headers[2..n].copy_from_slice(&extra[..n - 2]);
         let out = Outgoing {
             method: "POST",
             path: &self.target.path,
@@ -492,6 +502,13 @@ fn parse_response(
         .find(|h| h.name.eq_ignore_ascii_case("content-type"))
         .and_then(|h| std::str::from_utf8(h.value).ok())
         .map(str::to_owned);
+    let session_id = resp
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("mcp-session-id"))
+        .filter(|h| !h.value.is_empty() && h.value.iter().all(|b| (0x21..=0x7e).contains(b)))
+        .and_then(|h| std::str::from_utf8(h.value).ok())
+        .map(str::to_owned);
     for h in resp.headers.iter() {
         if h.name.eq_ignore_ascii_case("content-length") {
             length = std::str::from_utf8(h.value)
@@ -550,6 +567,7 @@ fn parse_response(
             body,
             consumed,
             content_type,
+            session_id,
         },
         keep,
     )))

@@ -342,10 +342,30 @@ pub struct Receiver {
     pub seen: std::sync::Arc<std::sync::Mutex<Vec<Recorded>>>,
 }
 
+/// A [`Receiver`]'s answer with headers of its own (`Content-Type` among them).
+pub struct Answer {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
 impl Receiver {
+    /// Answers JSON bodies: `answer` gives the status and body.
     pub fn start(
         answer: impl Fn(&Recorded, usize) -> (u16, String) + Send + Sync + 'static,
     ) -> Self {
+        Self::start_with(move |req, n| {
+            let (status, body) = answer(req, n);
+            Answer {
+                status,
+                headers: vec![("Content-Type".into(), "application/json".into())],
+                body,
+            }
+        })
+    }
+
+    /// Answers with whatever headers `answer` gives.
+    pub fn start_with(answer: impl Fn(&Recorded, usize) -> Answer + Send + Sync + 'static) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let seen: std::sync::Arc<std::sync::Mutex<Vec<Recorded>>> = Default::default();
@@ -367,14 +387,19 @@ impl Receiver {
                     status: 0,
                 };
                 let mut l = log.lock().unwrap();
-                let (status, reply) = answer(&req, l.len());
-                req.status = status;
+                let a = answer(&req, l.len());
+                req.status = a.status;
                 l.push(req);
                 drop(l);
+                let mut head = format!("HTTP/1.1 {} X\r\n", a.status);
+                for (k, v) in &a.headers {
+                    head.push_str(&format!("{k}: {v}\r\n"));
+                }
                 let _ = s.write_all(
                     format!(
-                        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",
-                        reply.len()
+                        "{head}Content-Length: {}\r\nConnection: close\r\n\r\n{}",
+                        a.body.len(),
+                        a.body
                     )
                     .as_bytes(),
                 );
