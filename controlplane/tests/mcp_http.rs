@@ -330,3 +330,105 @@ fn sessions_pass_through_and_event_stream_answers_are_relayed_checked_and_audite
     assert_eq!(events[0]["decision"], "allow");
     assert_eq!(events[0]["upstream_status"], 200);
 }
+
+#[test]
+fn the_2026_revision_headers_must_repeat_the_body_and_unknown_versions_are_refused() {
+    let upstream = Receiver::start(|req, _| {
+        let v: serde_json::Value = serde_json::from_slice(&req.body).unwrap();
+        (
+            200,
+            serde_json::json!({"jsonrpc": "2.0", "id": v["id"], "result": {"tools": []}})
+                .to_string(),
+        )
+    });
+    let gw = spawn(
+        "serve",
+        &[(
+            "INTENTGATE_UPSTREAM_URL",
+            &format!("http://{}/mcp", upstream.addr),
+        )],
+    );
+    let token = mint(&[], vec![]);
+    let list = r#"{"jsonrpc":"2.0","id":5,"method":"tools/list","params":{"_meta":{"protocolVersion":"2026-07-28"}}}"#;
+    let modern = [
+        ("MCP-Protocol-Version", "2026-07-28"),
+        ("Mcp-Method", "tools/list"),
+    ];
+    let r = mcp_post(gw.addr, &token, &modern, list);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let seen = upstream.requests();
+    assert_eq!(
+        seen[0].header("mcp-method"),
+        "tools/list",
+        "checked headers go upstream"
+    );
+
+    // Header and body disagree: 400 with -32020 and the request's id.
+    for headers in [
+        vec![
+            ("MCP-Protocol-Version", "2026-07-28"),
+            ("Mcp-Method", "tools/call"),
+        ],
+        vec![("MCP-Protocol-Version", "2026-07-28")],
+    ] {
+        let r = mcp_post(gw.addr, &token, &headers, list);
+        assert_eq!(r.status, 400, "{headers:?}");
+        let v = r.json();
+        assert_eq!(v["error"]["code"], -32020, "{v}");
+        assert_eq!(v["id"], 5);
+    }
+    let call = r#"{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"read_invoice","arguments":{}}}"#;
+    let r = mcp_post(
+        gw.addr,
+        &token,
+        &[
+            ("MCP-Protocol-Version", "2026-07-28"),
+            ("Mcp-Method", "tools/call"),
+            ("Mcp-Name", "delete_everything"),
+        ],
+        call,
+    );
+    assert_eq!(
+        (r.status, r.json()["error"]["code"].as_i64()),
+        (400, Some(-32020))
+    );
+    assert_eq!(
+        upstream.requests().len(),
+        1,
+        "refused requests never reach the upstream"
+    );
+
+    // Versions this gateway does not serve: a later one gets the modern error, an unknown
+    // older one a plain 400 (a legacy client must not see a modern body).
+    let r = mcp_post(
+        gw.addr,
+        &token,
+        &[("MCP-Protocol-Version", "2027-03-01")],
+        list,
+    );
+    assert_eq!(
+        (r.status, r.json()["error"]["code"].as_i64()),
+        (400, Some(-32022))
+    );
+    let r = mcp_post(
+        gw.addr,
+        &token,
+        &[("MCP-Protocol-Version", "2024-11-05")],
+        list,
+    );
+    assert_eq!(r.status, 400);
+    assert!(
+        r.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("unsupported MCP-Protocol-Version")
+    );
+    // Legacy versions are served as before.
+    let r = mcp_post(
+        gw.addr,
+        &token,
+        &[("MCP-Protocol-Version", "2025-11-25")],
+        list,
+    );
+    assert_eq!(r.status, 200);
+}

@@ -73,6 +73,10 @@ pub struct Head {
     pub mcp_session_id: Option<Range<usize>>,
     /// `MCP-Protocol-Version` value.
     pub mcp_protocol_version: Option<Range<usize>>,
+    /// `Mcp-Method` value (2026-07-28).
+    pub mcp_method: Option<Range<usize>>,
+    /// `Mcp-Name` value (2026-07-28).
+    pub mcp_name: Option<Range<usize>>,
     /// `Expect: 100-continue` was sent.
     pub expect_continue: bool,
     /// Body framing.
@@ -199,6 +203,10 @@ pub fn parse_head(buf: &[u8], max_body: usize) -> Result<Option<(Head, usize)>, 
             head.mcp_session_id = Some(range_of(buf, value));
         } else if name.eq_ignore_ascii_case("mcp-protocol-version") {
             head.mcp_protocol_version = Some(range_of(buf, value));
+        } else if name.eq_ignore_ascii_case("mcp-method") {
+            head.mcp_method = Some(range_of(buf, value));
+        } else if name.eq_ignore_ascii_case("mcp-name") {
+            head.mcp_name = Some(range_of(buf, value));
         } else if name.eq_ignore_ascii_case("expect") {
             if !value.eq_ignore_ascii_case(b"100-continue") {
                 return Err(HttpError::new(417, "unsupported Expect header"));

@@ -402,6 +402,16 @@ pub fn parse_request<'a>(
 
 impl<'a> Request<'a> {
     /// Parses `tools/call` params.
+    /// A string member of `params` (`name`, `uri`), if present.
+    pub fn param_str(&self, key: &str) -> Option<&'a str> {
+        let params = self.params?;
+        if !self.doc.is_object_at(params) {
+            return None;
+        }
+        let [v] = self.doc.pick(params, [key]).ok()?;
+        v.and_then(|(_, at)| self.doc.str_at(at))
+    }
+
     pub fn tool_call(&self) -> Result<ToolCall<'a>, RpcError> {
         let bad = |reason: &str| {
             RpcError::with_reason(code::INVALID_PARAMS, "invalid tools/call params", reason)

@@ -15,6 +15,7 @@ pub mod demo_upstream;
 pub mod http;
 pub mod intent;
 pub mod jsonrpc;
+pub mod mcp_transport;
 pub mod metrics;
 pub mod origin;
 pub mod pipeline;

@@ -852,6 +852,26 @@ impl Worker {
         lookup
     }
 
+    /// The MCP transport's header rules (`mcp_transport`): a served protocol version, and for
+    /// 2026-07-28 clients headers that repeat the body.
+    fn transport_rules(
+        &self,
+        buf: &[u8],
+        head: &Head,
+        req: &jsonrpc::Request<'_>,
+    ) -> Result<(), crate::mcp_transport::Refusal> {
+        use crate::mcp_transport::{self as t, Revision};
+        let at = |r: &Option<std::ops::Range<usize>>| r.clone().map(|r| &buf[r]);
+        if t::revision(at(&head.mcp_protocol_version))? != Revision::Modern {
+            return Ok(());
+        }
+        let name = match req.method {
+            "resources/read" => req.param_str("uri"),
+            _ => req.param_str("name"),
+        };
+        t::check_modern(at(&head.mcp_method), at(&head.mcp_name), req.method, name)
+    }
+
     /// A call's stage clock, sampled for tracing as the configured sampler decides.
     fn stages(&self, buf: &[u8], head: &Head, started: Instant) -> Stages {
         Stages::begin(
@@ -1070,6 +1090,22 @@ impl Worker {
                 return;
             }
         };
+        if let Err(refusal) = self.transport_rules(buf, head, &req) {
+            let body = match refusal.code {
+                Some(code) => {
+                    let mut b = Vec::with_capacity(128);
+                    jsonrpc::write_error(&mut b, req.id, &RpcError::new(code, refusal.message));
+                    b
+                }
+                None => {
+                    let mut b = Vec::from(&b"{\"error\":"[..]);
+                    intentgate_shared::gojson::write_str(&mut b, &refusal.message);
+                    b.push(b'}');
+                    b
+                }
+            };
+            return http::write_response(out, 400, &body, close, &[]);
+        }
         let notification = req.is_notification();
         let snap = self.shared.snapshot.load();
         if req.method != "tools/call" {
@@ -1573,6 +1609,9 @@ fn wants_continue(buf: &[u8], max_body: usize) -> bool {
 struct McpIn<'a> {
     session: Option<&'a [u8]>,
     version: Option<&'a [u8]>,
+    /// `Mcp-Method` and `Mcp-Name` (2026-07-28), already checked against the body.
+    method: Option<&'a [u8]>,
+    name: Option<&'a [u8]>,
 }
 
 impl<'a> McpIn<'a> {
@@ -1580,18 +1619,21 @@ impl<'a> McpIn<'a> {
         Self {
             session: head.mcp_session_id.clone().map(|r| &buf[r]),
             version: head.mcp_protocol_version.clone().map(|r| &buf[r]),
+            method: head.mcp_method.clone().map(|r| &buf[r]),
+            name: head.mcp_name.clone().map(|r| &buf[r]),
         }
     }
 
     fn headers(&self) -> Vec<(&'static str, &'a [u8])> {
-        let mut h = Vec::with_capacity(3);
-        if let Some(s) = self.session {
-            h.push(("Mcp-Session-Id", s));
-        }
-        if let Some(v) = self.version {
-            h.push(("MCP-Protocol-Version", v));
-        }
-        h
+        [
+            ("Mcp-Session-Id", self.session),
+            ("MCP-Protocol-Version", self.version),
+            ("Mcp-Method", self.method),
+            ("Mcp-Name", self.name),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| Some((k, v?)))
+        .collect()
     }
 }
 

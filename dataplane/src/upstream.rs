@@ -341,11 +341,11 @@ impl Upstream {
         body: &[u8],
         extra: &[(&str, &[u8])],
     ) -> Result<Response, UpstreamError> {
-        // At most four extra headers are ever passed; no allocation on the forward path.
-        let mut headers: [(&str, &[u8]); 6] = [("", b""); 6];
+        // At most five extra headers are ever passed; no allocation on the forward path.
+        let mut headers: [(&str, &[u8]); 7] = [("", b""); 7];
         headers[0] = ("Content-Type", b"application/json");
         headers[1] = ("Accept", b"application/json, text/event-stream");
-        let n = 2 + extra.len().min(4);
+        let n = 2 + extra.len().min(5);
         headers[2..n].copy_from_slice(&extra[..n - 2]);
         let out = Outgoing {
             method: "POST",
