@@ -432,3 +432,77 @@ fn the_2026_revision_headers_must_repeat_the_body_and_unknown_versions_are_refus
     );
     assert_eq!(r.status, 200);
 }
+
+#[test]
+fn oauth_resource_mode_publishes_metadata_and_challenges_token_less_calls() {
+    let gw = spawn(
+        "serve",
+        &[
+            ("INTENTGATE_OAUTH_RESOURCE", "https://gw.example/v1/mcp"),
+            (
+                "INTENTGATE_OAUTH_AUTHORIZATION_SERVERS",
+                "https://login.example/tenant",
+            ),
+            ("INTENTGATE_OAUTH_SCOPES", "mcp.tools"),
+        ],
+    );
+    for path in [
+        "/.well-known/oauth-protected-resource",
+        "/.well-known/oauth-protected-resource/v1/mcp",
+    ] {
+        let r = raw(
+            gw.addr,
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes(),
+        );
+        assert_eq!(r.status, 200, "{path}");
+        let v = r.json();
+        assert_eq!(v["resource"], "https://gw.example/v1/mcp");
+        assert_eq!(
+            v["authorization_servers"][0],
+            "https://login.example/tenant"
+        );
+        assert_eq!(v["scopes_supported"][0], "mcp.tools");
+        assert_eq!(v["bearer_methods_supported"][0], "header");
+    }
+    // No token: 401 with the challenge, and the JSON-RPC error the SDKs map (-32010).
+    let r = with_origin(gw.addr, "/v1/mcp", None);
+    assert_eq!(r.status, 401);
+    assert_eq!(
+        header(&r.head, "www-authenticate"),
+        "Bearer resource_metadata=\"https://gw.example/.well-known/oauth-protected-resource/v1/mcp\", scope=\"mcp.tools\""
+    );
+    assert_eq!(error_of(&r.json()).0, -32010);
+    // A token that fails is a JSON-RPC refusal as before (the client has credentials).
+    let r = post(
+        gw.addr,
+        "/v1/mcp",
+        Some("not-a-token"),
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#,
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(error_of(&r.json()).0, -32010);
+    drop(gw);
+
+    // Without the mode: no metadata, no 401.
+    let gw = spawn("serve", &[]);
+    let r = raw(
+        gw.addr,
+        b"GET /.well-known/oauth-protected-resource HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
+    assert_eq!(r.status, 404);
+    assert_eq!(with_origin(gw.addr, "/v1/mcp", None).status, 200);
+
+    // A resource without an authorization server is refused at startup.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_intentgate"))
+        .arg("serve")
+        .env_clear()
+        .env("INTENTGATE_ADDR", "127.0.0.1:0")
+        .env("INTENTGATE_OAUTH_RESOURCE", "https://gw.example/v1/mcp")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("INTENTGATE_OAUTH_AUTHORIZATION_SERVERS: at least one is required")
+    );
+}

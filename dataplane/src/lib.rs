@@ -19,6 +19,7 @@ pub mod mcp_transport;
 pub mod metrics;
 pub mod origin;
 pub mod pipeline;
+pub mod resource_metadata;
 pub mod server;
 pub mod socket_peek;
 pub mod sse;

@@ -75,6 +75,8 @@ pub struct ServerConfig {
     pub trace_sampler: Option<intentgate_shared::trace::Sampler>,
     /// Which browser origins may call the MCP routes.
     pub origins: crate::origin::OriginPolicy,
+    /// OAuth protected resource metadata, when published.
+    pub oauth: Option<crate::resource_metadata::ResourceMetadata>,
 }
 
 impl ServerConfig {
@@ -99,6 +101,7 @@ impl ServerConfig {
             max_staleness: None,
             trace_sampler: None,
             origins: crate::origin::OriginPolicy::default(),
+            oauth: None,
         }
     }
 }
@@ -640,6 +643,11 @@ impl Worker {
                     &[],
                 );
             }
+            (p, Method::Get) if self.config.oauth.as_ref().is_some_and(|m| m.serves(p)) => {
+                if let Some(m) = &self.config.oauth {
+                    http::write_response(out, 200, &m.body, close, &[]);
+                }
+            }
             // Liveness: the worker answers. Readiness (stale snapshot, draining) is /healthz.
             (b"/livez", Method::Get) => {
                 http::write_response(out, 200, br#"{"status":"alive"}"#, close, &[]);
@@ -1119,7 +1127,16 @@ impl Worker {
                 let Verdict::Deny { error, event } = capability_denied(event, reason) else {
                     return;
                 };
-                return self.respond_denied(slot, req.id, &error, event, notification, close, out);
+                return self.respond_denied(
+                    slot,
+                    req.id,
+                    &error,
+                    event,
+                    notification,
+                    close,
+                    out,
+                    head,
+                );
             }
             let verdict = self.core.borrow_mut().authorize_session(
                 &snap,
@@ -1137,6 +1154,7 @@ impl Worker {
                         notification,
                         close,
                         out,
+                        head,
                     );
                 }
                 Verdict::Allow { mut event } => {
@@ -1179,7 +1197,7 @@ impl Worker {
             Verdict::Deny { error, mut event } => {
                 event.latency_ms = elapsed_ms(started);
                 stages.finish(&mut event);
-                self.respond_denied(slot, req.id, &error, event, notification, close, out)
+                self.respond_denied(slot, req.id, &error, event, notification, close, out, head)
             }
             Verdict::Allow { mut event } => {
                 let Some(record) = self.before_forward(slot, &event).await else {
@@ -1213,14 +1231,29 @@ impl Worker {
         notification: bool,
         close: bool,
         out: &mut Vec<u8>,
+        head: &Head,
     ) {
         self.audit.borrow_mut().push_reserved(slot, event);
-        if notification {
+        // OAuth resource-server mode: a call without any token gets 401 and the challenge
+        // that tells a standard MCP client where to authenticate (the JSON-RPC error stays
+        // in the body for the IntentGate SDKs).
+        let challenge = self
+            .config
+            .oauth
+            .as_ref()
+            .filter(|_| head.authorization.is_none() && error.code == code::CAPABILITY)
+            .map(|m| ("WWW-Authenticate", m.challenge.as_str()));
+        let extra: &[(&str, &str)] = match &challenge {
+            Some(h) => std::slice::from_ref(h),
+            None => &[],
+        };
+        if notification && challenge.is_none() {
             return http::write_response(out, 202, b"", close, &[]);
         }
         let mut payload = Vec::with_capacity(256);
         jsonrpc::write_error(&mut payload, id, error);
-        http::write_response(out, 200, &payload, close, &[]);
+        let status = if challenge.is_some() { 401 } else { 200 };
+        http::write_response(out, status, &payload, close, extra);
     }
 
     /// Forwards an allowed `tools/call`, or answers with the stub result without an upstream.

@@ -164,6 +164,19 @@ pub struct Config {
     pub siem: SiemOptions,
     /// `OTEL_*`: trace export.
     pub otel: Option<Otel>,
+    /// `INTENTGATE_OAUTH_*`: OAuth 2.1 protected resource metadata for MCP clients.
+    pub oauth: Option<OAuthResource>,
+}
+
+/// OAuth protected resource metadata (RFC 9728) this gateway publishes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthResource {
+    /// The canonical URI of the MCP endpoint (`https://gw.example/v1/mcp`).
+    pub resource: String,
+    /// Authorization servers (issuer URLs), at least one.
+    pub authorization_servers: Vec<String>,
+    /// Scopes to advertise (may be empty).
+    pub scopes: Vec<String>,
 }
 
 /// Webhook settings.
@@ -529,6 +542,21 @@ pub const VARIABLES: &[VarDoc] = &[
         name: "INTENTGATE_SIEM_SPOOL_EVENTS",
         default: "100000",
         help: "events each SIEM forwarder holds while its receiver is down; beyond it new events are dropped and counted",
+    },
+    VarDoc {
+        name: "INTENTGATE_OAUTH_RESOURCE",
+        default: "",
+        help: "canonical URI of the MCP endpoint (https://gw.example/v1/mcp): publishes OAuth protected resource metadata and answers token-less MCP calls 401 with WWW-Authenticate",
+    },
+    VarDoc {
+        name: "INTENTGATE_OAUTH_AUTHORIZATION_SERVERS",
+        default: "",
+        help: "comma-separated authorization server (issuer) URLs for the metadata; required with INTENTGATE_OAUTH_RESOURCE",
+    },
+    VarDoc {
+        name: "INTENTGATE_OAUTH_SCOPES",
+        default: "",
+        help: "comma-separated scopes to advertise in the metadata and the 401 challenge",
     },
     VarDoc {
         name: "OTEL_EXPORTER_OTLP_ENDPOINT",
@@ -911,6 +939,7 @@ impl Config {
             s3: read_s3(&mut r),
             siem: read_siem_options(&mut r),
             otel: read_otel(&mut r),
+            oauth: read_oauth(&mut r),
             keys: keys.unwrap_or_else(|| {
                 KeyRing::single(crate::key_ring::MasterKey::from_bytes(&[0; 32]))
             }),
@@ -983,6 +1012,64 @@ fn read_webhook<F: Fn(&str) -> Option<String>>(r: &mut Reader<F>) -> Option<Webh
         secret,
         events,
     })
+}
+
+fn read_oauth<F: Fn(&str) -> Option<String>>(r: &mut Reader<F>) -> Option<OAuthResource> {
+    let resource = r.url("INTENTGATE_OAUTH_RESOURCE");
+    let servers = r.list("INTENTGATE_OAUTH_AUTHORIZATION_SERVERS");
+    let scopes = r.list("INTENTGATE_OAUTH_SCOPES");
+    let bad_server = servers.iter().find(|s| !is_http_url(s)).cloned();
+    if let Some(bad) = bad_server {
+        r.fail(
+            "INTENTGATE_OAUTH_AUTHORIZATION_SERVERS",
+            format!(
+                "invalid entry {} (accepted: http:// or https:// issuer URLs)",
+                Reader::<F>::shown(&bad)
+            ),
+        );
+        return None;
+    }
+    if scopes
+        .iter()
+        .any(|s| s == "offline_access" || s.contains(['"', ' ', '\\']))
+    {
+        r.fail(
+            "INTENTGATE_OAUTH_SCOPES",
+            "scopes are plain tokens, and offline_access must not be advertised".into(),
+        );
+        return None;
+    }
+    match resource {
+        Some(resource) if resource.contains('#') => {
+            r.fail(
+                "INTENTGATE_OAUTH_RESOURCE",
+                "the canonical resource URI has no fragment".into(),
+            );
+            None
+        }
+        Some(resource) if servers.is_empty() => {
+            let _ = resource;
+            r.fail(
+                "INTENTGATE_OAUTH_AUTHORIZATION_SERVERS",
+                "at least one is required when INTENTGATE_OAUTH_RESOURCE is set".into(),
+            );
+            None
+        }
+        Some(resource) => Some(OAuthResource {
+            resource: resource.trim_end_matches('/').to_owned(),
+            authorization_servers: servers,
+            scopes,
+        }),
+        None => {
+            if !servers.is_empty() && r.raw("INTENTGATE_OAUTH_RESOURCE").is_none() {
+                r.fail(
+                    "INTENTGATE_OAUTH_RESOURCE",
+                    "required when INTENTGATE_OAUTH_AUTHORIZATION_SERVERS is set".into(),
+                );
+            }
+            None
+        }
+    }
 }
 
 /// Parses `tenant:token,tenant:token`. Errors never include a token.

@@ -389,6 +389,10 @@ fn run(plan: Plan, banner: impl FnOnce(&server::Running, Option<SocketAddr>)) ->
     sc.approval_timeout = Duration::from_secs(cfg.approval_timeout_s);
     sc.trace_sampler = cfg.otel.as_ref().map(|o| o.sampler);
     sc.origins = intentgate_dataplane::origin::OriginPolicy::from_list(&cfg.allowed_origins);
+    sc.oauth = cfg
+        .oauth
+        .as_ref()
+        .map(intentgate_dataplane::resource_metadata::ResourceMetadata::new);
     // In-flight forwards may take the whole upstream timeout: give them that long to finish
     // (and be audited) before a worker stops.
     sc.drain_timeout =
