@@ -135,6 +135,13 @@ fn tools_list_answers_show_only_the_tools_the_token_may_call() {
     );
 }
 
+fn header_of<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
 fn mcp_post(addr: SocketAddr, token: &str, headers: &[(&str, &str)], body: &str) -> Reply {
     let extra: String = headers
         .iter()
@@ -297,7 +304,15 @@ fn sessions_pass_through_and_event_stream_answers_are_relayed_checked_and_audite
             ),
         );
         assert_eq!(r.status, 200, "{tool}");
-        let v = r.json();
+        // Streams fail after their head went out: the error is the stream's last event.
+        let v = if header_of(&r.head, "content-type") == Some("text/event-stream") {
+            let events = intentgate_dataplane::sse::Parser::new(1 << 20)
+                .push(&r.body)
+                .unwrap();
+            serde_json::from_str(&events.last().unwrap().data).unwrap()
+        } else {
+            r.json()
+        };
         assert_eq!(v["error"]["code"], -32603, "{tool}: {v}");
         assert_eq!(v["id"], 9);
         assert!(
@@ -505,4 +520,120 @@ fn oauth_resource_mode_publishes_metadata_and_challenges_token_less_calls() {
         String::from_utf8_lossy(&out.stderr)
             .contains("INTENTGATE_OAUTH_AUTHORIZATION_SERVERS: at least one is required")
     );
+}
+
+/// An upstream whose tool sends a progress event, works for `pause`, then answers; chunked,
+/// as MCP servers stream.
+fn slow_tool_upstream(pause: std::time::Duration) -> SocketAddr {
+    use std::io::Write as _;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { return };
+            let Some((_, body)) = read_message(&mut s, &mut Vec::new()) else {
+                continue;
+            };
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            let chunk = |data: String| format!("{:x}\r\n{data}\r\n", data.len());
+            let progress = format!(
+                "event: message\ndata: {}\n\n",
+                serde_json::json!({"jsonrpc": "2.0", "method": "notifications/progress", "params": {"progressToken": 1, "progress": 1, "total": 2}})
+            );
+            let done = format!(
+                "event: message\ndata: {}\n\n",
+                serde_json::json!({"jsonrpc": "2.0", "id": v["id"], "result": {"content": [{"type": "text", "text": "done"}]}})
+            );
+            let _ = s.write_all(
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n{}",
+                    chunk(progress)
+                )
+                .as_bytes(),
+            );
+            let _ = s.flush();
+            std::thread::sleep(pause);
+            let _ = s.write_all(format!("{}0\r\n\r\n", chunk(done)).as_bytes());
+        }
+    });
+    addr
+}
+
+#[test]
+fn progress_reaches_the_agent_while_the_tool_is_still_running() {
+    use std::io::{Read as _, Write as _};
+    use std::time::{Duration, Instant};
+    let pause = Duration::from_millis(1500);
+    let upstream = slow_tool_upstream(pause);
+    let gw = spawn(
+        "serve",
+        &[("INTENTGATE_UPSTREAM_URL", &format!("http://{upstream}/mcp"))],
+    );
+    let token = mint(&["read_invoice"], vec![]);
+    let body = r#"{"jsonrpc":"2.0","id":42,"method":"tools/call","params":{"name":"read_invoice","arguments":{},"_meta":{"progressToken":1}}}"#;
+    let mut s = std::net::TcpStream::connect(gw.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let sent = Instant::now();
+    s.write_all(
+        format!(
+            "POST /v1/mcp HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nAccept: application/json, text/event-stream\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let mut got = Vec::new();
+    let mut tmp = [0u8; 4096];
+    let first_progress = loop {
+        let n = s.read(&mut tmp).unwrap();
+        assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&tmp[..n]);
+        if String::from_utf8_lossy(&got).contains("notifications/progress") {
+            break sent.elapsed();
+        }
+    };
+    assert!(
+        first_progress < pause,
+        "the progress event arrived after {first_progress:?}, not while the tool ran"
+    );
+    // Then the answer, and the end of the chunked stream.
+    while !got.ends_with(b"0\r\n\r\n") {
+        let n = s.read(&mut tmp).unwrap();
+        assert!(
+            n > 0,
+            "closed before the end: {}",
+            String::from_utf8_lossy(&got)
+        );
+        got.extend_from_slice(&tmp[..n]);
+    }
+    assert!(sent.elapsed() >= pause);
+    let text = String::from_utf8_lossy(&got).into_owned();
+    let (head, rest) = text.split_once("\r\n\r\n").unwrap();
+    assert_eq!(header(head, "content-type"), "text/event-stream");
+    assert_eq!(header(head, "transfer-encoding"), "chunked");
+    let (events_bytes, _) = dechunk(rest.as_bytes()).unwrap();
+    let events = intentgate_dataplane::sse::Parser::new(1 << 20)
+        .push(&events_bytes)
+        .unwrap();
+    assert_eq!(events.len(), 2);
+    let last: serde_json::Value = serde_json::from_str(&events[1].data).unwrap();
+    assert_eq!(
+        (
+            last["id"].as_i64(),
+            last["result"]["content"][0]["text"].as_str()
+        ),
+        (Some(42), Some("done"))
+    );
+    // The connection stays usable for the next request.
+    let next = r#"{"jsonrpc":"2.0","id":43,"method":"ping"}"#;
+    s.write_all(
+        format!(
+            "POST /v1/mcp HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{next}",
+            next.len()
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let r = read_reply(&mut s, &mut Vec::new());
+    assert_eq!(r.status, 200);
 }

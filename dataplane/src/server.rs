@@ -409,7 +409,8 @@ impl Worker {
                             || self.shared.draining.load(Ordering::Acquire);
                         let started = Instant::now();
                         let from = out.len();
-                        self.handle(&buf, &head, body, &remote, close, &mut out)
+                        let mut relay = None;
+                        self.handle(&buf, &head, body, &remote, close, &mut out, &mut relay)
                             .await;
                         let method = match head.method {
                             Some(Method::Get) => 0,
@@ -424,6 +425,28 @@ impl Worker {
                         );
                         buf.drain(..consumed);
                         chunked.reset();
+                        if let Some(job) = relay {
+                            // Answers queued before this one go first, then the stream.
+                            if !out.is_empty() {
+                                if !self.committed().await {
+                                    return;
+                                }
+                                let write = monoio::time::timeout(
+                                    self.config.write_timeout,
+                                    stream.write_all(std::mem::take(&mut out)),
+                                )
+                                .await;
+                                let Ok((res, back)) = write else { return };
+                                out = back;
+                                out.clear();
+                                if res.is_err() {
+                                    return;
+                                }
+                            }
+                            if !self.relay(&mut stream, job).await {
+                                return;
+                            }
+                        }
                         if close {
                             break;
                         }
@@ -599,6 +622,7 @@ impl Worker {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn handle(
         &self,
         buf: &[u8],
@@ -607,6 +631,7 @@ impl Worker {
         remote: &str,
         close: bool,
         out: &mut Vec<u8>,
+        relay: &mut Option<Relay>,
     ) {
         let path = &buf[head.path.clone()];
         let method = head.method.unwrap_or(Method::Other);
@@ -652,7 +677,9 @@ impl Worker {
             (b"/livez", Method::Get) => {
                 http::write_response(out, 200, br#"{"status":"alive"}"#, close, &[]);
             }
-            (b"/v1/mcp", Method::Post) => self.mcp(buf, head, body, remote, close, out).await,
+            (b"/v1/mcp", Method::Post) => {
+                self.mcp(buf, head, body, remote, close, out, relay).await
+            }
             (b"/v1/tool-call", Method::Post) => {
                 self.tool_call(buf, head, body, remote, close, out).await
             }
@@ -749,6 +776,7 @@ impl Worker {
             );
         };
         let req = crate::upstream::Outgoing {
+            stream_events: false,
             method,
             path,
             headers: &headers,
@@ -1078,6 +1106,7 @@ impl Worker {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn mcp(
         &self,
         buf: &[u8],
@@ -1086,6 +1115,7 @@ impl Worker {
         remote: &str,
         close: bool,
         out: &mut Vec<u8>,
+        relay: &mut Option<Relay>,
     ) {
         let started = Instant::now();
         let mut payload = Vec::with_capacity(256);
@@ -1203,7 +1233,7 @@ impl Worker {
                 let Some(record) = self.before_forward(slot, &event).await else {
                     return audit_unconfirmed(out);
                 };
-                let answer = self
+                let answer = match self
                     .forward_call(
                         &req,
                         body,
@@ -1212,7 +1242,24 @@ impl Worker {
                         &mut stages,
                         McpIn::of(buf, head),
                     )
-                    .await;
+                    .await
+                {
+                    UpstreamReply::Whole(a) => a,
+                    UpstreamReply::Stream(upstream) => {
+                        // Relayed by the connection loop, which owns the socket; audited
+                        // when the stream ends.
+                        *relay = Some(Relay {
+                            upstream,
+                            record,
+                            event,
+                            stages,
+                            id: req.id.map(<[u8]>::to_vec),
+                            started,
+                            close,
+                        });
+                        return;
+                    }
+                };
                 event.latency_ms = elapsed_ms(started);
                 stages.finish(&mut event);
                 self.after_forward(record, event);
@@ -1265,7 +1312,7 @@ impl Worker {
         started: Instant,
         stages: &mut Stages,
         mcp: McpIn<'_>,
-    ) -> Answer {
+    ) -> UpstreamReply {
         let mut payload = Vec::with_capacity(512);
         let Some(upstream) = &self.upstream else {
             // Written directly: this path is the gateway's own throughput ceiling.
@@ -1275,7 +1322,7 @@ impl Worker {
             result.extend_from_slice(b"}}");
             event.reason.push_str(" (stub upstream)");
             jsonrpc::write_result(&mut payload, req.id, &result);
-            return Answer::json(payload);
+            return UpstreamReply::Whole(Answer::json(payload));
         };
         let sent = Instant::now();
         stages.mark_at(sent);
@@ -1284,7 +1331,7 @@ impl Worker {
         if let Some(tp) = traceparent.as_deref() {
             headers.push(("traceparent", tp.as_bytes()));
         }
-        let answer = upstream.post_with(body, &headers).await;
+        let answer = upstream.post_answer(body, &headers, true).await;
         let done = Instant::now();
         let metrics = self.shared.metrics.core(self.index);
         stages.end_at(stages::UPSTREAM, done, metrics);
@@ -1298,23 +1345,29 @@ impl Worker {
         };
         metrics.forward(outcome, done.saturating_duration_since(sent));
         match answer {
-            Ok(resp) => {
+            Ok(crate::upstream::Answered::Stream(stream)) => {
+                event.upstream_status = i64::from(stream.status);
+                UpstreamReply::Stream(stream)
+            }
+            Ok(crate::upstream::Answered::Whole(resp)) => {
                 event.upstream_status = i64::from(resp.status);
                 let session_id = resp.session_id.clone();
                 if is_event_stream(&resp) {
                     // The stream is relayed as sent once its final answer is found.
-                    return match final_answer(&resp.body, req.id, self.config.max_body) {
-                        Ok(_) => Answer {
-                            body: resp.body,
-                            sse: true,
-                            session_id,
+                    return UpstreamReply::Whole(
+                        match final_answer(&resp.body, req.id, self.config.max_body) {
+                            Ok(_) => Answer {
+                                body: resp.body,
+                                sse: true,
+                                session_id,
+                            },
+                            Err(reason) => {
+                                let err = malformed_upstream(event, &reason);
+                                jsonrpc::write_error(&mut payload, req.id, &err);
+                                Answer::json(payload)
+                            }
                         },
-                        Err(reason) => {
-                            let err = malformed_upstream(event, &reason);
-                            jsonrpc::write_error(&mut payload, req.id, &err);
-                            Answer::json(payload)
-                        }
-                    };
+                    );
                 }
                 let body = match inject_block(&resp.body, elapsed_ms(started) as u64) {
                     Some(b) => b,
@@ -1324,19 +1377,117 @@ impl Worker {
                         payload
                     }
                 };
-                Answer {
+                UpstreamReply::Whole(Answer {
                     body,
                     sse: false,
                     session_id,
-                }
+                })
             }
             Err(e) => {
                 event.upstream_status = i64::from(e.status());
                 let err = upstream_failure(event, &e);
                 jsonrpc::write_error(&mut payload, req.id, &err);
-                Answer::json(payload)
+                UpstreamReply::Whole(Answer::json(payload))
             }
         }
+    }
+
+    /// Relays an upstream event stream to the agent as it arrives (chunked
+    /// `text/event-stream`), watching for the response to the request, then writes the call's
+    /// audit record. The response head is already gone when a stream breaks, so the failure
+    /// reaches the agent as a final JSON-RPC error event. False: close the connection.
+    async fn relay(&self, stream: &mut TcpStream, job: Relay) -> bool {
+        let Relay {
+            mut upstream,
+            record,
+            mut event,
+            stages,
+            id,
+            started,
+            close,
+        } = job;
+        let mut head = String::from(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nX-Accel-Buffering: no\r\nTransfer-Encoding: chunked\r\n",
+        );
+        if let Some(sid) = &upstream.session_id {
+            head.push_str(&format!("Mcp-Session-Id: {sid}\r\n"));
+        }
+        if close {
+            head.push_str("Connection: close\r\n");
+        }
+        head.push_str("\r\n");
+        let mut client_ok = self.send_to_agent(stream, head.into_bytes()).await;
+        let want: serde_json::Value = id
+            .as_deref()
+            .and_then(|i| serde_json::from_slice(i).ok())
+            .unwrap_or(serde_json::Value::Null);
+        let mut parser = crate::sse::Parser::new(self.config.max_body.max(1));
+        let mut answered = false;
+        let failure = loop {
+            if !client_ok {
+                // Closing the upstream stream is the cancellation (2026-07-28).
+                event.reason.push_str(" (agent disconnected mid-stream)");
+                break None;
+            }
+            match upstream.next().await {
+                Ok(Some(bytes)) => match parser.push(&bytes) {
+                    Ok(events) => {
+                        // Whole events only, so a stream cut later leaves no half event
+                        // at the agent.
+                        let mut chunk = Vec::with_capacity(bytes.len() + 64);
+                        for e in &events {
+                            answered |= serde_json::from_str::<serde_json::Value>(&e.data)
+                                .is_ok_and(|v| {
+                                    v.get("id") == Some(&want)
+                                        && (v.get("result").is_some() || v.get("error").is_some())
+                                });
+                            crate::sse::write_event(&mut chunk, e);
+                        }
+                        if !chunk.is_empty() {
+                            client_ok = self.send_to_agent(stream, http_chunk(&chunk)).await;
+                        }
+                    }
+                    Err(e) => break Some(format!("malformed upstream event stream: {e}")),
+                },
+                Ok(None) if parser.mid_event() => {
+                    break Some("upstream event stream was cut mid-event".into());
+                }
+                Ok(None) if !answered => {
+                    break Some("upstream event stream ended without a response".into());
+                }
+                Ok(None) => break None,
+                Err(_) if answered => break None,
+                Err(e) => break Some(format!("upstream event stream failed: {}", e.detail())),
+            }
+        };
+        if let Some(reason) = failure {
+            let err = malformed_upstream(&mut event, &reason);
+            if client_ok {
+                let mut payload = Vec::with_capacity(256);
+                jsonrpc::write_error(&mut payload, id.as_deref(), &err);
+                let mut chunk = Vec::with_capacity(payload.len() + 32);
+                crate::sse::write_event(
+                    &mut chunk,
+                    &crate::sse::Event {
+                        data: String::from_utf8_lossy(&payload).into_owned(),
+                        ..crate::sse::Event::default()
+                    },
+                );
+                client_ok = self.send_to_agent(stream, http_chunk(&chunk)).await;
+            }
+        }
+        if client_ok {
+            client_ok = self.send_to_agent(stream, b"0\r\n\r\n".to_vec()).await;
+        }
+        event.latency_ms = elapsed_ms(started);
+        stages.finish(&mut event);
+        self.after_forward(record, event);
+        client_ok && !close
+    }
+
+    async fn send_to_agent(&self, stream: &mut TcpStream, bytes: Vec<u8>) -> bool {
+        let write = monoio::time::timeout(self.config.write_timeout, stream.write_all(bytes)).await;
+        matches!(write, Ok((Ok(_), _)))
     }
 
     /// Removes from a `tools/list` answer (JSON, or the final event of an event stream) the
@@ -1635,6 +1786,39 @@ async fn refuse(mut stream: TcpStream, write_timeout: Duration) {
 /// started to arrive.
 fn wants_continue(buf: &[u8], max_body: usize) -> bool {
     matches!(http::parse_head(buf, max_body), Ok(Some((head, len))) if head.expect_continue && buf.len() == len)
+}
+
+/// What `forward_call` got back: an answer to write, or an event stream to relay.
+enum UpstreamReply {
+    Whole(Answer),
+    Stream(crate::upstream::EventStream),
+}
+
+/// A `tools/call` whose upstream answers with an event stream, handed to the connection
+/// loop to relay ([`Worker::relay`]).
+struct Relay {
+    upstream: crate::upstream::EventStream,
+    record: Forwarded,
+    event: AuditEvent,
+    stages: Stages,
+    id: Option<Vec<u8>>,
+    started: Instant,
+    close: bool,
+}
+
+impl std::fmt::Debug for Relay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Relay").finish_non_exhaustive()
+    }
+}
+
+/// One HTTP/1.1 chunk.
+fn http_chunk(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() + 16);
+    out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\r\n");
+    out
 }
 
 /// The MCP transport headers of an agent's request, passed on to the upstream.

@@ -278,6 +278,155 @@ pub struct Outgoing<'a> {
     pub body: &'a [u8],
     /// Return error statuses as responses (relays) instead of failing.
     pub pass_errors: bool,
+    /// Hand back a `text/event-stream` answer unread ([`Answered::Stream`]) instead of
+    /// reading it whole.
+    pub stream_events: bool,
+}
+
+/// An answer: read whole, or an event stream to read as it arrives.
+#[derive(Debug)]
+pub enum Answered {
+    /// The whole response.
+    Whole(Response),
+    /// A `text/event-stream` body, not read yet.
+    Stream(EventStream),
+}
+
+/// An upstream event-stream body, read as the upstream sends it. The connection is not
+/// pooled afterwards; dropping it closes the stream (cancellation in MCP 2026-07-28).
+#[derive(Debug)]
+pub struct EventStream {
+    conn: Conn,
+    pending: Vec<u8>,
+    framing: Framing,
+    /// Status code.
+    pub status: u16,
+    /// `Mcp-Session-Id`, if sent.
+    pub session_id: Option<String>,
+    /// Longest wait for the next bytes.
+    idle_timeout: Duration,
+}
+
+#[derive(Debug)]
+enum Framing {
+    /// Chunked: the size line of the next chunk, or this many data bytes (+ CRLF) left.
+    Chunked { left: usize, in_data: bool },
+    /// Content-Length: bytes left.
+    Length(usize),
+    /// Until the upstream closes.
+    Close,
+    /// Ended.
+    Done,
+}
+
+impl EventStream {
+    /// The next body bytes; `Ok(None)` at the end of the stream.
+    pub async fn next(&mut self) -> Result<Option<Vec<u8>>, UpstreamError> {
+        loop {
+            if let Some(out) = self.take()? {
+                return Ok(Some(out));
+            }
+            if matches!(self.framing, Framing::Done) {
+                return Ok(None);
+            }
+            if self.pending.capacity() - self.pending.len() < 4096 {
+                self.pending.reserve(8192);
+            }
+            let buf = std::mem::take(&mut self.pending);
+            let read = monoio::time::timeout(self.idle_timeout, self.conn.read_into(buf)).await;
+            let (res, back) = read.map_err(|_| UpstreamError::Timeout)?;
+            self.pending = back;
+            match res {
+                Ok(0) if matches!(self.framing, Framing::Close) => {
+                    self.framing = Framing::Done;
+                }
+                Ok(0) => {
+                    return Err(UpstreamError::Transport(
+                        "upstream closed mid-stream".into(),
+                    ));
+                }
+                Ok(_) => {}
+                Err(e) => return Err(UpstreamError::Transport(format!("read: {e}"))),
+            }
+        }
+    }
+
+    /// Decodes what `pending` holds into body bytes (None: nothing yet).
+    fn take(&mut self) -> Result<Option<Vec<u8>>, UpstreamError> {
+        let bad = |d: &str| UpstreamError::Http {
+            status: 0,
+            detail: d.to_owned(),
+        };
+        match &mut self.framing {
+            Framing::Done => Ok(None),
+            Framing::Close => {
+                if self.pending.is_empty() {
+                    Ok(None)
+                } else {
+                    Ok(Some(std::mem::take(&mut self.pending)))
+                }
+            }
+            Framing::Length(left) => {
+                if *left == 0 {
+                    self.framing = Framing::Done;
+                    return Ok(None);
+                }
+                if self.pending.is_empty() {
+                    return Ok(None);
+                }
+                let n = (*left).min(self.pending.len());
+                *left -= n;
+                let out: Vec<u8> = self.pending.drain(..n).collect();
+                if *left == 0 {
+                    self.framing = Framing::Done;
+                }
+                Ok(Some(out))
+            }
+            Framing::Chunked { left, in_data } => {
+                let mut out = Vec::new();
+                loop {
+                    if *in_data {
+                        if *left > 0 {
+                            if self.pending.is_empty() {
+                                break;
+                            }
+                            let n = (*left).min(self.pending.len());
+                            out.extend(self.pending.drain(..n));
+                            *left -= n;
+                            continue;
+                        }
+                        if self.pending.len() < 2 {
+                            break;
+                        }
+                        if &self.pending[..2] != b"\r\n" {
+                            return Err(bad("malformed chunk in upstream stream"));
+                        }
+                        self.pending.drain(..2);
+                        *in_data = false;
+                    }
+                    let Some(eol) = self.pending.windows(2).position(|w| w == b"\r\n") else {
+                        if self.pending.len() > 1024 {
+                            return Err(bad("malformed chunk size in upstream stream"));
+                        }
+                        break;
+                    };
+                    let line = std::str::from_utf8(&self.pending[..eol]).unwrap_or("");
+                    let size =
+                        usize::from_str_radix(line.split(';').next().unwrap_or("").trim(), 16)
+                            .map_err(|_| bad("malformed chunk size in upstream stream"))?;
+                    self.pending.drain(..eol + 2);
+                    if size == 0 {
+                        // Trailers are not used by event streams; the stream is over.
+                        self.framing = Framing::Done;
+                        break;
+                    }
+                    *left = size;
+                    *in_data = true;
+                }
+                Ok((!out.is_empty()).then_some(out))
+            }
+        }
+    }
 }
 
 /// Per-core client.
@@ -341,6 +490,20 @@ impl Upstream {
         body: &[u8],
         extra: &[(&str, &[u8])],
     ) -> Result<Response, UpstreamError> {
+        match self.post_answer(body, extra, false).await? {
+            Answered::Whole(r) => Ok(r),
+            Answered::Stream(_) => Err(UpstreamError::Transport("unexpected event stream".into())),
+        }
+    }
+
+    /// Like [`Upstream::post_with`]; with `stream_events` an event-stream answer comes back
+    /// unread, to be relayed as it arrives.
+    pub async fn post_answer(
+        &self,
+        body: &[u8],
+        extra: &[(&str, &[u8])],
+        stream_events: bool,
+    ) -> Result<Answered, UpstreamError> {
         // At most five extra headers are ever passed; no allocation on the forward path.
         let mut headers: [(&str, &[u8]); 7] = [("", b""); 7];
         headers[0] = ("Content-Type", b"application/json");
@@ -350,22 +513,32 @@ impl Upstream {
         let out = Outgoing {
             method: "POST",
             path: &self.target.path,
+            stream_events,
             headers: &headers[..n],
             body,
             pass_errors: false,
         };
-        self.request(&out).await
+        self.send(&out).await
     }
 
     /// Sends any request; with `pass_errors` a status ≥ 400 is a response, not an error.
     pub async fn request(&self, out: &Outgoing<'_>) -> Result<Response, UpstreamError> {
+        match self.send(out).await? {
+            Answered::Whole(r) => Ok(r),
+            // Only asked for with `stream_events`.
+            Answered::Stream(_) => Err(UpstreamError::Transport("unexpected event stream".into())),
+        }
+    }
+
+    /// Sends any request; an event-stream answer comes back unread when `stream_events`.
+    pub async fn send(&self, out: &Outgoing<'_>) -> Result<Answered, UpstreamError> {
         match monoio::time::timeout(self.target.timeout, self.request_inner(out)).await {
             Ok(r) => r,
             Err(_) => Err(UpstreamError::Timeout),
         }
     }
 
-    async fn request_inner(&self, body: &Outgoing<'_>) -> Result<Response, UpstreamError> {
+    async fn request_inner(&self, body: &Outgoing<'_>) -> Result<Answered, UpstreamError> {
         loop {
             let pooled = self.idle.borrow_mut().pop();
             let Some((conn, since)) = pooled else { break };
@@ -404,7 +577,7 @@ impl Upstream {
         }
     }
 
-    async fn exchange(&self, mut conn: Conn, out: &Outgoing<'_>) -> Result<Response, Attempt> {
+    async fn exchange(&self, mut conn: Conn, out: &Outgoing<'_>) -> Result<Answered, Attempt> {
         let t = &self.target;
         let mut req = Vec::with_capacity(256 + out.body.len());
         req.extend_from_slice(out.method.as_bytes());
@@ -428,6 +601,19 @@ impl Upstream {
         }
         let mut buf = Vec::with_capacity(8192);
         loop {
+            if out.stream_events
+                && let Some((status, session_id, framing, head_len)) = stream_head(&buf)
+            {
+                buf.drain(..head_len);
+                return Ok(Answered::Stream(EventStream {
+                    conn,
+                    pending: buf,
+                    framing,
+                    status,
+                    session_id,
+                    idle_timeout: t.timeout,
+                }));
+            }
             if let Some((resp, keep)) =
                 parse_response(&buf, t.max_body, out.pass_errors).map_err(Attempt::Failed)?
             {
@@ -437,7 +623,7 @@ impl Upstream {
                         .borrow_mut()
                         .push((conn, std::time::Instant::now()));
                 }
-                return Ok(resp);
+                return Ok(Answered::Whole(resp));
             }
             if buf.capacity() - buf.len() < 4096 {
                 buf.reserve(8192);
@@ -472,6 +658,49 @@ enum Attempt {
     /// The request could not be written: the upstream cannot have seen it, so retrying is safe.
     Stale,
     Failed(UpstreamError),
+}
+
+/// When `buf` holds a complete successful `text/event-stream` response head: its status,
+/// session id, body framing and head length.
+fn stream_head(buf: &[u8]) -> Option<(u16, Option<String>, Framing, usize)> {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut resp = httparse::Response::new(&mut headers);
+    let Ok(httparse::Status::Complete(head_len)) = resp.parse(buf) else {
+        return None;
+    };
+    let status = resp.code?;
+    if !(200..300).contains(&status) {
+        return None;
+    }
+    let find = |name: &str| {
+        resp.headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value)
+    };
+    let sse = find("content-type").is_some_and(|v| {
+        v.trim_ascii_start()
+            .to_ascii_lowercase()
+            .starts_with(b"text/event-stream")
+    });
+    if !sse {
+        return None;
+    }
+    let framing = if find("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case(b"chunked")) {
+        Framing::Chunked {
+            left: 0,
+            in_data: false,
+        }
+    } else if let Some(len) = find("content-length") {
+        Framing::Length(std::str::from_utf8(len).ok()?.trim().parse().ok()?)
+    } else {
+        Framing::Close
+    };
+    let session_id = find("mcp-session-id")
+        .filter(|v| !v.is_empty() && v.iter().all(|b| (0x21..=0x7e).contains(b)))
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .map(str::to_owned);
+    Some((status, session_id, framing, head_len))
 }
 
 /// Frames a response in `buf`: `Ok(None)` incomplete; `(response, keep_alive)` when done.

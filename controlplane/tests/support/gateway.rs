@@ -136,7 +136,15 @@ pub fn read_message(s: &mut TcpStream, pending: &mut Vec<u8>) -> Option<(String,
                         .map(|v| v.trim().parse().unwrap())
                 })
                 .unwrap_or(0);
-            if pending.len() >= end + 4 + len {
+            let chunked = head
+                .lines()
+                .any(|l| l.to_ascii_lowercase().replace(' ', "") == "transfer-encoding:chunked");
+            if chunked {
+                if let Some((body, used)) = dechunk(&pending[end + 4..]) {
+                    pending.drain(..end + 4 + used);
+                    return Some((head, body));
+                }
+            } else if pending.len() >= end + 4 + len {
                 let body = pending[end + 4..end + 4 + len].to_vec();
                 pending.drain(..end + 4 + len);
                 return Some((head, body));
@@ -150,7 +158,26 @@ pub fn read_message(s: &mut TcpStream, pending: &mut Vec<u8>) -> Option<(String,
     }
 }
 
-/// Reads one response from `s` (Content-Length framed).
+/// A complete chunked body at the start of `b`: the data and the bytes it used.
+pub fn dechunk(b: &[u8]) -> Option<(Vec<u8>, usize)> {
+    let mut body = Vec::new();
+    let mut at = 0;
+    loop {
+        let eol = b[at..].windows(2).position(|w| w == b"\r\n")? + at;
+        let size = usize::from_str_radix(std::str::from_utf8(&b[at..eol]).ok()?.trim(), 16).ok()?;
+        at = eol + 2;
+        if size == 0 {
+            return (b.len() >= at + 2).then(|| (body, at + 2));
+        }
+        if b.len() < at + size + 2 {
+            return None;
+        }
+        body.extend_from_slice(&b[at..at + size]);
+        at += size + 2;
+    }
+}
+
+/// Reads one response from `s` (Content-Length framed or chunked).
 pub fn read_reply(s: &mut TcpStream, pending: &mut Vec<u8>) -> Reply {
     let Some((head, body)) = read_message(s, pending) else {
         panic!(
