@@ -601,6 +601,23 @@ impl Upstream {
         }
         let mut buf = Vec::with_capacity(8192);
         loop {
+            let parsed = match parse_response(&buf, t.max_body, out.pass_errors) {
+                Ok(p) => p,
+                // An event stream framed by closing the connection is not an error here.
+                Err(_) if out.stream_events && stream_head(&buf).is_some() => None,
+                Err(e) => return Err(Attempt::Failed(e)),
+            };
+            if let Some((resp, keep)) = parsed {
+                // Bytes past the response would answer the next caller: never pool then.
+                if keep && resp.consumed == buf.len() && self.idle.borrow().len() < POOL_SIZE {
+                    self.idle
+                        .borrow_mut()
+                        .push((conn, std::time::Instant::now()));
+                }
+                return Ok(Answered::Whole(resp));
+            }
+            // Only when the response is not complete yet: a whole answer (the common case)
+            // costs no second parse.
             if out.stream_events
                 && let Some((status, session_id, framing, head_len)) = stream_head(&buf)
             {
@@ -613,17 +630,6 @@ impl Upstream {
                     session_id,
                     idle_timeout: t.timeout,
                 }));
-            }
-            if let Some((resp, keep)) =
-                parse_response(&buf, t.max_body, out.pass_errors).map_err(Attempt::Failed)?
-            {
-                // Bytes past the response would answer the next caller: never pool then.
-                if keep && resp.consumed == buf.len() && self.idle.borrow().len() < POOL_SIZE {
-                    self.idle
-                        .borrow_mut()
-                        .push((conn, std::time::Instant::now()));
-                }
-                return Ok(Answered::Whole(resp));
             }
             if buf.capacity() - buf.len() < 4096 {
                 buf.reserve(8192);
