@@ -637,3 +637,72 @@ fn progress_reaches_the_agent_while_the_tool_is_still_running() {
     let r = read_reply(&mut s, &mut Vec::new());
     assert_eq!(r.status, 200);
 }
+
+/// The official MCP Python SDK on both sides: its FastMCP server upstream, its Streamable
+/// HTTP client as the agent (needs `INTENTGATE_SDK_PYTHON`, which `cargo xtask test`
+/// provides with `mcp` installed).
+#[test]
+fn the_official_mcp_sdk_works_through_the_gateway() {
+    use std::io::BufRead as _;
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    let Some(python) = std::env::var_os("INTENTGATE_SDK_PYTHON") else {
+        eprintln!("note: INTENTGATE_SDK_PYTHON unset; skipping the MCP SDK end-to-end test");
+        return;
+    };
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/python");
+    let port = closed_port();
+    let mut server = Command::new(&python)
+        .arg(format!("{dir}/mcp_server.py"))
+        .arg(port.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut first = String::new();
+    std::io::BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let _server = Kill(server);
+    assert_eq!(first.trim(), "ready");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "the MCP server did not listen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let policy = temp_file(
+        "allow-all.rego",
+        "package intentgate.policy\nimport rego.v1\ndefault decision := {\"allow\": true, \"reason\": \"test\"}\n",
+    );
+    let gw = spawn(
+        "serve",
+        &[
+            ("INTENTGATE_POLICY_FILE", policy.to_str().unwrap()),
+            (
+                "INTENTGATE_UPSTREAM_URL",
+                &format!("http://127.0.0.1:{port}/mcp"),
+            ),
+        ],
+    );
+    let token = mint(&["read_invoice", "slow_report"], vec![]);
+    let out = Command::new(&python)
+        .arg(format!("{dir}/mcp_client.py"))
+        .arg(format!("http://{}", gw.addr))
+        .arg(&token)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("mcp e2e: all checks passed"), "{text}");
+}

@@ -11,6 +11,9 @@ use std::time::Duration;
 const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 /// The SDK version whose tokens we must accept; pinned, as the vectors were generated with it.
 const SDK_REQUIREMENT: &str = "intentgate==0.3.0";
+/// The official MCP SDK whose client and server the MCP end-to-end test runs (pinned: its
+/// 2.x line changed the API).
+const MCP_REQUIREMENT: &str = "mcp==1.30.0";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -136,7 +139,7 @@ fn sdk_python() -> Option<PathBuf> {
         Command::new(p)
             .args([
                 "-c",
-                "import importlib.metadata as m, sys; sys.exit(m.version('intentgate') != '0.3.0')",
+                "import importlib.metadata as m, sys; sys.exit(m.version('intentgate') != '0.3.0' or m.version('mcp') != '1.30.0')",
             ])
             .status()
             .is_ok_and(|s| s.success())
@@ -155,6 +158,7 @@ fn sdk_python() -> Option<PathBuf> {
                 "--quiet",
                 "--disable-pip-version-check",
                 SDK_REQUIREMENT,
+                MCP_REQUIREMENT,
             ])
             .status()
             .is_ok_and(|s| s.success());
@@ -162,7 +166,7 @@ fn sdk_python() -> Option<PathBuf> {
         Some(python)
     } else {
         eprintln!(
-            "xtask: note: could not set up Python with {SDK_REQUIREMENT}; SDK vectors are checked from the committed file only"
+            "xtask: note: could not set up Python with {SDK_REQUIREMENT} and {MCP_REQUIREMENT}; SDK vectors are checked from the committed file only and the SDK end-to-end tests are skipped"
         );
         None
     }

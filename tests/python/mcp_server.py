@@ -1,0 +1,40 @@
+"""An MCP server built with the official Python SDK (mcp 1.x, FastMCP), served over
+Streamable HTTP on a loopback port, for the gateway's end-to-end tests.
+
+usage: mcp_server.py PORT
+Prints "ready" once listening.
+"""
+
+import asyncio
+import sys
+
+from mcp.server.fastmcp import Context, FastMCP
+
+port = int(sys.argv[1])
+server = FastMCP("upstream-under-test", host="127.0.0.1", port=port, log_level="WARNING")
+
+
+@server.tool()
+def read_invoice(id: str) -> str:
+    """Reads an invoice."""
+    return f"invoice {id}: 42.00 EUR"
+
+
+@server.tool()
+def pay(amount: float) -> str:
+    """Pays."""
+    return f"paid {amount}"
+
+
+@server.tool()
+async def slow_report(ctx: Context) -> str:
+    """Reports progress, then works for a while."""
+    await ctx.report_progress(1, 2)
+    await asyncio.sleep(1.5)
+    await ctx.report_progress(2, 2)
+    return "report done"
+
+
+if __name__ == "__main__":
+    print("ready", flush=True)
+    server.run(transport="streamable-http")
