@@ -706,3 +706,115 @@ fn the_official_mcp_sdk_works_through_the_gateway() {
     assert!(out.status.success(), "{text}");
     assert!(text.contains("mcp e2e: all checks passed"), "{text}");
 }
+
+#[test]
+fn get_and_delete_pass_through_with_the_session_after_the_capability_check() {
+    let upstream = Receiver::start_with(|req, _| {
+        let resumed = req
+            .head
+            .lines()
+            .any(|l| l.to_ascii_lowercase().starts_with("last-event-id:"));
+        match (req.method.as_str(), resumed) {
+            ("GET", true) => Answer {
+                status: 200,
+                headers: vec![("Content-Type".into(), "text/event-stream".into())],
+                body: "id: 5\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\",\"params\":{\"n\":5}}\n\nid: 6\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\",\"params\":{\"n\":6}}\n\n".into(),
+            },
+            ("GET", false) => Answer {
+                status: 405,
+                headers: vec![("Allow".into(), "POST".into())],
+                body: String::new(),
+            },
+            ("DELETE", _) => Answer {
+                status: 200,
+                headers: vec![],
+                body: String::new(),
+            },
+            _ => Answer {
+                status: 500,
+                headers: vec![],
+                body: String::new(),
+            },
+        }
+    });
+    let gw = spawn(
+        "serve",
+        &[(
+            "INTENTGATE_UPSTREAM_URL",
+            &format!("http://{}/mcp", upstream.addr),
+        )],
+    );
+    let token = mint(&[], vec![]);
+    let send = |method: &str, token: Option<&str>, headers: &[(&str, &str)]| {
+        let auth = token
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
+        let extra: String = headers
+            .iter()
+            .map(|(k, v)| format!("{k}: {v}\r\n"))
+            .collect();
+        raw(
+            gw.addr,
+            format!("{method} /v1/mcp HTTP/1.1\r\nHost: x\r\n{auth}{extra}\r\n").as_bytes(),
+        )
+    };
+    // No token: refused before the upstream is asked.
+    let r = send("GET", None, &[("Mcp-Session-Id", "sess-9")]);
+    assert_eq!(r.status, 403);
+    assert_eq!(error_of(&r.json()).0, -32010);
+    assert!(upstream.requests().is_empty());
+
+    // Resuming the server-to-client stream: relayed as the upstream sends it.
+    let session = [
+        ("Mcp-Session-Id", "sess-9"),
+        ("MCP-Protocol-Version", "2025-06-18"),
+    ];
+    let r = send(
+        "GET",
+        Some(&token),
+        &[session[0], session[1], ("Last-Event-ID", "4")],
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(header(&r.head, "content-type"), "text/event-stream");
+    let events = intentgate_dataplane::sse::Parser::new(1 << 16)
+        .push(&r.body)
+        .unwrap();
+    assert_eq!(
+        events.iter().map(|e| e.id.as_deref()).collect::<Vec<_>>(),
+        [Some("5"), Some("6")]
+    );
+    let seen = upstream.requests();
+    assert_eq!(seen[0].method, "GET");
+    assert_eq!(seen[0].header("mcp-session-id"), "sess-9");
+    assert_eq!(seen[0].header("last-event-id"), "4");
+    assert_eq!(seen[0].header("accept"), "text/event-stream");
+
+    // The upstream's own refusal goes back as it is.
+    assert_eq!(send("GET", Some(&token), &session).status, 405);
+    // Ending the session.
+    let r = send("DELETE", Some(&token), &session);
+    assert_eq!(r.status, 200);
+    let seen = upstream.requests();
+    assert_eq!(seen.last().unwrap().method, "DELETE");
+    assert_eq!(seen.last().unwrap().header("mcp-session-id"), "sess-9");
+
+    // 2026-07-28 has neither GET nor DELETE.
+    let before = upstream.requests().len();
+    let r = send(
+        "DELETE",
+        Some(&token),
+        &[("MCP-Protocol-Version", "2026-07-28")],
+    );
+    assert_eq!(r.status, 405);
+    assert_eq!(upstream.requests().len(), before);
+    drop(gw);
+
+    // Without an upstream there is nothing to stream from.
+    let gw = spawn("serve", &[]);
+    let r = raw(
+        gw.addr,
+        format!("GET /v1/mcp HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n")
+            .as_bytes(),
+    );
+    assert_eq!(r.status, 405);
+}

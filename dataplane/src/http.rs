@@ -77,6 +77,8 @@ pub struct Head {
     pub mcp_method: Option<Range<usize>>,
     /// `Mcp-Name` value (2026-07-28).
     pub mcp_name: Option<Range<usize>>,
+    /// `Last-Event-ID` value (resuming an event stream).
+    pub last_event_id: Option<Range<usize>>,
     /// `Expect: 100-continue` was sent.
     pub expect_continue: bool,
     /// Body framing.
@@ -207,6 +209,8 @@ pub fn parse_head(buf: &[u8], max_body: usize) -> Result<Option<(Head, usize)>, 
             head.mcp_method = Some(range_of(buf, value));
         } else if name.eq_ignore_ascii_case("mcp-name") {
             head.mcp_name = Some(range_of(buf, value));
+        } else if name.eq_ignore_ascii_case("last-event-id") {
+            head.last_event_id = Some(range_of(buf, value));
         } else if name.eq_ignore_ascii_case("expect") {
             if !value.eq_ignore_ascii_case(b"100-continue") {
                 return Err(HttpError::new(417, "unsupported Expect header"));

@@ -683,6 +683,10 @@ impl Worker {
             (b"/v1/tool-call", Method::Post) => {
                 self.tool_call(buf, head, body, remote, close, out).await
             }
+            (b"/v1/mcp", Method::Get | Method::Delete) => {
+                self.mcp_stream_or_end(buf, head, remote, close, out, relay)
+                    .await;
+            }
             (b"/healthz" | b"/livez" | b"/v1/mcp" | b"/v1/tool-call", _) => {
                 http::write_error(
                     out,
@@ -1250,7 +1254,7 @@ impl Worker {
                         // when the stream ends.
                         *relay = Some(Relay {
                             upstream,
-                            record,
+                            record: Some(record),
                             event,
                             stages,
                             id: req.id.map(<[u8]>::to_vec),
@@ -1452,7 +1456,7 @@ impl Worker {
                 Ok(None) if parser.mid_event() => {
                     break Some("upstream event stream was cut mid-event".into());
                 }
-                Ok(None) if !answered => {
+                Ok(None) if !answered && record.is_some() => {
                     break Some("upstream event stream ended without a response".into());
                 }
                 Ok(None) => break None,
@@ -1460,7 +1464,8 @@ impl Worker {
                 Err(e) => break Some(format!("upstream event stream failed: {}", e.detail())),
             }
         };
-        if let Some(reason) = failure {
+        // A GET stream has no answer to wait for: it just ends.
+        if let Some(reason) = failure.filter(|_| record.is_some()) {
             let err = malformed_upstream(&mut event, &reason);
             if client_ok {
                 let mut payload = Vec::with_capacity(256);
@@ -1481,8 +1486,128 @@ impl Worker {
         }
         event.latency_ms = elapsed_ms(started);
         stages.finish(&mut event);
-        self.after_forward(record, event);
+        if let Some(record) = record {
+            self.after_forward(record, event);
+        }
         client_ok && !close
+    }
+
+    /// `GET /v1/mcp` (the server-to-client stream, resumed with `Last-Event-ID`) and
+    /// `DELETE /v1/mcp` (ending a session) of the revisions with sessions: the capability
+    /// check, then passed to the upstream with the session headers; the upstream's answer
+    /// (often 405) goes back as it is, a GET's event stream is relayed for as long as both
+    /// ends keep it open. 2026-07-28 has neither: 405.
+    async fn mcp_stream_or_end(
+        &self,
+        buf: &[u8],
+        head: &Head,
+        remote: &str,
+        close: bool,
+        out: &mut Vec<u8>,
+        relay: &mut Option<Relay>,
+    ) {
+        let get = head.method == Some(Method::Get);
+        let not_allowed = |out: &mut Vec<u8>| {
+            http::write_response(
+                out,
+                405,
+                br#"{"error":"method not allowed"}"#,
+                close,
+                &[("Allow", "POST")],
+            )
+        };
+        let version = head.mcp_protocol_version.clone().map(|r| &buf[r]);
+        match crate::mcp_transport::revision(version) {
+            Ok(crate::mcp_transport::Revision::Modern) => return not_allowed(out),
+            Ok(_) => {}
+            Err(refusal) => {
+                let mut b = Vec::from(&b"{\"error\":"[..]);
+                intentgate_shared::gojson::write_str(&mut b, &refusal.message);
+                b.push(b'}');
+                return http::write_response(out, 400, &b, close, &[]);
+            }
+        }
+        let Some(upstream) = &self.upstream else {
+            return not_allowed(out);
+        };
+        let Some(slot) = self.audit.borrow_mut().reserve() else {
+            return audit_full(out, close);
+        };
+        let what = if get { "GET /v1/mcp" } else { "DELETE /v1/mcp" };
+        let snap = self.shared.snapshot.load();
+        let verdict = if self.stale() {
+            let mut event = AuditEvent::new(Timestamp::now(), Decision::Block, what);
+            event.remote_ip = remote.to_owned();
+            capability_denied(event, STALE.to_string())
+        } else {
+            let v = self.core.borrow_mut().authorize_session(
+                &snap,
+                &self.config.settings,
+                &self.call(buf, head, what, None, remote),
+            );
+            self.record_revocation_lookup();
+            v
+        };
+        let mut event = match verdict {
+            Verdict::Deny { error, event } => {
+                self.audit.borrow_mut().push_reserved(slot, event);
+                let mut payload = Vec::with_capacity(256);
+                jsonrpc::write_error(&mut payload, Some(b"null"), &error);
+                return http::write_response(out, 403, &payload, close, &[]);
+            }
+            Verdict::Allow { event } => event,
+        };
+        let mcp = McpIn::of(buf, head);
+        let mut headers = mcp.headers();
+        headers.push(("Accept", b"text/event-stream"));
+        if let Some(r) = head.last_event_id.clone() {
+            headers.push(("Last-Event-ID", &buf[r]));
+        }
+        let req = crate::upstream::Outgoing {
+            method: if get { "GET" } else { "DELETE" },
+            path: upstream.path(),
+            headers: &headers,
+            body: b"",
+            pass_errors: true,
+            stream_events: get,
+        };
+        let started = Instant::now();
+        match upstream.send(&req).await {
+            Ok(crate::upstream::Answered::Stream(stream)) => {
+                event.upstream_status = i64::from(stream.status);
+                event.reason.push_str(" (stream opened)");
+                // Recorded now: the stream may stay open for hours.
+                self.audit.borrow_mut().push_reserved(slot, event.clone());
+                *relay = Some(Relay {
+                    upstream: stream,
+                    record: None,
+                    event,
+                    stages: Stages::begin(started, None, None, &mut self.ids.borrow_mut()),
+                    id: None,
+                    started,
+                    close,
+                });
+            }
+            Ok(crate::upstream::Answered::Whole(resp)) => {
+                event.upstream_status = i64::from(resp.status);
+                self.audit.borrow_mut().push_reserved(slot, event);
+                let session = resp.session_id.as_deref().map(|s| ("Mcp-Session-Id", s));
+                let extra: &[(&str, &str)] = match &session {
+                    Some(h) => std::slice::from_ref(h),
+                    None => &[],
+                };
+                let ct = resp.content_type.as_deref().unwrap_or("application/json");
+                http::write_response_as(out, resp.status, &resp.body, ct, close, extra);
+            }
+            Err(e) => {
+                event.upstream_status = i64::from(e.status());
+                let err = upstream_failure(&mut event, &e);
+                self.audit.borrow_mut().push_reserved(slot, event);
+                let mut payload = Vec::with_capacity(256);
+                jsonrpc::write_error(&mut payload, Some(b"null"), &err);
+                http::write_response(out, 502, &payload, close, &[]);
+            }
+        }
     }
 
     async fn send_to_agent(&self, stream: &mut TcpStream, bytes: Vec<u8>) -> bool {
@@ -1798,7 +1923,8 @@ enum UpstreamReply {
 /// loop to relay ([`Worker::relay`]).
 struct Relay {
     upstream: crate::upstream::EventStream,
-    record: Forwarded,
+    /// Where the call's record goes when the stream ends (None: recorded when it opened).
+    record: Option<Forwarded>,
     event: AuditEvent,
     stages: Stages,
     id: Option<Vec<u8>>,

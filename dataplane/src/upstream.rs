@@ -459,6 +459,11 @@ impl Upstream {
         }
     }
 
+    /// The target's path (the MCP endpoint).
+    pub fn path(&self) -> &str {
+        &self.target.path
+    }
+
     /// Idle keep-alive connections in this core's pool.
     pub fn idle(&self) -> usize {
         self.idle.borrow().len()
