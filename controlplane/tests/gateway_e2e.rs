@@ -225,8 +225,17 @@ fn every_malformed_request_gets_a_precise_answer() {
         431
     );
     assert_eq!(raw(a, b"BLAH\r\n\r\n").status, 400);
+    // GET opens the server-to-client stream: the capability check comes first.
     assert_eq!(
         raw(a, b"GET /v1/mcp HTTP/1.1\r\nHost: x\r\n\r\n").status,
+        403
+    );
+    assert_eq!(
+        raw(
+            a,
+            b"PUT /v1/mcp HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
+        )
+        .status,
         405
     );
     assert_eq!(

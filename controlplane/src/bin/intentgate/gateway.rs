@@ -434,11 +434,12 @@ fn run(plan: Plan, banner: impl FnOnce(&server::Running, Option<SocketAddr>)) ->
     } else {
         None
     };
+    let signals = Signals::install()?;
     let running = server::start(sc, Arc::clone(&shared), producers)
         .with_context(|| format!("cannot start the data plane on {}", cfg.addr))?;
     tracing::info!(addr = %running.local_addr, driver = running.driver, threads, "data plane listening");
     banner(&running, admin_addr);
-    wait_for_signal()?;
+    signals.wait();
     if cfg.shutdown_delay_s > 0 {
         tracing::info!(
             seconds = cfg.shutdown_delay_s,
@@ -565,20 +566,37 @@ async fn report_refusals(counters: Arc<AuditCounters>) {
     }
 }
 
-fn wait_for_signal() -> Result<()> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start signal runtime")?;
-    rt.block_on(async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+/// SIGTERM and Ctrl-C, listened for from before the listeners open: a signal that arrives
+/// right after startup is a shutdown, not a kill.
+struct Signals {
+    rt: tokio::runtime::Runtime,
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Self> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot start signal runtime")?;
+        let _in_runtime = rt.enter();
+        let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .context("cannot listen for SIGTERM")?;
-        tokio::select! {
-            _ = term.recv() => {}
-            r = tokio::signal::ctrl_c() => r.context("cannot listen for Ctrl-C")?,
-        }
-        Ok(())
-    })
+        let int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+            .context("cannot listen for Ctrl-C")?;
+        drop(_in_runtime);
+        Ok(Self { rt, term, int })
+    }
+
+    fn wait(mut self) {
+        self.rt.block_on(async {
+            tokio::select! {
+                _ = self.term.recv() => {}
+                _ = self.int.recv() => {}
+            }
+        });
+    }
 }
 
 /// `intentgate serve`.
