@@ -368,6 +368,7 @@ fn the_2026_revision_headers_must_repeat_the_body_and_unknown_versions_are_refus
     let modern = [
         ("MCP-Protocol-Version", "2026-07-28"),
         ("Mcp-Method", "tools/list"),
+        ("Mcp-Param-Region", "=?base64?ZXUtd2VzdA==?="),
     ];
     let r = mcp_post(gw.addr, &token, &modern, list);
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
@@ -376,6 +377,11 @@ fn the_2026_revision_headers_must_repeat_the_body_and_unknown_versions_are_refus
         seen[0].header("mcp-method"),
         "tools/list",
         "checked headers go upstream"
+    );
+    assert_eq!(
+        seen[0].header("mcp-param-region"),
+        "=?base64?ZXUtd2VzdA==?=",
+        "Mcp-Param-* headers are forwarded untouched"
     );
 
     // Header and body disagree: 400 with -32020 and the request's id.
@@ -817,4 +823,57 @@ fn get_and_delete_pass_through_with_the_session_after_the_capability_check() {
             .as_bytes(),
     );
     assert_eq!(r.status, 405);
+}
+
+#[test]
+fn an_oversized_upstream_event_ends_the_stream_with_a_clean_error() {
+    let upstream = Receiver::start_with(|req, _| {
+        let v: serde_json::Value = serde_json::from_slice(&req.body).unwrap();
+        let huge = "x".repeat(8192);
+        Answer {
+            status: 200,
+            headers: vec![("Content-Type".into(), "text/event-stream".into())],
+            body: format!(
+                "data: {}\n\n",
+                serde_json::json!({"jsonrpc": "2.0", "id": v["id"], "result": {"content": [{"type": "text", "text": huge}]}})
+            ),
+        }
+    });
+    let gw = spawn(
+        "serve",
+        &[
+            (
+                "INTENTGATE_UPSTREAM_URL",
+                &format!("http://{}/mcp", upstream.addr),
+            ),
+            ("INTENTGATE_MAX_BODY_BYTES", "4096"),
+        ],
+    );
+    let token = mint(&["read_invoice"], vec![]);
+    let r = mcp_post(
+        gw.addr,
+        &token,
+        &[],
+        r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"read_invoice","arguments":{}}}"#,
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(header(&r.head, "content-type"), "text/event-stream");
+    let events = intentgate_dataplane::sse::Parser::new(1 << 20)
+        .push(&r.body)
+        .unwrap();
+    assert_eq!(
+        events.len(),
+        1,
+        "only the error event: the oversized one is not relayed"
+    );
+    let v: serde_json::Value = serde_json::from_str(&events[0].data).unwrap();
+    assert_eq!(v["error"]["code"], -32603);
+    assert_eq!(v["id"], 3);
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("exceeds 4096 bytes"),
+        "{v}"
+    );
 }

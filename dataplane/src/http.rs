@@ -79,6 +79,8 @@ pub struct Head {
     pub mcp_name: Option<Range<usize>>,
     /// `Last-Event-ID` value (resuming an event stream).
     pub last_event_id: Option<Range<usize>>,
+    /// `Mcp-Param-*` headers (2026-07-28), name and value, forwarded untouched.
+    pub mcp_params: Vec<(Range<usize>, Range<usize>)>,
     /// `Expect: 100-continue` was sent.
     pub expect_continue: bool,
     /// Body framing.
@@ -211,6 +213,9 @@ pub fn parse_head(buf: &[u8], max_body: usize) -> Result<Option<(Head, usize)>, 
             head.mcp_name = Some(range_of(buf, value));
         } else if name.eq_ignore_ascii_case("last-event-id") {
             head.last_event_id = Some(range_of(buf, value));
+        } else if name.len() > 10 && name[..10].eq_ignore_ascii_case("mcp-param-") {
+            head.mcp_params
+                .push((range_of(buf, name.as_bytes()), range_of(buf, value)));
         } else if name.eq_ignore_ascii_case("expect") {
             if !value.eq_ignore_ascii_case(b"100-continue") {
                 return Err(HttpError::new(417, "unsupported Expect header"));

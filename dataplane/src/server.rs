@@ -1955,20 +1955,25 @@ struct McpIn<'a> {
     /// `Mcp-Method` and `Mcp-Name` (2026-07-28), already checked against the body.
     method: Option<&'a [u8]>,
     name: Option<&'a [u8]>,
+    /// `Mcp-Param-*` headers, forwarded untouched.
+    params: &'a [(std::ops::Range<usize>, std::ops::Range<usize>)],
+    buf: &'a [u8],
 }
 
 impl<'a> McpIn<'a> {
-    fn of(buf: &'a [u8], head: &Head) -> Self {
+    fn of(buf: &'a [u8], head: &'a Head) -> Self {
         Self {
             session: head.mcp_session_id.clone().map(|r| &buf[r]),
             version: head.mcp_protocol_version.clone().map(|r| &buf[r]),
             method: head.mcp_method.clone().map(|r| &buf[r]),
             name: head.mcp_name.clone().map(|r| &buf[r]),
+            params: &head.mcp_params,
+            buf,
         }
     }
 
-    fn headers(&self) -> Vec<(&'static str, &'a [u8])> {
-        [
+    fn headers(&self) -> Vec<(&'a str, &'a [u8])> {
+        let mut h: Vec<(&'a str, &'a [u8])> = [
             ("Mcp-Session-Id", self.session),
             ("MCP-Protocol-Version", self.version),
             ("Mcp-Method", self.method),
@@ -1976,7 +1981,15 @@ impl<'a> McpIn<'a> {
         ]
         .into_iter()
         .filter_map(|(k, v)| Some((k, v?)))
-        .collect()
+        .collect();
+        let buf = self.buf;
+        for (name, value) in self.params {
+            // Header names are ASCII tokens (httparse checked them).
+            if let Ok(n) = std::str::from_utf8(&buf[name.clone()]) {
+                h.push((n, &buf[value.clone()]));
+            }
+        }
+        h
     }
 }
 

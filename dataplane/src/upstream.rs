@@ -509,17 +509,30 @@ impl Upstream {
         extra: &[(&str, &[u8])],
         stream_events: bool,
     ) -> Result<Answered, UpstreamError> {
-        // At most five extra headers are ever passed; no allocation on the forward path.
-        let mut headers: [(&str, &[u8]); 7] = [("", b""); 7];
-        headers[0] = ("Content-Type", b"application/json");
-        headers[1] = ("Accept", b"application/json, text/event-stream");
-        let n = 2 + extra.len().min(5);
-        headers[2..n].copy_from_slice(&extra[..n - 2]);
+        // Usually a few extra headers: no allocation on the forward path unless a 2026
+        // client sends many Mcp-Param-* headers.
+        let mut fixed: [(&str, &[u8]); 8] = [("", b""); 8];
+        let many: Vec<(&str, &[u8])>;
+        let headers: &[(&str, &[u8])] = if extra.len() <= 6 {
+            fixed[0] = ("Content-Type", b"application/json");
+            fixed[1] = ("Accept", b"application/json, text/event-stream");
+            fixed[2..2 + extra.len()].copy_from_slice(extra);
+            &fixed[..2 + extra.len()]
+        } else {
+            many = [
+                ("Content-Type", &b"application/json"[..]),
+                ("Accept", b"application/json, text/event-stream"),
+            ]
+            .into_iter()
+            .chain(extra.iter().copied())
+            .collect();
+            &many
+        };
         let out = Outgoing {
             method: "POST",
             path: &self.target.path,
             stream_events,
-            headers: &headers[..n],
+            headers,
             body,
             pass_errors: false,
         };
