@@ -644,22 +644,22 @@ fn progress_reaches_the_agent_while_the_tool_is_still_running() {
     assert_eq!(r.status, 200);
 }
 
-/// The official MCP Python SDK on both sides: its FastMCP server upstream, its Streamable
-/// HTTP client as the agent (needs `INTENTGATE_SDK_PYTHON`, which `cargo xtask test`
-/// provides with `mcp` installed).
-#[test]
-fn the_official_mcp_sdk_works_through_the_gateway() {
+/// Runs an official MCP SDK server script upstream of a gateway and its client script
+/// through it; the client prints `marker` when every check passed.
+fn sdk_exchange(
+    python: &std::ffi::OsStr,
+    server: &str,
+    client: &str,
+    tools: &[&str],
+    marker: &str,
+) {
     use std::io::BufRead as _;
     use std::process::{Command, Stdio};
     use std::time::{Duration, Instant};
-    let Some(python) = std::env::var_os("INTENTGATE_SDK_PYTHON") else {
-        eprintln!("note: INTENTGATE_SDK_PYTHON unset; skipping the MCP SDK end-to-end test");
-        return;
-    };
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/python");
     let port = closed_port();
-    let mut server = Command::new(&python)
-        .arg(format!("{dir}/mcp_server.py"))
+    let mut child = Command::new(python)
+        .arg(format!("{dir}/{server}"))
         .arg(port.to_string())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -673,12 +673,12 @@ fn the_official_mcp_sdk_works_through_the_gateway() {
         }
     }
     let mut first = String::new();
-    std::io::BufReader::new(server.stdout.take().unwrap())
+    std::io::BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut first)
         .unwrap();
-    let _server = Kill(server);
+    let _server = Kill(child);
     assert_eq!(first.trim(), "ready");
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + Duration::from_secs(30);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(Instant::now() < deadline, "the MCP server did not listen");
         std::thread::sleep(Duration::from_millis(50));
@@ -697,9 +697,9 @@ fn the_official_mcp_sdk_works_through_the_gateway() {
             ),
         ],
     );
-    let token = mint(&["read_invoice", "slow_report"], vec![]);
-    let out = Command::new(&python)
-        .arg(format!("{dir}/mcp_client.py"))
+    let token = mint(tools, vec![]);
+    let out = Command::new(python)
+        .arg(format!("{dir}/{client}"))
         .arg(format!("http://{}", gw.addr))
         .arg(&token)
         .output()
@@ -710,7 +710,41 @@ fn the_official_mcp_sdk_works_through_the_gateway() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(out.status.success(), "{text}");
-    assert!(text.contains("mcp e2e: all checks passed"), "{text}");
+    assert!(text.contains(marker), "{text}");
+}
+
+/// The official MCP Python SDK 1.x on both sides (FastMCP server, Streamable HTTP client,
+/// sessions; needs `INTENTGATE_SDK_PYTHON`, which `cargo xtask test` provides).
+#[test]
+fn the_official_mcp_sdk_works_through_the_gateway() {
+    let Some(python) = std::env::var_os("INTENTGATE_SDK_PYTHON") else {
+        eprintln!("note: INTENTGATE_SDK_PYTHON unset; skipping the MCP SDK end-to-end test");
+        return;
+    };
+    sdk_exchange(
+        &python,
+        "mcp_server.py",
+        "mcp_client.py",
+        &["read_invoice", "slow_report"],
+        "mcp e2e: all checks passed",
+    );
+}
+
+/// The official MCP Python SDK 2.x on both sides: discovery and the stateless 2026-07-28
+/// revision, whose headers the gateway checks (needs `INTENTGATE_MCP2_PYTHON`).
+#[test]
+fn the_official_mcp_sdk_2_speaks_2026_07_28_through_the_gateway() {
+    let Some(python) = std::env::var_os("INTENTGATE_MCP2_PYTHON") else {
+        eprintln!("note: INTENTGATE_MCP2_PYTHON unset; skipping the 2026-07-28 SDK test");
+        return;
+    };
+    sdk_exchange(
+        &python,
+        "mcp2_server.py",
+        "mcp2_client.py",
+        &["read_invoice"],
+        "mcp2 e2e: all checks passed",
+    );
 }
 
 #[test]

@@ -14,6 +14,8 @@ const SDK_REQUIREMENT: &str = "intentgate==0.3.0";
 /// The official MCP SDK whose client and server the MCP end-to-end test runs (pinned: its
 /// 2.x line changed the API).
 const MCP_REQUIREMENT: &str = "mcp==1.30.0";
+/// The official MCP SDK line that speaks 2026-07-28.
+const MCP2_REQUIREMENT: &str = "mcp==2.3.0";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -126,21 +128,18 @@ fn redact(url: &str) -> String {
     }
 }
 
-/// A virtualenv with the published Python SDK, so the SDK vector test regenerates the
-/// vectors instead of trusting the committed file. Skipped (with a note) when Python or
-/// the package index is unavailable: the committed vectors still run.
-fn sdk_python() -> Option<PathBuf> {
+/// A virtualenv under the target directory with `requirements` installed; reused while
+/// `check` (a Python expression exiting 0) holds. None, with a note, when Python or the
+/// package index is unavailable.
+fn python_env(name: &str, requirements: &[&str], check: &str, note: &str) -> Option<PathBuf> {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root().join("target"));
-    let venv = target.join("sdk-venv");
+    let venv = target.join(name);
     let python = venv.join("bin/python");
     let ready = |p: &Path| {
         Command::new(p)
-            .args([
-                "-c",
-                "import importlib.metadata as m, sys; sys.exit(m.version('intentgate') != '0.3.0' or m.version('mcp') != '1.30.0')",
-            ])
+            .args(["-c", check])
             .status()
             .is_ok_and(|s| s.success())
     };
@@ -153,23 +152,41 @@ fn sdk_python() -> Option<PathBuf> {
         .status()
         .is_ok_and(|s| s.success())
         && Command::new(venv.join("bin/pip"))
-            .args([
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                SDK_REQUIREMENT,
-                MCP_REQUIREMENT,
-            ])
+            .args(["install", "--quiet", "--disable-pip-version-check"])
+            .args(requirements)
             .status()
             .is_ok_and(|s| s.success());
     if made && ready(&python) {
         Some(python)
     } else {
         eprintln!(
-            "xtask: note: could not set up Python with {SDK_REQUIREMENT} and {MCP_REQUIREMENT}; SDK vectors are checked from the committed file only and the SDK end-to-end tests are skipped"
+            "xtask: note: could not set up Python with {}; {note}",
+            requirements.join(" ")
         );
         None
     }
+}
+
+/// The published IntentGate SDK (token vectors, SDK end-to-end) and the official MCP SDK 1.x
+/// (client and server of the MCP end-to-end test).
+fn sdk_python() -> Option<PathBuf> {
+    python_env(
+        "sdk-venv",
+        &[SDK_REQUIREMENT, MCP_REQUIREMENT],
+        "import importlib.metadata as m, sys; sys.exit(m.version('intentgate') != '0.3.0' or m.version('mcp') != '1.30.0')",
+        "SDK vectors are checked from the committed file only and the SDK end-to-end tests are skipped",
+    )
+}
+
+/// The official MCP SDK 2.x, which speaks the 2026-07-28 revision (its own virtualenv: one
+/// environment holds one major version).
+fn mcp2_python() -> Option<PathBuf> {
+    python_env(
+        "mcp2-venv",
+        &[MCP2_REQUIREMENT],
+        "import importlib.metadata as m, sys; sys.exit(m.version('mcp') != '2.3.0')",
+        "the 2026-07-28 MCP SDK end-to-end test is skipped",
+    )
 }
 
 fn test(extra: &[String]) -> Result<(), String> {
@@ -197,6 +214,9 @@ fn test(extra: &[String]) -> Result<(), String> {
         .env("DATABASE_URL", &url);
     if let Some(python) = sdk_python() {
         cmd.env("INTENTGATE_SDK_PYTHON", python);
+    }
+    if let Some(python) = mcp2_python() {
+        cmd.env("INTENTGATE_MCP2_PYTHON", python);
     }
     run_tests(&mut cmd)
 }
