@@ -1195,9 +1195,39 @@ impl Worker {
                     let Some(record) = self.before_forward(slot, &event).await else {
                         return audit_unconfirmed(out);
                     };
-                    let mut answer = self
-                        .passthrough(&req, body, &mut event, McpIn::of(buf, head))
-                        .await;
+                    let mut answer = match self
+                        .passthrough(&req, body, &mut event, McpIn::of(buf, head), !notification)
+                        .await
+                    {
+                        UpstreamReply::Whole(a) => a,
+                        UpstreamReply::Stream(upstream) => {
+                            // A tools/list stream is narrowed to the token's tools as its
+                            // answer passes.
+                            let narrow = if req.method == "tools/list" {
+                                head.authorization.clone().and_then(|r| {
+                                    self.core.borrow_mut().verify(&snap, &buf[r]).ok()
+                                })
+                            } else {
+                                None
+                            };
+                            *relay = Some(Relay {
+                                upstream,
+                                record: Some(record),
+                                event,
+                                stages: Stages::begin(
+                                    started,
+                                    None,
+                                    None,
+                                    &mut self.ids.borrow_mut(),
+                                ),
+                                id: req.id.map(<[u8]>::to_vec),
+                                started,
+                                close,
+                                narrow,
+                            });
+                            return;
+                        }
+                    };
                     if req.method == "tools/list" {
                         self.filter_tools(&snap, buf, head, &mut answer, &mut event);
                     }
@@ -1260,6 +1290,7 @@ impl Worker {
                             id: req.id.map(<[u8]>::to_vec),
                             started,
                             close,
+                            narrow: None,
                         });
                         return;
                     }
@@ -1409,6 +1440,7 @@ impl Worker {
             id,
             started,
             close,
+            narrow,
         } = job;
         let mut head = String::from(
             "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nX-Accel-Buffering: no\r\nTransfer-Encoding: chunked\r\n",
@@ -1435,16 +1467,35 @@ impl Worker {
             }
             match upstream.next().await {
                 Ok(Some(bytes)) => match parser.push(&bytes) {
-                    Ok(events) => {
+                    Ok(mut events) => {
                         // Whole events only, so a stream cut later leaves no half event
                         // at the agent.
                         let mut chunk = Vec::with_capacity(bytes.len() + 64);
-                        for e in &events {
-                            answered |= serde_json::from_str::<serde_json::Value>(&e.data)
-                                .is_ok_and(|v| {
-                                    v.get("id") == Some(&want)
-                                        && (v.get("result").is_some() || v.get("error").is_some())
-                                });
+                        for e in &mut events {
+                            let parsed = serde_json::from_str::<serde_json::Value>(&e.data).ok();
+                            if let Some(mut v) = parsed.filter(|v| {
+                                v.get("id") == Some(&want)
+                                    && (v.get("result").is_some() || v.get("error").is_some())
+                            }) {
+                                answered = true;
+                                if let Some(token) = &narrow {
+                                    let now = Timestamp::now().unix_seconds();
+                                    let sub = &token.token.claims.sub;
+                                    let allowed =
+                                        |name: &str| token.token.check(now, sub, name).is_ok();
+                                    if let Some((hidden, before)) = hide_tools(&mut v, &allowed)
+                                        && hidden > 0
+                                    {
+                                        e.data = v.to_string();
+                                        if !event.reason.is_empty() {
+                                            event.reason.push_str("; ");
+                                        }
+                                        event.reason.push_str(&format!(
+                                            "{hidden} of {before} tools hidden by the token's caveats"
+                                        ));
+                                    }
+                                }
+                            }
                             crate::sse::write_event(&mut chunk, e);
                         }
                         if !chunk.is_empty() {
@@ -1586,6 +1637,7 @@ impl Worker {
                     id: None,
                     started,
                     close,
+                    narrow: None,
                 });
             }
             Ok(crate::upstream::Answered::Whole(resp)) => {
@@ -1690,11 +1742,16 @@ impl Worker {
         body: &[u8],
         event: &mut AuditEvent,
         mcp: McpIn<'_>,
-    ) -> Answer {
+        stream: bool,
+    ) -> UpstreamReply {
         let mut payload = Vec::with_capacity(256);
         if let Some(upstream) = &self.upstream {
-            match upstream.post_with(body, &mcp.headers()).await {
-                Ok(resp) => {
+            match upstream.post_answer(body, &mcp.headers(), stream).await {
+                Ok(crate::upstream::Answered::Stream(s)) => {
+                    event.upstream_status = i64::from(s.status);
+                    return UpstreamReply::Stream(s);
+                }
+                Ok(crate::upstream::Answered::Whole(resp)) => {
                     event.upstream_status = i64::from(resp.status);
                     let session_id = resp.session_id.clone();
                     let valid = if is_event_stream(&resp) {
@@ -1709,11 +1766,11 @@ impl Worker {
                     };
                     match valid {
                         Ok(sse) => {
-                            return Answer {
+                            return UpstreamReply::Whole(Answer {
                                 body: resp.body,
                                 sse,
                                 session_id,
-                            };
+                            });
                         }
                         Err(reason) => {
                             let err = malformed_upstream(event, &reason);
@@ -1726,7 +1783,7 @@ impl Worker {
                     jsonrpc::write_error(&mut payload, req.id, &err);
                 }
             }
-            return Answer::json(payload);
+            return UpstreamReply::Whole(Answer::json(payload));
         }
         let result: &[u8] = match req.method {
             "initialize" => br#"{"protocolVersion":"2025-03-26","serverInfo":{"name":"intentgate","version":"0.2"},"capabilities":{"tools":{}}}"#,
@@ -1735,11 +1792,11 @@ impl Worker {
             other => {
                 let err = RpcError::new(code::METHOD_NOT_FOUND, format!("method not implemented: {other}"));
                 jsonrpc::write_error(&mut payload, req.id, &err);
-                return Answer::json(payload);
+                return UpstreamReply::Whole(Answer::json(payload));
             }
         };
         jsonrpc::write_result(&mut payload, req.id, result);
-        Answer::json(payload)
+        UpstreamReply::Whole(Answer::json(payload))
     }
 
     /// `POST /v1/tool-call` `{tool, args, agent_id?, session_id?}`: the same checks as a
@@ -1930,6 +1987,8 @@ struct Relay {
     id: Option<Vec<u8>>,
     started: Instant,
     close: bool,
+    /// A `tools/list` answer is narrowed to this token's tools.
+    narrow: Option<Arc<crate::pipeline::VerifiedToken>>,
 }
 
 impl std::fmt::Debug for Relay {
