@@ -209,10 +209,7 @@ fn sessions_pass_through_and_event_stream_answers_are_relayed_checked_and_audite
     use intentgate_shared::token::Caveat;
     let db = TempDb::new();
     let upstream = sse_upstream();
-    let policy = temp_file(
-        "allow-all.rego",
-        "package intentgate.policy\nimport rego.v1\ndefault decision := {\"allow\": true, \"reason\": \"test\"}\n",
-    );
+    let policy = temp_file("allow-all.rego", ALLOW_ALL_POLICY);
     let gw = spawn(
         "serve",
         &[
@@ -683,10 +680,7 @@ fn sdk_exchange(
         assert!(Instant::now() < deadline, "the MCP server did not listen");
         std::thread::sleep(Duration::from_millis(50));
     }
-    let policy = temp_file(
-        "allow-all.rego",
-        "package intentgate.policy\nimport rego.v1\ndefault decision := {\"allow\": true, \"reason\": \"test\"}\n",
-    );
+    let policy = temp_file("allow-all.rego", ALLOW_ALL_POLICY);
     let gw = spawn(
         "serve",
         &[

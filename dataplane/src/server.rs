@@ -431,15 +431,7 @@ impl Worker {
                                 if !self.committed().await {
                                     return;
                                 }
-                                let write = monoio::time::timeout(
-                                    self.config.write_timeout,
-                                    stream.write_all(std::mem::take(&mut out)),
-                                )
-                                .await;
-                                let Ok((res, back)) = write else { return };
-                                out = back;
-                                out.clear();
-                                if res.is_err() {
+                                if !self.flush(&mut stream, &mut out).await {
                                     return;
                                 }
                             }
@@ -477,19 +469,8 @@ impl Worker {
             if !out.is_empty() && !self.committed().await {
                 return;
             }
-            if !out.is_empty() {
-                // A client that never reads must not hold the connection (and its buffer).
-                let write = monoio::time::timeout(
-                    self.config.write_timeout,
-                    stream.write_all(std::mem::take(&mut out)),
-                )
-                .await;
-                let Ok((res, back)) = write else { return };
-                out = back;
-                out.clear();
-                if res.is_err() {
-                    return;
-                }
+            if !out.is_empty() && !self.flush(&mut stream, &mut out).await {
+                return;
             }
             if close {
                 return;
@@ -1501,6 +1482,11 @@ impl Worker {
                         if !chunk.is_empty() {
                             client_ok = self.send_to_agent(stream, http_chunk(&chunk)).await;
                         }
+                        // The response ends the request's stream (servers SHOULD close it
+                        // then; one that does not must not hold this connection).
+                        if answered && record.is_some() {
+                            break None;
+                        }
                     }
                     Err(e) => break Some(format!("malformed upstream event stream: {e}")),
                 },
@@ -1660,6 +1646,23 @@ impl Worker {
                 http::write_response(out, 502, &payload, close, &[]);
             }
         }
+    }
+
+    /// Writes the queued answers; false when the client is gone or does not read. A client
+    /// that never reads must not hold the connection (and its buffer): the write has a
+    /// deadline. `out` comes back empty, its allocation kept.
+    async fn flush(&self, stream: &mut TcpStream, out: &mut Vec<u8>) -> bool {
+        let write = monoio::time::timeout(
+            self.config.write_timeout,
+            stream.write_all(std::mem::take(out)),
+        )
+        .await;
+        let Ok((res, back)) = write else {
+            return false;
+        };
+        *out = back;
+        out.clear();
+        res.is_ok()
     }
 
     async fn send_to_agent(&self, stream: &mut TcpStream, bytes: Vec<u8>) -> bool {

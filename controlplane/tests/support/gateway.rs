@@ -22,6 +22,9 @@ default decision := {"allow": false, "reason": "read-only policy"}
 decision := {"allow": true, "reason": "read"} if input.tool == "read_invoice"
 "#;
 
+/// Allows every call (for tests about transport, not policy).
+pub const ALLOW_ALL_POLICY: &str = "package intentgate.policy\nimport rego.v1\ndefault decision := {\"allow\": true, \"reason\": \"test\"}\n";
+
 pub const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
 
 pub struct Gateway {
