@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use intentgate_dataplane::audit_ring::AuditSink;
+use intentgate_dataplane::audit_ring::{Observer, Tap};
 use intentgate_shared::audit::AuditEvent;
 use intentgate_shared::config::Otel;
 use intentgate_shared::trace::{RequestTrace, hex};
@@ -325,35 +325,15 @@ async fn post(
         .fetch_add(spans.len() as u64, Ordering::Relaxed);
 }
 
-/// The drain thread's side: exports each sampled call's spans, then hands the batch on
-/// (the trace stays on the record so the chain writer can add its insert span).
-#[derive(Debug)]
-pub struct TraceTap<S> {
-    inner: S,
-    exporter: Exporter,
-}
-
-impl<S> TraceTap<S> {
-    /// Wraps `inner`.
-    pub fn new(inner: S, exporter: Exporter) -> Self {
-        Self { inner, exporter }
-    }
-
-    fn offer(&self, batch: &[AuditEvent]) {
+/// The drain thread's side: exports each sampled call's spans (the trace stays on the
+/// record so the chain writer can add its insert span).
+impl Observer for Exporter {
+    fn observe(&mut self, batch: &[AuditEvent]) {
         for e in batch.iter().filter(|e| e.trace.is_some()) {
-            self.exporter.offer(request_spans(e));
+            self.offer(request_spans(e));
         }
     }
 }
 
-impl<S: AuditSink> AuditSink for TraceTap<S> {
-    fn write_batch(&mut self, batch: &mut Vec<AuditEvent>) {
-        self.offer(batch);
-        self.inner.write_batch(batch);
-    }
-
-    fn write_tagged(&mut self, batch: &mut Vec<AuditEvent>, cores: &mut Vec<u16>) {
-        self.offer(batch);
-        self.inner.write_tagged(batch, cores);
-    }
-}
+/// The audit sink with trace export in front of it.
+pub type TraceTap<S> = Tap<S, Exporter>;

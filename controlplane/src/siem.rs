@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use intentgate_dataplane::audit_ring::AuditSink;
+use intentgate_dataplane::audit_ring::{AuditSink, Observer, Tap};
 use intentgate_shared::audit::AuditEvent;
 use intentgate_shared::config::{Config, SiemOptions};
 use intentgate_shared::timestamp::Timestamp;
@@ -433,10 +433,12 @@ pub fn start(cfg: &Config, hostname: &str) -> Result<Option<Siem>, reqwest::Erro
 impl Siem {
     /// The drain thread's side, wrapping the next audit sink.
     pub fn tap<S: AuditSink>(&self, inner: S) -> SiemTap<S> {
-        SiemTap {
+        Tap::new(
             inner,
-            statuses: self.statuses.clone(),
-        }
+            SiemOffer {
+                statuses: self.statuses.clone(),
+            },
+        )
     }
 
     /// Sends what is spooled (retrying transient failures) for at most `within`, then stops.
@@ -458,15 +460,17 @@ impl Siem {
     }
 }
 
-/// Offers every record to each forwarder's spool, then hands the batch on.
+/// Offers every record to each forwarder's spool (a full one drops and counts).
 #[derive(Debug)]
-pub struct SiemTap<S> {
-    inner: S,
+pub struct SiemOffer {
     statuses: Vec<Arc<Status>>,
 }
 
-impl<S> SiemTap<S> {
-    fn offer(&self, batch: &[AuditEvent]) {
+/// The audit sink with the SIEM forwarders in front of it.
+pub type SiemTap<S> = Tap<S, SiemOffer>;
+
+impl Observer for SiemOffer {
+    fn observe(&mut self, batch: &[AuditEvent]) {
         for e in batch {
             let item = Arc::new(Item::of(e));
             for s in &self.statuses {
@@ -475,18 +479,6 @@ impl<S> SiemTap<S> {
                 }
             }
         }
-    }
-}
-
-impl<S: AuditSink> AuditSink for SiemTap<S> {
-    fn write_batch(&mut self, batch: &mut Vec<AuditEvent>) {
-        self.offer(batch);
-        self.inner.write_batch(batch);
-    }
-
-    fn write_tagged(&mut self, batch: &mut Vec<AuditEvent>, cores: &mut Vec<u16>) {
-        self.offer(batch);
-        self.inner.write_tagged(batch, cores);
     }
 }
 

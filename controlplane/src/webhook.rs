@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use intentgate_dataplane::audit_ring::AuditSink;
+use intentgate_dataplane::audit_ring::{AuditSink, Observer, Tap};
 use intentgate_shared::audit::AuditEvent;
 use intentgate_shared::config::Webhook;
 use ring::hmac;
@@ -127,30 +127,20 @@ pub fn sign(key: &hmac::Key, message: &[u8]) -> String {
     out
 }
 
-/// The drain thread's side: an audit sink that projects each record, queues what the
-/// webhook wants, then hands the batch on to the real sink.
+/// The drain thread's side: projects each record and queues what the webhook wants (a
+/// full buffer drops and counts); [`WebhookTap`] then hands the batch on to the real sink.
 #[derive(Debug)]
-pub struct WebhookTap<S> {
-    inner: S,
+pub struct WebhookQueue {
     tx: mpsc::Sender<Vec<u8>>,
     events: Vec<String>,
     stats: Arc<WebhookStats>,
 }
 
-impl<S: AuditSink> AuditSink for WebhookTap<S> {
-    fn write_batch(&mut self, batch: &mut Vec<AuditEvent>) {
-        self.queue(batch);
-        self.inner.write_batch(batch);
-    }
+/// The audit sink with webhooks in front of it.
+pub type WebhookTap<S> = Tap<S, WebhookQueue>;
 
-    fn write_tagged(&mut self, batch: &mut Vec<AuditEvent>, cores: &mut Vec<u16>) {
-        self.queue(batch);
-        self.inner.write_tagged(batch, cores);
-    }
-}
-
-impl<S> WebhookTap<S> {
-    fn queue(&self, batch: &[AuditEvent]) {
+impl Observer for WebhookQueue {
+    fn observe(&mut self, batch: &[AuditEvent]) {
         for e in batch {
             let Some((event, severity)) = project(e) else {
                 continue;
@@ -190,12 +180,14 @@ pub fn start<S: AuditSink>(
         Arc::clone(&stats),
     ));
     tokio::spawn(report_drops(Arc::clone(&stats)));
-    Ok(WebhookTap {
+    Ok(Tap::new(
         inner,
-        tx,
-        events: cfg.events.clone(),
-        stats,
-    })
+        WebhookQueue {
+            tx,
+            events: cfg.events.clone(),
+            stats,
+        },
+    ))
 }
 
 async fn deliver_all(

@@ -389,20 +389,13 @@ fn python_sdk_drives_the_gateway() {
         &["read_invoice", "send_email_internal", "delete_customer"],
         vec![Caveat::max_calls(4)],
     );
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/python/sdk_e2e.py");
-    let out = Command::new(python)
-        .arg(script)
-        .arg(format!("http://{}", gw.addr))
-        .arg(&token)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    run_python_check(
+        &python,
+        "sdk_e2e.py",
+        gw.addr,
+        &token,
+        "sdk e2e: all checks passed",
     );
-    assert!(out.status.success(), "{text}");
-    assert!(text.contains("sdk e2e: all checks passed"), "{text}");
 }
 
 /// A fake intent extractor: answers by prompt, counts requests.

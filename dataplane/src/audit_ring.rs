@@ -114,6 +114,39 @@ pub trait AuditSink: Send + 'static {
     }
 }
 
+/// Sees every drained batch before the sink takes it: the fan-out to webhooks, SIEM
+/// forwarders and trace export. Runs on the drain thread, so it must never wait.
+pub trait Observer: Send + 'static {
+    /// Looks at a batch (in per-core order).
+    fn observe(&mut self, batch: &[AuditEvent]);
+}
+
+/// A sink that shows each batch to an [`Observer`], then hands it on to `inner`.
+#[derive(Debug)]
+pub struct Tap<S, O> {
+    inner: S,
+    observer: O,
+}
+
+impl<S, O> Tap<S, O> {
+    /// `observer` sees what `inner` is given.
+    pub fn new(inner: S, observer: O) -> Self {
+        Self { inner, observer }
+    }
+}
+
+impl<S: AuditSink, O: Observer> AuditSink for Tap<S, O> {
+    fn write_batch(&mut self, batch: &mut Vec<AuditEvent>) {
+        self.observer.observe(batch);
+        self.inner.write_batch(batch);
+    }
+
+    fn write_tagged(&mut self, batch: &mut Vec<AuditEvent>, cores: &mut Vec<u16>) {
+        self.observer.observe(batch);
+        self.inner.write_tagged(batch, cores);
+    }
+}
+
 impl<S: AuditSink + ?Sized> AuditSink for Box<S> {
     fn write_batch(&mut self, batch: &mut Vec<AuditEvent>) {
         (**self).write_batch(batch);

@@ -858,6 +858,31 @@ impl Worker {
         }
     }
 
+    /// The capability check of a request that names no tool (MCP methods other than
+    /// `tools/call`, GET and DELETE): refused while the snapshot is stale, else the token
+    /// (if any) must verify, be unrevoked and valid now.
+    fn session_verdict(
+        &self,
+        snap: &Snapshot,
+        buf: &[u8],
+        head: &Head,
+        what: &str,
+        remote: &str,
+    ) -> Verdict {
+        if self.stale() {
+            let mut event = AuditEvent::new(Timestamp::now(), Decision::Block, what);
+            event.remote_ip = remote.to_owned();
+            return capability_denied(event, STALE.to_string());
+        }
+        let verdict = self.core.borrow_mut().authorize_session(
+            snap,
+            &self.config.settings,
+            &self.call(buf, head, what, None, remote),
+        );
+        self.record_revocation_lookup();
+        verdict
+    }
+
     /// Records the capability stage's token cache use and revocation lookup, and returns
     /// the lookup, if it made one.
     fn record_revocation_lookup(&self) -> Option<(bool, Instant, Duration)> {
@@ -1135,30 +1160,7 @@ impl Worker {
             let Some(slot) = self.audit.borrow_mut().reserve() else {
                 return audit_full(out, close);
             };
-            if self.stale() {
-                let mut event = AuditEvent::new(Timestamp::now(), Decision::Block, req.method);
-                event.remote_ip = remote.to_owned();
-                let reason = STALE.to_string();
-                let Verdict::Deny { error, event } = capability_denied(event, reason) else {
-                    return;
-                };
-                return self.respond_denied(
-                    slot,
-                    req.id,
-                    &error,
-                    event,
-                    notification,
-                    close,
-                    out,
-                    head,
-                );
-            }
-            let verdict = self.core.borrow_mut().authorize_session(
-                &snap,
-                &self.config.settings,
-                &self.call(buf, head, req.method, None, remote),
-            );
-            self.record_revocation_lookup();
+            let verdict = self.session_verdict(&snap, buf, head, req.method, remote);
             match verdict {
                 Verdict::Deny { error, event } => {
                     return self.respond_denied(
@@ -1459,22 +1461,10 @@ impl Worker {
                                     && (v.get("result").is_some() || v.get("error").is_some())
                             }) {
                                 answered = true;
-                                if let Some(token) = &narrow {
-                                    let now = Timestamp::now().unix_seconds();
-                                    let sub = &token.token.claims.sub;
-                                    let allowed =
-                                        |name: &str| token.token.check(now, sub, name).is_ok();
-                                    if let Some((hidden, before)) = hide_tools(&mut v, &allowed)
-                                        && hidden > 0
-                                    {
-                                        e.data = v.to_string();
-                                        if !event.reason.is_empty() {
-                                            event.reason.push_str("; ");
-                                        }
-                                        event.reason.push_str(&format!(
-                                            "{hidden} of {before} tools hidden by the token's caveats"
-                                        ));
-                                    }
+                                if let Some(token) = &narrow
+                                    && narrow_tools(&mut v, token, &mut event)
+                                {
+                                    e.data = v.to_string();
                                 }
                             }
                             crate::sse::write_event(&mut chunk, e);
@@ -1572,19 +1562,7 @@ impl Worker {
         };
         let what = if get { "GET /v1/mcp" } else { "DELETE /v1/mcp" };
         let snap = self.shared.snapshot.load();
-        let verdict = if self.stale() {
-            let mut event = AuditEvent::new(Timestamp::now(), Decision::Block, what);
-            event.remote_ip = remote.to_owned();
-            capability_denied(event, STALE.to_string())
-        } else {
-            let v = self.core.borrow_mut().authorize_session(
-                &snap,
-                &self.config.settings,
-                &self.call(buf, head, what, None, remote),
-            );
-            self.record_revocation_lookup();
-            v
-        };
+        let verdict = self.session_verdict(&snap, buf, head, what, remote);
         let mut event = match verdict {
             Verdict::Deny { error, event } => {
                 self.audit.borrow_mut().push_reserved(slot, event);
@@ -1688,53 +1666,33 @@ impl Worker {
         let Ok(token) = self.core.borrow_mut().verify(snap, &buf[auth]) else {
             return;
         };
-        let now = Timestamp::now().unix_seconds();
-        let claims = &token.token.claims;
-        let allowed = |name: &str| token.token.check(now, &claims.sub, name).is_ok();
-        let counts = if answer.sse {
+        if answer.sse {
             let mut parser = crate::sse::Parser::new(self.config.max_body.max(1));
             let Ok(mut events) = parser.push(&answer.body) else {
                 return;
             };
-            let mut counts = None;
-            for e in events.iter_mut().rev() {
-                if let Ok(mut doc) = serde_json::from_str::<serde_json::Value>(&e.data)
-                    && doc.get("result").is_some()
-                {
-                    counts = hide_tools(&mut doc, &allowed);
-                    if counts.is_some_and(|(hidden, _)| hidden > 0) {
-                        e.data = doc.to_string();
-                    }
-                    break;
-                }
-            }
-            if counts.is_some_and(|(hidden, _)| hidden > 0) {
+            // The list is the last event carrying a result.
+            let last = events.iter_mut().rev().find_map(|e| {
+                serde_json::from_str::<serde_json::Value>(&e.data)
+                    .ok()
+                    .filter(|doc| doc.get("result").is_some())
+                    .map(|doc| (e, doc))
+            });
+            if let Some((e, mut doc)) = last
+                && narrow_tools(&mut doc, &token, event)
+            {
+                e.data = doc.to_string();
                 let mut body = Vec::with_capacity(answer.body.len());
                 for e in &events {
                     crate::sse::write_event(&mut body, e);
                 }
                 answer.body = body;
             }
-            counts
-        } else {
-            let Ok(mut doc) = serde_json::from_slice::<serde_json::Value>(&answer.body) else {
-                return;
-            };
-            let counts = hide_tools(&mut doc, &allowed);
-            if counts.is_some_and(|(hidden, _)| hidden > 0)
-                && let Ok(filtered) = serde_json::to_vec(&doc)
-            {
-                answer.body = filtered;
-            }
-            counts
-        };
-        if let Some((hidden, before)) = counts.filter(|(hidden, _)| *hidden > 0) {
-            if !event.reason.is_empty() {
-                event.reason.push_str("; ");
-            }
-            event.reason.push_str(&format!(
-                "{hidden} of {before} tools hidden by the token's caveats"
-            ));
+        } else if let Ok(mut doc) = serde_json::from_slice::<serde_json::Value>(&answer.body)
+            && narrow_tools(&mut doc, &token, event)
+            && let Ok(filtered) = serde_json::to_vec(&doc)
+        {
+            answer.body = filtered;
         }
     }
 
@@ -2134,18 +2092,39 @@ fn malformed_upstream(event: &mut AuditEvent, reason: &str) -> RpcError {
 }
 
 /// Removes the tools `allowed` refuses from a `tools/list` result; `(hidden, listed)`.
-fn hide_tools(
+/// Removes from a `tools/list` result the tools `token` may not call, and notes on the
+/// call's record how many; true when the document changed.
+fn narrow_tools(
     doc: &mut serde_json::Value,
-    allowed: &dyn Fn(&str) -> bool,
-) -> Option<(usize, usize)> {
-    let tools = doc.get_mut("result")?.get_mut("tools")?.as_array_mut()?;
+    token: &crate::pipeline::VerifiedToken,
+    event: &mut AuditEvent,
+) -> bool {
+    let Some(tools) = doc
+        .get_mut("result")
+        .and_then(|r| r.get_mut("tools"))
+        .and_then(serde_json::Value::as_array_mut)
+    else {
+        return false;
+    };
+    let now = Timestamp::now().unix_seconds();
+    let sub = &token.token.claims.sub;
     let before = tools.len();
     tools.retain(|t| {
         t.get("name")
             .and_then(serde_json::Value::as_str)
-            .is_some_and(allowed)
+            .is_some_and(|name| token.token.check(now, sub, name).is_ok())
     });
-    Some((before - tools.len(), before))
+    let hidden = before - tools.len();
+    if hidden == 0 {
+        return false;
+    }
+    if !event.reason.is_empty() {
+        event.reason.push_str("; ");
+    }
+    event.reason.push_str(&format!(
+        "{hidden} of {before} tools hidden by the token's caveats"
+    ));
+    true
 }
 
 #[cfg(test)]

@@ -56,16 +56,14 @@ impl S3 {
         s
     }
 
-    /// The object key for a batch written at `now` with random `suffix`.
-    pub(super) fn key(&self, now: Timestamp, suffix: u32) -> String {
-        let t = now.to_offset_datetime();
-        let (y, mo, d, h, mi, s) = (
-            t.year(),
-            u8::from(t.month()),
-            t.day(),
-            t.hour(),
-            t.minute(),
-            t.second(),
+    /// The object key for a batch signed at `amz_date` (`YYYYMMDDTHHMMSSZ`, the same
+    /// instant names the object and dates its signature) with random `suffix`.
+    pub(super) fn key(&self, amz_date: &str, suffix: u32) -> String {
+        let (y, mo, d, h) = (
+            &amz_date[0..4],
+            &amz_date[4..6],
+            &amz_date[6..8],
+            &amz_date[9..11],
         );
         let mut key = String::new();
         if !self.c.prefix.is_empty() {
@@ -73,7 +71,7 @@ impl S3 {
             key.push('/');
         }
         key.push_str(&format!(
-            "year={y:04}/month={mo:02}/day={d:02}/hour={h:02}/{}-{y:04}{mo:02}{d:02}T{h:02}{mi:02}{s:02}Z-{suffix:08x}.ndjson.gz",
+            "year={y}/month={mo}/day={d}/hour={h}/{}-{amz_date}-{suffix:08x}.ndjson.gz",
             self.c.gateway_id
         ));
         key
@@ -98,8 +96,8 @@ impl S3 {
         let mut suffix = [0u8; 4];
         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut suffix)
             .map_err(|_| SendError::Transient("s3: the system RNG failed".into()))?;
-        let now = Timestamp::now();
-        let key = self.key(now, u32::from_be_bytes(suffix));
+        let amz_date = amz_date(Timestamp::now());
+        let key = self.key(&amz_date, u32::from_be_bytes(suffix));
         let uri = format!(
             "{}/{}",
             self.path_prefix,
@@ -107,16 +105,6 @@ impl S3 {
                 .map(sigv4::encode_segment)
                 .collect::<Vec<_>>()
                 .join("/")
-        );
-        let t = now.to_offset_datetime();
-        let amz_date = format!(
-            "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
-            t.year(),
-            u8::from(t.month()),
-            t.day(),
-            t.hour(),
-            t.minute(),
-            t.second()
         );
         let payload = sigv4::sha256_hex(&body);
         let mut headers: Vec<(&str, String)> = vec![
@@ -168,6 +156,20 @@ impl S3 {
     }
 }
 
+/// `YYYYMMDDTHHMMSSZ` in UTC (SigV4's `x-amz-date`).
+fn amz_date(now: Timestamp) -> String {
+    let t = now.to_offset_datetime();
+    format!(
+        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -193,7 +195,10 @@ mod tests {
     fn keys_are_hive_partitioned_by_the_batch_hour() {
         let s = S3::new(&cfg(None, false));
         // 2026-11-22T14:05:09Z
-        let key = s.key(Timestamp::from_unix_micros(1_795_356_309_000_000), 0xab);
+        let key = s.key(
+            &amz_date(Timestamp::from_unix_micros(1_795_356_309_000_000)),
+            0xab,
+        );
         assert_eq!(
             key,
             "audit/year=2026/month=11/day=22/hour=14/gw-1-20261122T140509Z-000000ab.ndjson.gz"

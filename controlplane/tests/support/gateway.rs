@@ -464,3 +464,28 @@ pub fn wait_until(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
     }
     cond()
 }
+
+/// Runs `tests/python/<script> http://<gateway> <token>` with `python` and asserts it
+/// succeeded and printed `marker` (its output is the failure message otherwise).
+pub fn run_python_check(
+    python: &std::ffi::OsStr,
+    script: &str,
+    gateway: SocketAddr,
+    token: &str,
+    marker: &str,
+) {
+    let path = format!("{}/../tests/python/{script}", env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new(python)
+        .arg(path)
+        .arg(format!("http://{gateway}"))
+        .arg(token)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains(marker), "{text}");
+}
