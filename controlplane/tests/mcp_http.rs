@@ -510,19 +510,62 @@ fn oauth_resource_mode_publishes_metadata_and_challenges_token_less_calls() {
     assert_eq!(r.status, 404);
     assert_eq!(with_origin(gw.addr, "/v1/mcp", None).status, 200);
 
-    // A resource without an authorization server is refused at startup.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_intentgate"))
-        .arg("serve")
-        .env_clear()
-        .env("INTENTGATE_ADDR", "127.0.0.1:0")
-        .env("INTENTGATE_OAUTH_RESOURCE", "https://gw.example/v1/mcp")
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(
-        String::from_utf8_lossy(&out.stderr)
-            .contains("INTENTGATE_OAUTH_AUTHORIZATION_SERVERS: at least one is required")
-    );
+    // Misconfigured discovery is refused at startup, one line naming the variable.
+    for (env, expect) in [
+        (
+            vec![("INTENTGATE_OAUTH_RESOURCE", "https://gw.example/v1/mcp")],
+            "INTENTGATE_OAUTH_AUTHORIZATION_SERVERS: at least one is required",
+        ),
+        (
+            vec![(
+                "INTENTGATE_OAUTH_AUTHORIZATION_SERVERS",
+                "https://login.example",
+            )],
+            "INTENTGATE_OAUTH_RESOURCE: required when INTENTGATE_OAUTH_AUTHORIZATION_SERVERS is set",
+        ),
+        (
+            vec![
+                (
+                    "INTENTGATE_OAUTH_RESOURCE",
+                    "https://gw.example/v1/mcp#frag",
+                ),
+                (
+                    "INTENTGATE_OAUTH_AUTHORIZATION_SERVERS",
+                    "https://login.example",
+                ),
+            ],
+            "INTENTGATE_OAUTH_RESOURCE: the canonical resource URI has no fragment",
+        ),
+        (
+            vec![
+                ("INTENTGATE_OAUTH_RESOURCE", "https://gw.example/v1/mcp"),
+                ("INTENTGATE_OAUTH_AUTHORIZATION_SERVERS", "login.example"),
+            ],
+            "INTENTGATE_OAUTH_AUTHORIZATION_SERVERS: invalid entry \"login.example\"",
+        ),
+        (
+            vec![
+                ("INTENTGATE_OAUTH_RESOURCE", "https://gw.example/v1/mcp"),
+                (
+                    "INTENTGATE_OAUTH_AUTHORIZATION_SERVERS",
+                    "https://login.example",
+                ),
+                ("INTENTGATE_OAUTH_SCOPES", "mcp.tools,offline_access"),
+            ],
+            "INTENTGATE_OAUTH_SCOPES: scopes are plain tokens, and offline_access must not be advertised",
+        ),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_intentgate"))
+            .arg("serve")
+            .env_clear()
+            .env("INTENTGATE_ADDR", "127.0.0.1:0")
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{env:?} started");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(expect), "{env:?}: {err}");
+    }
 }
 
 /// An upstream whose tool sends a progress event, works for `pause`, then answers; chunked,
@@ -692,19 +735,7 @@ fn sdk_exchange(
         ],
     );
     let token = mint(tools, vec![]);
-    let out = Command::new(python)
-        .arg(format!("{dir}/{client}"))
-        .arg(format!("http://{}", gw.addr))
-        .arg(&token)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{text}");
-    assert!(text.contains(marker), "{text}");
+    run_python_check(python, client, gw.addr, &token, marker);
 }
 
 /// The official MCP Python SDK 1.x on both sides (FastMCP server, Streamable HTTP client,

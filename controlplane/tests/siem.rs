@@ -462,6 +462,65 @@ fn bad_siem_settings_stop_startup_with_one_line_each() {
             vec![("OTEL_TRACES_SAMPLER", "sometimes")],
             "OTEL_TRACES_SAMPLER: invalid value \"sometimes\"",
         ),
+        (
+            vec![
+                ("OTEL_TRACES_SAMPLER", "traceidratio"),
+                ("OTEL_TRACES_SAMPLER_ARG", "2"),
+            ],
+            "OTEL_TRACES_SAMPLER_ARG: invalid value \"2\" (accepted: 0.0-1.0)",
+        ),
+        (
+            vec![
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318"),
+                ("OTEL_EXPORTER_OTLP_HEADERS", "x-api-key"),
+            ],
+            "OTEL_EXPORTER_OTLP_HEADERS: entry #1 is not name=value",
+        ),
+        (
+            vec![
+                ("INTENTGATE_SIEM_S3_BUCKET", "good-bucket"),
+                ("INTENTGATE_SIEM_S3_PREFIX", "../escape"),
+                ("AWS_ACCESS_KEY_ID", "a"),
+                ("AWS_SECRET_ACCESS_KEY", "b"),
+            ],
+            "INTENTGATE_SIEM_S3_PREFIX: invalid value \"../escape\"",
+        ),
+        (
+            vec![
+                ("INTENTGATE_SIEM_S3_BUCKET", "good-bucket"),
+                ("INTENTGATE_SIEM_S3_GATEWAY_ID", "a/b"),
+                ("AWS_ACCESS_KEY_ID", "a"),
+                ("AWS_SECRET_ACCESS_KEY", "b"),
+            ],
+            "INTENTGATE_SIEM_S3_GATEWAY_ID: invalid value \"a/b\"",
+        ),
+        (
+            vec![
+                ("INTENTGATE_SIEM_S3_BUCKET", "good-bucket"),
+                ("INTENTGATE_SIEM_S3_REGION", "eu west"),
+                ("AWS_ACCESS_KEY_ID", "a"),
+                ("AWS_SECRET_ACCESS_KEY", "b"),
+            ],
+            "INTENTGATE_SIEM_S3_REGION: invalid value \"eu west\"",
+        ),
+        (
+            vec![
+                ("INTENTGATE_SIEM_SENTINEL_DCE_URL", "https://dce.example"),
+                ("INTENTGATE_SIEM_SENTINEL_DCR_ID", "dcr/../x"),
+                ("INTENTGATE_SIEM_SENTINEL_STREAM", "s"),
+                ("INTENTGATE_SIEM_SENTINEL_TENANT_ID", "t"),
+                ("INTENTGATE_SIEM_SENTINEL_CLIENT_ID", "c"),
+                ("INTENTGATE_SIEM_SENTINEL_CLIENT_SECRET", "x"),
+            ],
+            "INTENTGATE_SIEM_SENTINEL_DCR_ID: invalid value \"dcr/../x\"",
+        ),
+        (
+            vec![
+                ("INTENTGATE_SIEM_DATADOG_API_KEY", "k"),
+                ("INTENTGATE_SIEM_DATADOG_SITE", "evil.example/x"),
+            ],
+            "INTENTGATE_SIEM_DATADOG_SITE: invalid value",
+        ),
     ] {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_intentgate"))
             .arg("serve")
