@@ -14,9 +14,9 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use intentgate_bench::{NOW, key_ring, wire_token};
 use intentgate_dataplane::audit_ring::{self, AuditCounters, AuditSink};
 use intentgate_dataplane::budget::Budget;
+use intentgate_dataplane::decision::{Call, Core, Settings};
 use intentgate_dataplane::http::parse_head;
 use intentgate_dataplane::jsonrpc::{Scratch, parse_request};
-use intentgate_dataplane::pipeline::{Call, Core, Settings};
 use intentgate_shared::audit::AuditEvent;
 use intentgate_shared::policy::Policy;
 use intentgate_shared::snapshot::{RevocationSet, Snapshot};
@@ -142,7 +142,7 @@ fn shared_state(c: &mut Criterion) {
 }
 
 /// What metrics add to each request: two clock reads and one per-core counter and histogram
-/// update (`server::Worker::connection`), compared with the decision it wraps.
+/// update (`connection::Worker::connection`), compared with the decision it wraps.
 fn metrics(c: &mut Criterion) {
     use intentgate_dataplane::metrics::Metrics;
     let m = Metrics::new(2);

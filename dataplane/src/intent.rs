@@ -17,6 +17,54 @@ pub const CACHE_ENTRIES: usize = 1024;
 /// Largest prompt accepted (bytes).
 pub const MAX_PROMPT_BYTES: usize = 4096;
 
+/// Why the intent stage refuses a call (the audit reason and the agent's error data).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IntentRefusal {
+    /// `INTENTGATE_REQUIRE_INTENT` and no prompt.
+    #[error("intent prompt required (send X-Intent-Prompt)")]
+    PromptRequired,
+    /// `INTENTGATE_REQUIRE_INTENT`, a prompt, but nobody to read it.
+    #[error("intent prompt provided but no extractor URL is configured")]
+    NoExtractor,
+    /// The prompt is over [`MAX_PROMPT_BYTES`].
+    #[error("intent prompt exceeds {MAX_PROMPT_BYTES} bytes")]
+    PromptTooLong,
+    /// The prompt is not UTF-8.
+    #[error("intent prompt is not valid UTF-8")]
+    PromptNotUtf8,
+    /// The extractor could not be reached or failed.
+    #[error("intent extractor {kind}: {detail} (fail closed)")]
+    Extractor {
+        /// Failure kind (`timeout`, `transport`, `http`...).
+        kind: &'static str,
+        /// What happened.
+        detail: String,
+    },
+    /// The extractor's answer is unusable.
+    #[error("{0} (fail closed)")]
+    Response(#[from] ResponseError),
+    /// The stated intent forbids the tool.
+    #[error("tool {0:?} is forbidden by the stated intent")]
+    Forbidden(String),
+    /// The stated intent lists tools, and not this one.
+    #[error("tool {0:?} is not among the tools the stated intent allows")]
+    NotListed(String),
+}
+
+/// What is wrong with an extractor's answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ResponseError {
+    /// Not JSON.
+    #[error("intent extractor returned invalid JSON")]
+    InvalidJson,
+    /// No `intent` object.
+    #[error("intent extractor response has no intent object")]
+    NoIntent,
+    /// A tool list that is not a list of strings.
+    #[error("intent.{0} must be a list of strings")]
+    NotAList(&'static str),
+}
+
 /// A per-core cache of extracted intents.
 #[derive(Debug, Default)]
 pub struct IntentCache {
@@ -68,14 +116,13 @@ pub fn request_body(prompt: &str, agent_id: &str) -> Vec<u8> {
 }
 
 /// Parses the extractor's answer `{"intent": {summary, allowed_tools, forbidden_tools, confidence}}`.
-pub fn parse_response(body: &[u8]) -> Result<IntentInput, String> {
-    let doc: Value = serde_json::from_slice(body)
-        .map_err(|_| "intent extractor returned invalid JSON".to_string())?;
+pub fn parse_response(body: &[u8]) -> Result<IntentInput, ResponseError> {
+    let doc: Value = serde_json::from_slice(body).map_err(|_| ResponseError::InvalidJson)?;
     let intent = doc
         .get("intent")
         .filter(|v| v.is_object())
-        .ok_or("intent extractor response has no intent object")?;
-    let list = |key: &str| -> Result<Vec<String>, String> {
+        .ok_or(ResponseError::NoIntent)?;
+    let list = |key: &'static str| -> Result<Vec<String>, ResponseError> {
         match intent.get(key) {
             None | Some(Value::Null) => Ok(Vec::new()),
             Some(Value::Array(items)) => items
@@ -83,10 +130,10 @@ pub fn parse_response(body: &[u8]) -> Result<IntentInput, String> {
                 .map(|v| {
                     v.as_str()
                         .map(str::to_owned)
-                        .ok_or_else(|| format!("intent.{key} must be a list of strings"))
+                        .ok_or(ResponseError::NotAList(key))
                 })
                 .collect(),
-            Some(_) => Err(format!("intent.{key} must be a list of strings")),
+            Some(_) => Err(ResponseError::NotAList(key)),
         }
     };
     Ok(IntentInput {
@@ -105,16 +152,42 @@ pub fn parse_response(body: &[u8]) -> Result<IntentInput, String> {
 }
 
 /// Whether `tool` fits the intent: not forbidden, and listed when a list exists.
-pub fn check(intent: &IntentInput, tool: &str) -> Result<(), String> {
+pub fn check(intent: &IntentInput, tool: &str) -> Result<(), IntentRefusal> {
     if intent.forbidden_tools.iter().any(|t| t == tool) {
-        return Err(format!("tool {tool:?} is forbidden by the stated intent"));
+        return Err(IntentRefusal::Forbidden(tool.to_owned()));
     }
     if !intent.allowed_tools.is_empty() && !intent.allowed_tools.iter().any(|t| t == tool) {
-        return Err(format!(
-            "tool {tool:?} is not among the tools the stated intent allows"
-        ));
+        return Err(IntentRefusal::NotListed(tool.to_owned()));
     }
     Ok(())
+}
+
+/// Asks the extractor what `prompt` means, through the per-core cache.
+pub async fn consult(
+    extractor: &crate::upstream::Upstream,
+    cache: &std::cell::RefCell<IntentCache>,
+    prompt: &[u8],
+    tenant: &str,
+    agent: &str,
+) -> Result<IntentInput, IntentRefusal> {
+    if prompt.len() > MAX_PROMPT_BYTES {
+        return Err(IntentRefusal::PromptTooLong);
+    }
+    let prompt = std::str::from_utf8(prompt).map_err(|_| IntentRefusal::PromptNotUtf8)?;
+    let key = cache_key(tenant, agent, prompt);
+    if let Some(hit) = cache.borrow_mut().get(&key) {
+        return Ok(hit);
+    }
+    let reply = extractor
+        .post(&request_body(prompt, agent))
+        .await
+        .map_err(|e| IntentRefusal::Extractor {
+            kind: e.kind(),
+            detail: e.detail(),
+        })?;
+    let intent = parse_response(&reply.body)?;
+    cache.borrow_mut().insert(key, intent.clone());
+    Ok(intent)
 }
 
 #[cfg(test)]
@@ -134,11 +207,11 @@ mod tests {
         assert!(check(&intent(&[], &[]), "x").is_ok());
         assert!(check(&intent(&["x"], &[]), "x").is_ok());
         assert_eq!(
-            check(&intent(&["y"], &[]), "x").unwrap_err(),
+            check(&intent(&["y"], &[]), "x").unwrap_err().to_string(),
             "tool \"x\" is not among the tools the stated intent allows"
         );
         assert_eq!(
-            check(&intent(&["x"], &["x"]), "x").unwrap_err(),
+            check(&intent(&["x"], &["x"]), "x").unwrap_err().to_string(),
             "tool \"x\" is forbidden by the stated intent"
         );
     }
@@ -154,15 +227,17 @@ mod tests {
             ("pay", 1, 0.9)
         );
         assert_eq!(
-            parse_response(b"nope").unwrap_err(),
+            parse_response(b"nope").unwrap_err().to_string(),
             "intent extractor returned invalid JSON"
         );
         assert_eq!(
-            parse_response(b"{}").unwrap_err(),
+            parse_response(b"{}").unwrap_err().to_string(),
             "intent extractor response has no intent object"
         );
         assert_eq!(
-            parse_response(br#"{"intent":{"allowed_tools":"a"}}"#).unwrap_err(),
+            parse_response(br#"{"intent":{"allowed_tools":"a"}}"#)
+                .unwrap_err()
+                .to_string(),
             "intent.allowed_tools must be a list of strings"
         );
     }

@@ -277,10 +277,15 @@ fn session_methods_check_validity_but_not_tool_lists() {
     let snap = snapshot(Policy::default_policy().unwrap());
     let mut core = Core::new();
     let (auth, _) = bearer(vec![Caveat::tool_allow(["read_x"])]);
-    allowed(core.authorize_session(&snap, &STRICT, &call(Some(&auth), "tools/list", None)));
+    allowed(
+        core.authorize_session(&snap, &STRICT, &call(Some(&auth), "tools/list", None))
+            .0,
+    );
     let (expired, _) = bearer(vec![Caveat::exp(NOW_S - 1)]);
-    let (code, reason, _) =
-        denied(core.authorize_session(&snap, &STRICT, &call(Some(&expired), "tools/list", None)));
+    let (code, reason, _) = denied(
+        core.authorize_session(&snap, &STRICT, &call(Some(&expired), "tools/list", None))
+            .0,
+    );
     assert_eq!(
         (code, reason.as_str()),
         (code::CAPABILITY, "caveat 0 (exp): expired")

@@ -1,12 +1,15 @@
-//! The decision for one call: capability → intent → policy → budget (compat §4.5, §5).
+//! The synchronous checks of one call: capability → intent → policy → budget (compat §4.5,
+//! §5).
 //!
-//! Sans-IO and synchronous: it reads the snapshot and the per-core caches and returns a
-//! [`Verdict`] holding the JSON-RPC error (if any) and the audit record. Forwarding happens
-//! afterwards in the server. Every stage fails closed.
+//! Sans-IO: it reads the snapshot and the per-core caches and returns values: a [`Verdict`]
+//! holding the JSON-RPC error (if any) and the audit record, plus what the metrics and spans
+//! need ([`TokenFacts`], the policy's end time). The waits (intent extractor, reviewer) are
+//! the async half in [`super`]. Every stage fails closed.
 
 use std::collections::HashMap;
 use std::hash::RandomState;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use regorus::Value;
 
@@ -14,9 +17,10 @@ use intentgate_shared::audit::{AuditEvent, Check, Decision};
 use intentgate_shared::policy::{AgentInput, CapabilityInput, Evaluator, Input, IntentInput};
 use intentgate_shared::snapshot::Snapshot;
 use intentgate_shared::timestamp::Timestamp;
-use intentgate_shared::token::Token;
+use intentgate_shared::token::{Denial, Token, TokenError};
 
 use crate::budget::Budget;
+use crate::intent::IntentRefusal;
 use crate::jsonrpc::{RpcError, code};
 
 /// Verified tokens kept per core before the cache is cleared.
@@ -50,14 +54,64 @@ pub struct Core {
     version: u64,
     tokens: HashMap<Box<[u8]>, Arc<VerifiedToken>, RandomState>,
     evaluators: HashMap<usize, Evaluator>,
-    /// The last revocation lookup: revoked, when it started and how long it took (read by
-    /// the server for metrics and spans).
-    pub revocation: Option<(bool, std::time::Instant, std::time::Duration)>,
-    /// When the last policy evaluation finished (the server splits policy from budget
-    /// time with it).
-    pub policy_done: Option<std::time::Instant>,
-    /// Whether the last token verification was answered from the cache.
-    pub token_cache_hit: Option<bool>,
+}
+
+/// Why the capability stage refused. The text is the audit reason and the error data the
+/// agent sees (compat wording).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CapabilityRefusal {
+    /// No token, and tokens are required.
+    #[error("capability token required (send Authorization: Bearer <token>)")]
+    Missing,
+    /// The `Authorization` header is not `Bearer <token>`.
+    #[error("expected \"Bearer <token>\" Authorization header")]
+    NotBearer,
+    /// The token bytes are not text.
+    #[error("token is not valid unpadded base64url")]
+    NotText,
+    /// The token does not decode or verify.
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    /// The token or its root is revoked.
+    #[error("token revoked")]
+    Revoked,
+    /// A caveat refuses the call (expiry, agent lock, tool lists).
+    #[error(transparent)]
+    Caveat(#[from] Denial),
+    /// The snapshot could not be confirmed current: a revocation made elsewhere may be
+    /// missing.
+    #[error("revocation snapshot is stale; token rejected (fail-closed)")]
+    Stale,
+}
+
+/// One revocation-set lookup: its answer, when it started and how long it took.
+#[derive(Debug, Clone, Copy)]
+pub struct RevocationLookup {
+    /// The token or its root is revoked.
+    pub revoked: bool,
+    /// When the lookup started.
+    pub started: Instant,
+    /// How long it took.
+    pub took: Duration,
+}
+
+/// What the capability stage learned besides its verdict, for metrics and spans.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TokenFacts {
+    /// `Some(true)`: the token came from the per-core cache; `Some(false)`: it was verified
+    /// now; `None`: no token was looked up.
+    pub cache_hit: Option<bool>,
+    /// The revocation lookup, if one was made.
+    pub revocation: Option<RevocationLookup>,
+}
+
+/// A token lookup: the verified token (or why not) and whether the cache answered.
+#[derive(Debug)]
+pub struct TokenLookup {
+    /// The token, or why it does not verify.
+    pub token: Result<Arc<VerifiedToken>, CapabilityRefusal>,
+    /// See [`TokenFacts::cache_hit`].
+    pub cache_hit: Option<bool>,
 }
 
 impl std::fmt::Debug for Core {
@@ -104,15 +158,36 @@ pub struct Escalation {
 }
 
 /// What [`Core::finish`] leads to: a verdict, or a reviewer's decision to wait for.
-// `Done` is the hot path: boxing it would allocate on every call to save space on the rare one.
-#[allow(clippy::large_enum_variant)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "`Done` is the hot path: boxing it would allocate on every call to save space on the rare one"
+)]
 #[derive(Debug)]
 pub enum Finished {
     /// Decided.
     Done(Verdict),
-    /// The policy escalated: a reviewer decides (the server waits, then calls
+    /// The policy escalated: a reviewer decides (the caller waits, then calls
     /// [`Core::after_approval`]).
     Escalated(Box<Escalation>),
+}
+
+/// Intent, policy and budget's outcome, and when the policy evaluation ended (policy time is
+/// split from budget time with it; `None` when the call stopped before the policy).
+#[derive(Debug)]
+pub struct Finish {
+    /// The outcome.
+    pub outcome: Finished,
+    /// When the policy evaluation finished.
+    pub policy_done: Option<Instant>,
+}
+
+/// The capability stage's outcome and facts.
+#[derive(Debug)]
+pub struct CapabilityStage {
+    /// Passed, or the denial (boxed: it is the rare path, and boxing keeps `Ok` small).
+    pub outcome: Result<Passed, Box<Verdict>>,
+    /// Cache use and revocation lookup.
+    pub facts: TokenFacts,
 }
 
 /// The outcome. `event` is the audit record of this decision point (not yet pushed).
@@ -149,6 +224,17 @@ pub fn deny(
     Verdict::Deny { error, event }
 }
 
+/// A denial at the capability stage.
+pub fn capability_denied(event: AuditEvent, refusal: &CapabilityRefusal) -> Verdict {
+    deny(
+        event,
+        Check::Capability,
+        code::CAPABILITY,
+        "capability check failed",
+        refusal.to_string(),
+    )
+}
+
 /// The keys of a parsed arguments object, sorted (regorus objects are ordered).
 fn keys_of(args: &Value) -> Vec<String> {
     args.as_object()
@@ -172,9 +258,6 @@ impl Core {
             version: 0,
             tokens: HashMap::default(),
             evaluators: HashMap::new(),
-            revocation: None,
-            policy_done: None,
-            token_cache_hit: None,
         }
     }
 
@@ -187,24 +270,35 @@ impl Core {
     }
 
     /// Verifies (or finds in the cache) the bearer token of `authorization`.
-    pub fn verify(
-        &mut self,
-        snap: &Snapshot,
-        authorization: &[u8],
-    ) -> Result<Arc<VerifiedToken>, String> {
+    pub fn verify(&mut self, snap: &Snapshot, authorization: &[u8]) -> TokenLookup {
         self.sync(snap);
         let Some(raw) = authorization.strip_prefix(b"Bearer ") else {
-            return Err("expected \"Bearer <token>\" Authorization header".into());
+            return TokenLookup {
+                token: Err(CapabilityRefusal::NotBearer),
+                cache_hit: None,
+            };
         };
         let raw = raw.trim_ascii();
         if let Some(hit) = self.tokens.get(raw) {
-            self.token_cache_hit = Some(true);
-            return Ok(Arc::clone(hit));
+            return TokenLookup {
+                token: Ok(Arc::clone(hit)),
+                cache_hit: Some(true),
+            };
         }
-        self.token_cache_hit = Some(false);
-        let text = std::str::from_utf8(raw)
-            .map_err(|_| "token is not valid unpadded base64url".to_string())?;
-        let token = Token::decode_verified(text, &snap.keys).map_err(|e| e.to_string())?;
+        TokenLookup {
+            token: self.verify_fresh(snap, raw),
+            cache_hit: Some(false),
+        }
+    }
+
+    /// A cache miss: decode, verify and cache the token.
+    fn verify_fresh(
+        &mut self,
+        snap: &Snapshot,
+        raw: &[u8],
+    ) -> Result<Arc<VerifiedToken>, CapabilityRefusal> {
+        let text = std::str::from_utf8(raw).map_err(|_| CapabilityRefusal::NotText)?;
+        let token = Token::decode_verified(text, &snap.keys)?;
         let capability = CapabilityInput {
             subject: token.claims.sub.clone(),
             issuer: token.claims.iss.clone(),
@@ -232,19 +326,15 @@ impl Core {
         snap: &Snapshot,
         settings: &Settings,
         call: &Call<'_>,
-    ) -> Verdict {
+    ) -> (Verdict, TokenFacts) {
         let mut event = AuditEvent::new(call.now, Decision::Allow, call.tool);
         event.remote_ip = call.remote_ip.to_owned();
-        match self.capability(snap, settings, call, &mut event, false) {
+        let mut facts = TokenFacts::default();
+        let verdict = match self.capability(snap, settings, call, &mut event, false, &mut facts) {
             Ok(_) => Verdict::Allow { event },
-            Err(reason) => deny(
-                event,
-                Check::Capability,
-                code::CAPABILITY,
-                "capability check failed",
-                reason,
-            ),
-        }
+            Err(refusal) => capability_denied(event, &refusal),
+        };
+        (verdict, facts)
     }
 
     fn capability(
@@ -254,40 +344,47 @@ impl Core {
         call: &Call<'_>,
         event: &mut AuditEvent,
         tool_caveats: bool,
-    ) -> Result<Option<Arc<VerifiedToken>>, String> {
+        facts: &mut TokenFacts,
+    ) -> Result<Option<Arc<VerifiedToken>>, CapabilityRefusal> {
         let Some(auth) = call.authorization else {
             return if settings.require_capability {
-                Err("capability token required (send Authorization: Bearer <token>)".into())
+                Err(CapabilityRefusal::Missing)
             } else {
                 Ok(None)
             };
         };
-        let v = self.verify(snap, auth)?;
+        let lookup = self.verify(snap, auth);
+        facts.cache_hit = lookup.cache_hit;
+        let v = lookup.token?;
         let claims = &v.token.claims;
         event.agent_id.clone_from(&claims.sub);
         event.tenant.clone_from(&claims.tenant);
         event.capability_token_id.clone_from(&claims.jti);
         event.root_capability_token_id.clone_from(&claims.root_jti);
         event.caveat_count = v.token.caveats.len() as i64;
-        let lookup = std::time::Instant::now();
+        let started = Instant::now();
         let revoked = snap.revoked.is_revoked(&claims.jti, &claims.tenant)
             || snap.revoked.is_revoked(&claims.root_jti, &claims.tenant);
-        self.revocation = Some((revoked, lookup, lookup.elapsed()));
+        facts.revocation = Some(RevocationLookup {
+            revoked,
+            started,
+            took: started.elapsed(),
+        });
         if revoked {
-            return Err("token revoked".into());
+            return Err(CapabilityRefusal::Revoked);
         }
         let now = call.now.unix_seconds();
-        let checked = if tool_caveats {
-            v.token.check(now, &claims.sub, call.tool)
+        if tool_caveats {
+            v.token.check(now, &claims.sub, call.tool)?;
         } else {
-            v.token.check_validity(now, &claims.sub)
-        };
-        checked.map_err(|d| d.to_string())?;
+            v.token.check_validity(now, &claims.sub)?;
+        }
         Ok(Some(v))
     }
 
-    /// Runs the four checks for a `tools/call` without an intent extractor (the server calls
-    /// [`Core::capability_stage`] and [`Core::finish`] itself to consult one in between).
+    /// Runs the four checks for a `tools/call` without an intent extractor or a reviewer (an
+    /// escalation is a refusal): the benches' and tests' entry point. The gateway runs the
+    /// stages itself ([`super`]) to consult the extractor and wait for reviewers in between.
     pub fn decide(
         &mut self,
         snap: &Snapshot,
@@ -295,52 +392,51 @@ impl Core {
         budget: &Budget,
         call: &Call<'_>,
     ) -> Verdict {
-        match self.capability_stage(snap, settings, call) {
-            Ok(passed) => match self.finish(
-                snap,
-                settings,
-                budget,
-                call,
-                passed,
-                IntentOutcome::NotConsulted,
-            ) {
-                Finished::Done(v) => v,
-                // Without a server to wait for a reviewer, an escalation is a refusal.
-                Finished::Escalated(esc) => {
-                    let reason = format!("escalation requested ({})", esc.policy_reason);
-                    deny(
-                        esc.event,
-                        Check::Policy,
-                        code::POLICY,
-                        "policy escalation required",
-                        reason,
-                    )
-                }
-            },
-            Err(verdict) => *verdict,
+        let passed = match self.capability_stage(snap, settings, call).outcome {
+            Ok(passed) => passed,
+            Err(verdict) => return *verdict,
+        };
+        let finish = self.finish(
+            snap,
+            settings,
+            budget,
+            call,
+            passed,
+            IntentOutcome::NotConsulted,
+        );
+        match finish.outcome {
+            Finished::Done(v) => v,
+            Finished::Escalated(esc) => {
+                let reason = format!("escalation requested ({})", esc.policy_reason);
+                deny(
+                    esc.event,
+                    Check::Policy,
+                    code::POLICY,
+                    "policy escalation required",
+                    reason,
+                )
+            }
         }
     }
 
-    /// The capability stage of a `tools/call`. The denial is boxed: it is the rare path,
-    /// and boxing keeps the `Ok` path small.
+    /// The capability stage of a `tools/call`.
     pub fn capability_stage(
         &mut self,
         snap: &Snapshot,
         settings: &Settings,
         call: &Call<'_>,
-    ) -> Result<Passed, Box<Verdict>> {
+    ) -> CapabilityStage {
         let mut event = AuditEvent::new(call.now, Decision::Allow, call.tool);
         event.remote_ip = call.remote_ip.to_owned();
-        match self.capability(snap, settings, call, &mut event, true) {
+        let mut facts = TokenFacts::default();
+        let outcome = match self.capability(snap, settings, call, &mut event, true, &mut facts) {
             Ok(token) => Ok(Passed { token, event }),
-            Err(reason) => Err(Box::new(deny(
+            Err(refusal) => Err(Box::new(capability_denied(
                 with_arg_keys(event, call.arguments),
-                Check::Capability,
-                code::CAPABILITY,
-                "capability check failed",
-                reason,
+                &refusal,
             ))),
-        }
+        };
+        CapabilityStage { outcome, facts }
     }
 
     /// Intent, policy and budget, after the capability stage passed.
@@ -352,57 +448,31 @@ impl Core {
         call: &Call<'_>,
         passed: Passed,
         intent: IntentOutcome,
-    ) -> Finished {
+    ) -> Finish {
         let Passed { token, mut event } = passed;
         let args = call.arguments.cloned();
         event.arg_keys = args.as_ref().map(keys_of).unwrap_or_default();
-        let intent_value = match intent {
-            IntentOutcome::Failed(reason) => {
-                return Finished::Done(deny(
+        let intent_value = match intent_stage(settings, call, intent, &mut event) {
+            Ok(v) => v,
+            Err(refusal) => {
+                let verdict = deny(
                     event,
                     Check::Intent,
                     code::INTENT,
                     "intent check failed",
-                    reason,
-                ));
-            }
-            IntentOutcome::Extracted(i) => {
-                if let Err(reason) = crate::intent::check(&i, call.tool) {
-                    event.intent_summary = i.summary;
-                    return Finished::Done(deny(
-                        event,
-                        Check::Intent,
-                        code::INTENT,
-                        "intent check failed",
-                        reason,
-                    ));
-                }
-                event.intent_summary.clone_from(&i.summary);
-                Some(i.to_value())
-            }
-            IntentOutcome::NotConsulted if settings.require_intent => {
-                let reason = if call.intent_prompt.is_none() {
-                    "intent prompt required (send X-Intent-Prompt)"
-                } else {
-                    "intent prompt provided but no extractor URL is configured"
+                    refusal.to_string(),
+                );
+                return Finish {
+                    outcome: Finished::Done(verdict),
+                    policy_done: None,
                 };
-                return Finished::Done(deny(
-                    event,
-                    Check::Intent,
-                    code::INTENT,
-                    "intent check failed",
-                    reason.into(),
-                ));
             }
-            IntentOutcome::NotConsulted => None,
         };
-
-        let now_s = call.now.unix_seconds();
         let tenant = token
             .as_ref()
             .map_or("", |t| t.token.claims.tenant.as_str());
         let agent = token.as_ref().map_or("", |t| t.token.claims.sub.as_str());
-        let stats = budget.stats(tenant, agent, call.tool, now_s);
+        let stats = budget.stats(tenant, agent, call.tool, call.now.unix_seconds());
         let input = Input {
             tool: call.tool,
             args,
@@ -428,32 +498,36 @@ impl Core {
             .entry(policy.id())
             .or_insert_with(|| policy.evaluator())
             .evaluate(input);
-        self.policy_done = Some(std::time::Instant::now());
+        let policy_done = Some(Instant::now());
         event.requires_step_up = decision.requires_step_up;
-        if decision.escalate {
-            return Finished::Escalated(Box::new(Escalation {
+        let outcome = if decision.escalate {
+            Finished::Escalated(Box::new(Escalation {
                 event,
                 token,
                 policy_reason: decision.reason,
-            }));
-        }
-        if !decision.allow {
-            return Finished::Done(deny(
+            }))
+        } else if !decision.allow {
+            Finished::Done(deny(
                 event,
                 Check::Policy,
                 code::POLICY,
                 "policy check failed",
                 decision.reason,
-            ));
+            ))
+        } else {
+            event.reason = decision.reason;
+            Finished::Done(Self::budget_stage(
+                settings,
+                budget,
+                call,
+                token.as_ref(),
+                event,
+            ))
+        };
+        Finish {
+            outcome,
+            policy_done,
         }
-        event.reason = decision.reason;
-        Finished::Done(Self::budget_stage(
-            settings,
-            budget,
-            call,
-            token.as_ref(),
-            event,
-        ))
     }
 
     /// The budget stage of a call a reviewer approved.
@@ -529,7 +603,34 @@ pub enum IntentOutcome {
     /// The extracted intent.
     Extracted(IntentInput),
     /// The extractor failed or the prompt was unusable: deny (fail closed).
-    Failed(String),
+    Failed(IntentRefusal),
+}
+
+/// The intent stage: the intent as a policy value, or why the call is refused. The summary
+/// is put on the record either way.
+fn intent_stage(
+    settings: &Settings,
+    call: &Call<'_>,
+    intent: IntentOutcome,
+    event: &mut AuditEvent,
+) -> Result<Option<Value>, IntentRefusal> {
+    match intent {
+        IntentOutcome::Failed(refusal) => Err(refusal),
+        IntentOutcome::Extracted(i) => {
+            let fits = crate::intent::check(&i, call.tool);
+            event.intent_summary.clone_from(&i.summary);
+            fits?;
+            Ok(Some(i.to_value()))
+        }
+        IntentOutcome::NotConsulted if settings.require_intent => {
+            Err(if call.intent_prompt.is_none() {
+                IntentRefusal::PromptRequired
+            } else {
+                IntentRefusal::NoExtractor
+            })
+        }
+        IntentOutcome::NotConsulted => Ok(None),
+    }
 }
 
 #[cfg(test)]

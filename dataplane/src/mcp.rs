@@ -1,0 +1,309 @@
+//! Phase 3, the MCP handler: `POST /v1/mcp` (Streamable HTTP). The envelope is parsed
+//! (`jsonrpc`), the transport headers checked (`mcp_transport`), then a `tools/call` goes
+//! through the four checks ([`Worker::authorize_and_record`]) and every other method through
+//! the capability check ([`Worker::session_verdict`]) before it is forwarded (`forward`)
+//! and answered, or relayed as an event stream (`relay::events`). `GET`/`DELETE /v1/mcp`
+//! are in [`stream`].
+
+mod stream;
+
+use std::time::Instant;
+
+use intentgate_shared::snapshot::Snapshot;
+
+use crate::decision::{Authorized, Verdict};
+use crate::forward::UpstreamReply;
+use crate::http::{self, Head};
+use crate::jsonrpc::{self, RpcError, code};
+use crate::relay::events::Relay;
+use crate::routing::Refusal;
+use crate::worker::{Worker, elapsed_ms};
+
+/// One parsed `POST /v1/mcp` request and what its answer needs.
+struct Exchange<'r, 'b> {
+    req: &'r jsonrpc::Request<'b>,
+    buf: &'b [u8],
+    head: &'b Head,
+    body: &'b [u8],
+    remote: &'b str,
+    close: bool,
+    started: Instant,
+}
+
+impl Worker {
+    /// `POST /v1/mcp`.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the parts of one framed request, borrowed from the connection's buffers"
+    )]
+    pub(crate) async fn mcp(
+        &self,
+        buf: &[u8],
+        head: &Head,
+        body: &[u8],
+        remote: &str,
+        close: bool,
+        out: &mut Vec<u8>,
+        relay: &mut Option<Relay>,
+    ) {
+        let started = Instant::now();
+        let mut scratch = self.scratch.take();
+        let req = match jsonrpc::parse_request(&mut scratch, body) {
+            Ok(r) => r,
+            Err((err, id)) => {
+                let mut payload = Vec::with_capacity(256);
+                jsonrpc::write_error(&mut payload, id, &err);
+                return http::write_response(out, 200, &payload, close, &[]);
+            }
+        };
+        if let Err(refusal) = self.transport_rules(buf, head, &req) {
+            return Refusal::Transport {
+                refusal,
+                id: req.id,
+            }
+            .write(out, close);
+        }
+        let x = Exchange {
+            req: &req,
+            buf,
+            head,
+            body,
+            remote,
+            close,
+            started,
+        };
+        if req.method == "tools/call" {
+            self.mcp_tool_call(&x, out, relay).await;
+        } else {
+            self.mcp_other_method(&x, out, relay).await;
+        }
+    }
+
+    /// A `tools/call`: the four checks, then the forward.
+    async fn mcp_tool_call(
+        &self,
+        x: &Exchange<'_, '_>,
+        out: &mut Vec<u8>,
+        relay: &mut Option<Relay>,
+    ) {
+        let req = x.req;
+        let call = match req.tool_call() {
+            Ok(c) => c,
+            Err(err) => {
+                let mut payload = Vec::with_capacity(256);
+                jsonrpc::write_error(&mut payload, req.id, &err);
+                return http::write_response(out, 200, &payload, x.close, &[]);
+            }
+        };
+        let snap = self.shared.snapshot.load();
+        let checked = self.call(x.buf, x.head, call.name, call.arguments.as_ref(), x.remote);
+        let (slot, mut event, mut stages) = match self
+            .authorize_and_record(&snap, x.buf, x.head, &checked, x.started)
+            .await
+        {
+            Err(refusal) => return refusal.write(out, x.close),
+            Ok(Authorized::Denied { error, .. }) => {
+                return self.answer_denied(req.id, &error, req.is_notification(), x, out);
+            }
+            Ok(Authorized::Allowed {
+                slot,
+                event,
+                stages,
+            }) => (slot, event, stages),
+        };
+        let Some(record) = self.before_forward(slot, &event).await else {
+            return Refusal::AuditUnconfirmed.write(out, true);
+        };
+        let mcp = McpIn::of(x.buf, x.head);
+        let reply = self
+            .forward_call(req, x.body, &mut event, x.started, &mut stages, mcp)
+            .await;
+        let answer = match reply {
+            UpstreamReply::Whole(a) => a,
+            UpstreamReply::Stream(upstream) => {
+                // Relayed by the connection loop, which owns the socket; audited when the
+                // stream ends.
+                *relay = Some(Relay {
+                    upstream,
+                    record: Some(record),
+                    event,
+                    stages,
+                    id: req.id.map(<[u8]>::to_vec),
+                    started: x.started,
+                    close: x.close,
+                    narrow: None,
+                });
+                return;
+            }
+        };
+        event.latency_ms = elapsed_ms(x.started);
+        stages.finish(&mut event);
+        self.after_forward(record, event);
+        answer.write(out, req.is_notification(), x.close);
+    }
+
+    /// Any other method (`initialize`, `tools/list`, `ping`, notifications...): the
+    /// capability check, then the forward (or the local fallbacks); a `tools/list` answer is
+    /// narrowed to the token's tools.
+    async fn mcp_other_method(
+        &self,
+        x: &Exchange<'_, '_>,
+        out: &mut Vec<u8>,
+        relay: &mut Option<Relay>,
+    ) {
+        let req = x.req;
+        let notification = req.is_notification();
+        let snap = self.shared.snapshot.load();
+        let Some(slot) = self.audit.borrow_mut().reserve() else {
+            return Refusal::AuditFull.write(out, x.close);
+        };
+        let mut event = match self.session_verdict(&snap, x.buf, x.head, req.method, x.remote) {
+            Verdict::Deny { error, event } => {
+                self.audit.borrow_mut().push_reserved(slot, event);
+                return self.answer_denied(req.id, &error, notification, x, out);
+            }
+            Verdict::Allow { event } => event,
+        };
+        let Some(record) = self.before_forward(slot, &event).await else {
+            return Refusal::AuditUnconfirmed.write(out, true);
+        };
+        let mcp = McpIn::of(x.buf, x.head);
+        let mut answer = match self
+            .passthrough(req, x.body, &mut event, mcp, !notification)
+            .await
+        {
+            UpstreamReply::Whole(a) => a,
+            UpstreamReply::Stream(upstream) => {
+                // A tools/list stream is narrowed to the token's tools as its answer passes.
+                let narrow = self.list_narrowing(&snap, x);
+                *relay = Some(Relay {
+                    upstream,
+                    record: Some(record),
+                    event,
+                    stages: self.untraced(x.started),
+                    id: req.id.map(<[u8]>::to_vec),
+                    started: x.started,
+                    close: x.close,
+                    narrow,
+                });
+                return;
+            }
+        };
+        if req.method == "tools/list" {
+            self.filter_tools(&snap, x.buf, x.head, &mut answer, &mut event);
+        }
+        event.latency_ms = elapsed_ms(x.started);
+        self.after_forward(record, event);
+        answer.write(out, notification, x.close);
+    }
+
+    /// The token a relayed `tools/list` answer is narrowed to.
+    fn list_narrowing(
+        &self,
+        snap: &Snapshot,
+        x: &Exchange<'_, '_>,
+    ) -> Option<std::sync::Arc<crate::decision::VerifiedToken>> {
+        if x.req.method != "tools/list" {
+            return None;
+        }
+        let auth = x.head.authorization.clone()?;
+        self.core.borrow_mut().verify(snap, &x.buf[auth]).token.ok()
+    }
+
+    /// A refused request's answer (its record is already pushed). OAuth resource-server
+    /// mode: a call without any token gets 401 and the challenge that tells a standard MCP
+    /// client where to authenticate (the JSON-RPC error stays in the body for the
+    /// IntentGate SDKs).
+    fn answer_denied(
+        &self,
+        id: Option<&[u8]>,
+        error: &RpcError,
+        notification: bool,
+        x: &Exchange<'_, '_>,
+        out: &mut Vec<u8>,
+    ) {
+        let challenge = self
+            .config
+            .oauth
+            .as_ref()
+            .filter(|_| x.head.authorization.is_none() && error.code == code::CAPABILITY)
+            .map(|m| ("WWW-Authenticate", m.challenge.as_str()));
+        let extra: &[(&str, &str)] = match &challenge {
+            Some(h) => std::slice::from_ref(h),
+            None => &[],
+        };
+        if notification && challenge.is_none() {
+            return http::write_response(out, 202, b"", x.close, &[]);
+        }
+        let mut payload = Vec::with_capacity(256);
+        jsonrpc::write_error(&mut payload, id, error);
+        let status = if challenge.is_some() { 401 } else { 200 };
+        http::write_response(out, status, &payload, x.close, extra);
+    }
+
+    /// The MCP transport's header rules (`mcp_transport`): a served protocol version, and for
+    /// 2026-07-28 clients headers that repeat the body.
+    fn transport_rules(
+        &self,
+        buf: &[u8],
+        head: &Head,
+        req: &jsonrpc::Request<'_>,
+    ) -> Result<(), crate::mcp_transport::Refusal> {
+        use crate::mcp_transport::{self as t, Revision};
+        let at = |r: &Option<std::ops::Range<usize>>| r.clone().map(|r| &buf[r]);
+        if t::revision(at(&head.mcp_protocol_version))? != Revision::Modern {
+            return Ok(());
+        }
+        let name = match req.method {
+            "resources/read" => req.param_str("uri"),
+            _ => req.param_str("name"),
+        };
+        t::check_modern(at(&head.mcp_method), at(&head.mcp_name), req.method, name)
+    }
+}
+
+/// The MCP transport headers of an agent's request, passed on to the upstream.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct McpIn<'a> {
+    session: Option<&'a [u8]>,
+    version: Option<&'a [u8]>,
+    /// `Mcp-Method` and `Mcp-Name` (2026-07-28), already checked against the body.
+    method: Option<&'a [u8]>,
+    name: Option<&'a [u8]>,
+    /// `Mcp-Param-*` headers, forwarded untouched.
+    params: &'a [(std::ops::Range<usize>, std::ops::Range<usize>)],
+    buf: &'a [u8],
+}
+
+impl<'a> McpIn<'a> {
+    pub(crate) fn of(buf: &'a [u8], head: &'a Head) -> Self {
+        Self {
+            session: head.mcp_session_id.clone().map(|r| &buf[r]),
+            version: head.mcp_protocol_version.clone().map(|r| &buf[r]),
+            method: head.mcp_method.clone().map(|r| &buf[r]),
+            name: head.mcp_name.clone().map(|r| &buf[r]),
+            params: &head.mcp_params,
+            buf,
+        }
+    }
+
+    pub(crate) fn headers(&self) -> Vec<(&'a str, &'a [u8])> {
+        let mut h: Vec<(&'a str, &'a [u8])> = [
+            ("Mcp-Session-Id", self.session),
+            ("MCP-Protocol-Version", self.version),
+            ("Mcp-Method", self.method),
+            ("Mcp-Name", self.name),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| Some((k, v?)))
+        .collect();
+        let buf = self.buf;
+        for (name, value) in self.params {
+            // Header names are ASCII tokens (httparse checked them).
+            if let Ok(n) = std::str::from_utf8(&buf[name.clone()]) {
+                h.push((n, &buf[value.clone()]));
+            }
+        }
+        h
+    }
+}

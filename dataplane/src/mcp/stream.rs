@@ -1,0 +1,118 @@
+//! `GET /v1/mcp` (the server-to-client stream, resumed with `Last-Event-ID`) and
+//! `DELETE /v1/mcp` (ending a session) of the revisions with sessions: the capability
+//! check, then passed to the upstream with the session headers; the upstream's answer
+//! (often 405) goes back as it is, a GET's event stream is relayed for as long as both
+//! ends keep it open. 2026-07-28 has neither: 405.
+
+use std::time::Instant;
+
+use crate::decision::Verdict;
+use crate::forward::upstream_failure;
+use crate::http::{self, Head, Method};
+use crate::mcp::McpIn;
+use crate::mcp_transport::{self, Revision};
+use crate::relay::events::Relay;
+use crate::routing::Refusal;
+use crate::upstream::{Answered, Outgoing};
+use crate::worker::Worker;
+
+impl Worker {
+    /// `GET` or `DELETE /v1/mcp`.
+    pub(crate) async fn mcp_stream_or_end(
+        &self,
+        buf: &[u8],
+        head: &Head,
+        remote: &str,
+        close: bool,
+        out: &mut Vec<u8>,
+        relay: &mut Option<Relay>,
+    ) {
+        let get = head.method == Some(Method::Get);
+        let version = head.mcp_protocol_version.clone().map(|r| &buf[r]);
+        match mcp_transport::revision(version) {
+            Ok(Revision::Modern) => return Refusal::NoStream.write(out, close),
+            Ok(_) => {}
+            Err(refusal) => {
+                // No body was parsed: a plain error whatever the revision.
+                let refusal = mcp_transport::Refusal {
+                    code: None,
+                    ..refusal
+                };
+                return Refusal::Transport { refusal, id: None }.write(out, close);
+            }
+        }
+        let Some(upstream) = &self.upstream else {
+            return Refusal::NoStream.write(out, close);
+        };
+        let Some(slot) = self.audit.borrow_mut().reserve() else {
+            return Refusal::AuditFull.write(out, close);
+        };
+        let what = if get { "GET /v1/mcp" } else { "DELETE /v1/mcp" };
+        let snap = self.shared.snapshot.load();
+        let mut event = match self.session_verdict(&snap, buf, head, what, remote) {
+            Verdict::Deny { error, event } => {
+                self.audit.borrow_mut().push_reserved(slot, event);
+                return Refusal::Rpc {
+                    status: 403,
+                    error: &error,
+                }
+                .write(out, close);
+            }
+            Verdict::Allow { event } => event,
+        };
+        let mcp = McpIn::of(buf, head);
+        let mut headers = mcp.headers();
+        headers.push(("Accept", b"text/event-stream"));
+        if let Some(r) = head.last_event_id.clone() {
+            headers.push(("Last-Event-ID", &buf[r]));
+        }
+        let req = Outgoing {
+            method: if get { "GET" } else { "DELETE" },
+            path: upstream.path(),
+            headers: &headers,
+            body: b"",
+            pass_errors: true,
+            stream_events: get,
+        };
+        let started = Instant::now();
+        match upstream.send(&req).await {
+            Ok(Answered::Stream(stream)) => {
+                event.upstream_status = i64::from(stream.status);
+                event.reason.push_str(" (stream opened)");
+                // Recorded now: the stream may stay open for hours.
+                self.audit.borrow_mut().push_reserved(slot, event.clone());
+                *relay = Some(Relay {
+                    upstream: stream,
+                    record: None,
+                    event,
+                    stages: self.untraced(started),
+                    id: None,
+                    started,
+                    close,
+                    narrow: None,
+                });
+            }
+            Ok(Answered::Whole(resp)) => {
+                event.upstream_status = i64::from(resp.status);
+                self.audit.borrow_mut().push_reserved(slot, event);
+                let session = resp.session_id.as_deref().map(|s| ("Mcp-Session-Id", s));
+                let extra: &[(&str, &str)] = match &session {
+                    Some(h) => std::slice::from_ref(h),
+                    None => &[],
+                };
+                let ct = resp.content_type.as_deref().unwrap_or("application/json");
+                http::write_response_as(out, resp.status, &resp.body, ct, close, extra);
+            }
+            Err(e) => {
+                event.upstream_status = i64::from(e.status());
+                let err = upstream_failure(&mut event, &e);
+                self.audit.borrow_mut().push_reserved(slot, event);
+                Refusal::Rpc {
+                    status: 502,
+                    error: &err,
+                }
+                .write(out, close);
+            }
+        }
+    }
+}
