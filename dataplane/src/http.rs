@@ -124,6 +124,38 @@ fn parse_usize(v: &[u8]) -> Option<usize> {
     std::str::from_utf8(v).ok()?.parse().ok()
 }
 
+impl Head {
+    /// Where a header the gateway only records (its value's range) is kept, if it is one.
+    fn slot_for(&mut self, name: &str) -> Option<&mut Option<std::ops::Range<usize>>> {
+        let is = |n: &str| name.eq_ignore_ascii_case(n);
+        Some(if is("authorization") {
+            &mut self.authorization
+        } else if is("x-intent-prompt") {
+            &mut self.intent_prompt
+        } else if is("origin") {
+            &mut self.origin
+        } else if is("x-forwarded-for") {
+            &mut self.forwarded_for
+        } else if is("x-intentgate-elevation-id") {
+            &mut self.elevation_id
+        } else if is("traceparent") {
+            &mut self.traceparent
+        } else if is("mcp-session-id") {
+            &mut self.mcp_session_id
+        } else if is("mcp-protocol-version") {
+            &mut self.mcp_protocol_version
+        } else if is("mcp-method") {
+            &mut self.mcp_method
+        } else if is("mcp-name") {
+            &mut self.mcp_name
+        } else if is("last-event-id") {
+            &mut self.last_event_id
+        } else {
+            return None;
+        })
+    }
+}
+
 /// Parses a request head at the start of `buf`. `Ok(None)`: incomplete, read more.
 /// On success returns the head and its length in bytes.
 pub fn parse_head(buf: &[u8], max_body: usize) -> Result<Option<(Head, usize)>, HttpError> {
@@ -191,28 +223,8 @@ pub fn parse_head(buf: &[u8], max_body: usize) -> Result<Option<(Head, usize)>, 
                     head.close = false;
                 }
             }
-        } else if name.eq_ignore_ascii_case("authorization") {
-            head.authorization = Some(range_of(buf, value));
-        } else if name.eq_ignore_ascii_case("x-intent-prompt") {
-            head.intent_prompt = Some(range_of(buf, value));
-        } else if name.eq_ignore_ascii_case("origin") {
-            head.origin = Some(range_of(buf, value));
-        } else if name.eq_ignore_ascii_case("x-forwarded-for") {
-            head.forwarded_for = Some(range_of(buf, value));
-        } else if name.eq_ignore_ascii_case("x-intentgate-elevation-id") {
-            head.elevation_id = Some(range_of(buf, value));
-        } else if name.eq_ignore_ascii_case("traceparent") {
-            head.traceparent = Some(range_of(buf, value));
-        } else if name.eq_ignore_ascii_case("mcp-session-id") {
-            head.mcp_session_id = Some(range_of(buf, value));
-        } else if name.eq_ignore_ascii_case("mcp-protocol-version") {
-            head.mcp_protocol_version = Some(range_of(buf, value));
-        } else if name.eq_ignore_ascii_case("mcp-method") {
-            head.mcp_method = Some(range_of(buf, value));
-        } else if name.eq_ignore_ascii_case("mcp-name") {
-            head.mcp_name = Some(range_of(buf, value));
-        } else if name.eq_ignore_ascii_case("last-event-id") {
-            head.last_event_id = Some(range_of(buf, value));
+        } else if let Some(slot) = head.slot_for(name) {
+            *slot = Some(range_of(buf, value));
         } else if name.len() > 10 && name[..10].eq_ignore_ascii_case("mcp-param-") {
             head.mcp_params
                 .push((range_of(buf, name.as_bytes()), range_of(buf, value)));

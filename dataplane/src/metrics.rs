@@ -235,7 +235,19 @@ impl Metrics {
 
     /// Appends the data plane families in the Prometheus text format, summed over cores.
     pub fn render(&self, decisions: &DecisionMetrics, out: &mut String) {
-        let sum = |f: &dyn Fn(&CoreMetrics) -> u64| self.cores.iter().map(f).sum::<u64>();
+        self.render_http(out);
+        self.render_upstream(out);
+        self.render_checks(decisions, out);
+    }
+
+    /// Sums one counter over the cores.
+    fn sum(&self, f: &dyn Fn(&CoreMetrics) -> u64) -> u64 {
+        self.cores.iter().map(f).sum()
+    }
+
+    /// Requests and their durations, by route, method and status.
+    fn render_http(&self, out: &mut String) {
+        let sum = |f: &dyn Fn(&CoreMetrics) -> u64| self.sum(f);
         family(
             out,
             "intentgate_gateway_http_requests_total",
@@ -273,6 +285,11 @@ impl Metrics {
                 );
             }
         }
+    }
+
+    /// Forwards, their durations and the idle pool.
+    fn render_upstream(&self, out: &mut String) {
+        let sum = |f: &dyn Fn(&CoreMetrics) -> u64| self.sum(f);
         family(
             out,
             "intentgate_gateway_upstream_forward_total",
@@ -313,6 +330,11 @@ impl Metrics {
             "intentgate_gateway_upstream_pool_idle_connections {}",
             sum(&|c| c.upstream_idle.get())
         );
+    }
+
+    /// The checks: token cache, approvals, check durations and decisions, revocation lookups.
+    fn render_checks(&self, decisions: &DecisionMetrics, out: &mut String) {
+        let sum = |f: &dyn Fn(&CoreMetrics) -> u64| self.sum(f);
         family(
             out,
             "intentgate_gateway_token_cache_lookups_total",

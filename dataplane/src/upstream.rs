@@ -6,7 +6,6 @@
 
 use std::cell::RefCell;
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +13,6 @@ use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
 use monoio_rustls::{ClientTlsStream, TlsConnector};
-use rustls_pki_types::{CertificateDer, ServerName};
 
 use crate::http::decode_chunked;
 
@@ -25,144 +23,9 @@ const POOL_SIZE: usize = 64;
 /// half-processed. A call is never retried once its request was written.
 const POOL_IDLE: Duration = Duration::from_secs(4);
 
-/// Where to forward, resolved once at startup.
-#[derive(Debug, Clone)]
-pub struct UpstreamTarget {
-    /// Resolved address.
-    pub addr: SocketAddr,
-    /// `Host` header value.
-    pub host: String,
-    /// Request path (with query).
-    pub path: String,
-    /// Per-call timeout.
-    pub timeout: Duration,
-    /// Largest response body accepted.
-    pub max_body: usize,
-    /// TLS settings for `https://` targets.
-    pub tls: Option<Tls>,
-}
+mod target;
 
-/// How to reach an `https://` upstream.
-#[derive(Debug, Clone)]
-pub struct Tls {
-    /// Client configuration (roots, protocol versions).
-    pub config: Arc<rustls::ClientConfig>,
-    /// Name the certificate must carry.
-    pub server_name: ServerName<'static>,
-}
-
-/// A target URL that cannot be used.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TargetError {
-    /// Not `http://host[:port][/path]`.
-    #[error("INTENTGATE_UPSTREAM_URL must look like http://host:port/path")]
-    Malformed,
-    /// The TLS client could not be configured.
-    #[error("INTENTGATE_UPSTREAM_URL: TLS setup failed: {0}")]
-    Tls(String),
-    /// The CA file is unreadable or holds no certificate.
-    #[error("INTENTGATE_UPSTREAM_CA_FILE: {0}")]
-    CaFile(String),
-    /// DNS resolution failed.
-    #[error("INTENTGATE_UPSTREAM_URL: cannot resolve {0}")]
-    Resolve(String),
-}
-
-impl UpstreamTarget {
-    /// Parses and resolves `url` (`http://` or `https://`); `extra_roots` are trusted in
-    /// addition to the Mozilla roots.
-    pub fn parse(
-        url: &str,
-        timeout: Duration,
-        max_body: usize,
-        extra_roots: &[CertificateDer<'static>],
-    ) -> Result<Self, TargetError> {
-        let (https, rest) = match (url.strip_prefix("https://"), url.strip_prefix("http://")) {
-            (Some(rest), _) => (true, rest),
-            (None, Some(rest)) => (false, rest),
-            (None, None) => return Err(TargetError::Malformed),
-        };
-        let (authority, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, "/"),
-        };
-        if authority.is_empty() || authority.contains('@') {
-            return Err(TargetError::Malformed);
-        }
-        let with_port = if authority
-            .rsplit_once(':')
-            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-        {
-            authority.to_owned()
-        } else {
-            format!("{authority}:{}", if https { 443 } else { 80 })
-        };
-        let addr = with_port
-            .to_socket_addrs()
-            .map_err(|_| TargetError::Resolve(authority.to_owned()))?
-            .next()
-            .ok_or_else(|| TargetError::Resolve(authority.to_owned()))?;
-        let tls = if https {
-            let host = match authority.rsplit_once(':') {
-                Some((h, p)) if p.parse::<u16>().is_ok() => h,
-                _ => authority,
-            };
-            let host = host.trim_start_matches('[').trim_end_matches(']');
-            let server_name = ServerName::try_from(host.to_owned())
-                .map_err(|e| TargetError::Tls(format!("bad server name {host:?}: {e}")))?;
-            Some(Tls {
-                config: client_config(extra_roots)?,
-                server_name,
-            })
-        } else {
-            None
-        };
-        Ok(Self {
-            addr,
-            host: authority.to_owned(),
-            path: path.to_owned(),
-            timeout,
-            max_body,
-            tls,
-        })
-    }
-}
-
-fn client_config(
-    extra_roots: &[CertificateDer<'static>],
-) -> Result<Arc<rustls::ClientConfig>, TargetError> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    for cert in extra_roots {
-        roots
-            .add(cert.clone())
-            .map_err(|e| TargetError::CaFile(format!("unusable certificate: {e}")))?;
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| TargetError::Tls(e.to_string()))?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    Ok(Arc::new(config))
-}
-
-/// Reads every certificate of a PEM file (for `INTENTGATE_UPSTREAM_CA_FILE`).
-pub fn load_ca_file(path: &std::path::Path) -> Result<Vec<CertificateDer<'static>>, TargetError> {
-    use rustls_pki_types::pem::PemObject as _;
-    let certs: Vec<_> = CertificateDer::pem_file_iter(path)
-        .map_err(|e| TargetError::CaFile(format!("{}: {e}", path.display())))?
-        .collect::<Result<_, _>>()
-        .map_err(|e| TargetError::CaFile(format!("{}: {e}", path.display())))?;
-    if certs.is_empty() {
-        return Err(TargetError::CaFile(format!(
-            "{}: no certificate found",
-            path.display()
-        )));
-    }
-    Ok(certs)
-}
+pub use target::{TargetError, Tls, UpstreamTarget, load_ca_file};
 
 /// A pooled connection, plain or TLS.
 enum Conn {
@@ -827,85 +690,4 @@ fn parse_response(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn targets_parse_and_refuse_what_we_cannot_do() {
-        let parse = |u: &str| UpstreamTarget::parse(u, Duration::from_secs(1), 10, &[]);
-        let t = parse("http://127.0.0.1:9000/mcp").unwrap();
-        assert_eq!(
-            (t.addr.port(), t.host.as_str(), t.path.as_str()),
-            (9000, "127.0.0.1:9000", "/mcp")
-        );
-        assert!(t.tls.is_none());
-        let t = parse("http://127.0.0.1").unwrap();
-        assert_eq!((t.addr.port(), t.path.as_str()), (80, "/"));
-        let t = parse("https://127.0.0.1/mcp").unwrap();
-        assert_eq!(t.addr.port(), 443);
-        assert!(t.tls.is_some());
-        assert_eq!(parse("ftp://x").unwrap_err(), TargetError::Malformed);
-        assert_eq!(parse("http://u:p@h/").unwrap_err(), TargetError::Malformed);
-        let missing = load_ca_file(std::path::Path::new("/nonexistent/ca.pem")).unwrap_err();
-        assert!(
-            missing
-                .to_string()
-                .starts_with("INTENTGATE_UPSTREAM_CA_FILE: /nonexistent/ca.pem"),
-            "{missing}"
-        );
-    }
-
-    fn parse_response_t(buf: &[u8], max: usize) -> Result<Option<(Response, bool)>, UpstreamError> {
-        parse_response(buf, max, false)
-    }
-
-    #[test]
-    fn responses_frame_by_length_and_chunks() {
-        let (r, keep) = parse_response_t(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}", 10)
-            .unwrap()
-            .unwrap();
-        assert_eq!((r.status, r.body.as_slice(), keep), (200, &b"{}"[..], true));
-        assert!(
-            parse_response_t(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n{}", 10)
-                .unwrap()
-                .is_none()
-        );
-        let (r, keep) =
-            parse_response_t(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n2\r\n{}\r\n0\r\n\r\n", 10)
-                .unwrap()
-                .unwrap();
-        assert_eq!((r.body.as_slice(), keep), (&b"{}"[..], false));
-    }
-
-    #[test]
-    fn relays_can_take_error_statuses_as_responses() {
-        let (r, _) = parse_response(b"HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}", 10, true)
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            (r.status, r.content_type.as_deref()),
-            (403, Some("application/json"))
-        );
-    }
-
-    #[test]
-    fn bad_responses_are_upstream_errors() {
-        let e = parse_response_t(
-            b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 4\r\n\r\noops",
-            10,
-        )
-        .unwrap_err();
-        assert_eq!(
-            (e.kind(), e.status(), e.detail().as_str()),
-            ("upstream_http", 502, "oops")
-        );
-        assert_eq!(
-            parse_response_t(b"garbage\r\n\r\n", 10).unwrap_err().kind(),
-            "upstream_http"
-        );
-        let e = parse_response_t(b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n", 10).unwrap_err();
-        assert_eq!(e.detail(), "upstream response body too large");
-        let e = parse_response_t(b"HTTP/1.1 200 OK\r\n\r\n{}", 10).unwrap_err();
-        assert!(e.detail().contains("neither Content-Length"));
-    }
-}
+mod tests;
