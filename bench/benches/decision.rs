@@ -4,7 +4,10 @@
 //! audit ring push on their own. Token verify, policy input/eval and canonical bytes + hash
 //! are in `foundation.rs`.
 
-#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "a harness: a failed set-up should stop it loudly"
+)]
 
 use std::collections::HashMap;
 use std::hint::black_box;

@@ -1,7 +1,10 @@
 //! Foundation stages: token decode + verify (1 and 5 caveats), caveat check, canonical audit
 //! bytes + chain hash, policy input build and evaluation (register VM).
 
-#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
+#![expect(
+    clippy::panic,
+    reason = "a harness: a failed set-up should stop it loudly"
+)]
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use intentgate_bench::{NOW, audit_event, key_ring, wire_token};

@@ -1,7 +1,10 @@
 //! Fixtures shared by the benchmarks, so every bench measures the same inputs.
 
 // Benchmarks run fixed fixtures, never requests: a broken fixture should stop the run loudly.
-#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
+#![expect(
+    clippy::panic,
+    reason = "a harness: a failed set-up should stop it loudly"
+)]
 
 use intentgate_shared::audit::{AuditEvent, Check, Decision};
 use intentgate_shared::key_ring::{KeyRing, MasterKey};

@@ -223,7 +223,7 @@ impl<'a> Document<'a> {
         &self,
         obj: usize,
         names: [&str; N],
-    ) -> Result<[Option<(usize, usize)>; N], String> {
+    ) -> Result<[Option<(usize, usize)>; N], ContentError> {
         let mut found = [None; N];
         let Some(Node::Object { len, .. }) = self.nodes.get(obj) else {
             return Ok(found);
@@ -234,7 +234,7 @@ impl<'a> Document<'a> {
             if let Some(slot) = names.iter().position(|n| *n == key)
                 && found[slot].replace((i, i + 1)).is_some()
             {
-                return Err(format!("{DUPLICATE} {key:?}"));
+                return Err(ContentError::DuplicateKey(key.to_owned()));
             }
             i += 1 + span(&self.nodes, i + 1);
         }
@@ -263,7 +263,7 @@ impl<'a> Document<'a> {
 
     /// The value at `i` as a policy value. Objects with a repeated key are refused; so are
     /// numbers no JSON consumer can represent (the policy engine rejects non-finite ones).
-    fn value_at(&self, i: usize) -> Result<Value, String> {
+    fn value_at(&self, i: usize) -> Result<Value, ContentError> {
         match self.node(i) {
             Some(Node::String(s)) => Ok(Value::from(s)),
             Some(Node::Static(n)) => match n {
@@ -272,7 +272,7 @@ impl<'a> Document<'a> {
                 StaticNode::I64(v) => Ok(Value::from(v)),
                 StaticNode::U64(v) => Ok(Value::from(v)),
                 StaticNode::F64(v) if v.is_finite() => Ok(Value::from(v)),
-                StaticNode::F64(_) => Err("a number in arguments is out of range".into()),
+                StaticNode::F64(_) => Err(ContentError::NumberOutOfRange),
             },
             Some(Node::Array { len, .. }) => {
                 let mut items = Vec::with_capacity(len);
@@ -292,13 +292,13 @@ impl<'a> Document<'a> {
                         .insert(Value::from(key), self.value_at(j + 1)?)
                         .is_some()
                     {
-                        return Err(format!("{DUPLICATE} {key:?} in arguments"));
+                        return Err(ContentError::DuplicateArgument(key.to_owned()));
                     }
                     j += 1 + span(&self.nodes, j + 1);
                 }
                 Ok(Value::from(map))
             }
-            None => Err("truncated document".into()),
+            None => Err(ContentError::Truncated),
         }
     }
 }
@@ -332,8 +332,6 @@ pub struct ToolCall<'a> {
     pub arguments: Option<Value>,
 }
 
-const DUPLICATE: &str = "duplicate key";
-
 /// What a request that cannot be parsed is answered with, and the id to answer it under.
 pub type Rejection<'a> = (RpcError, Option<&'a [u8]>);
 
@@ -362,7 +360,8 @@ pub fn parse_request<'a>(
     let [jsonrpc, id, method, params] = doc
         .pick(0, ["jsonrpc", "id", "method", "params"])
         .map_err(|dup| {
-            let err = RpcError::with_reason(code::INVALID_REQUEST, "invalid request", &dup);
+            let err =
+                RpcError::with_reason(code::INVALID_REQUEST, "invalid request", &dup.to_string());
             (err, None)
         })?;
     let id = match id {
@@ -425,7 +424,7 @@ impl<'a> Request<'a> {
         let [name, arguments] = self
             .doc
             .pick(params, ["name", "arguments"])
-            .map_err(|dup| bad(&dup))?;
+            .map_err(|dup| bad(&dup.to_string()))?;
         let name = match name.and_then(|(_, v)| self.doc.str_at(v)) {
             Some(n) if !n.trim().is_empty() => n,
             _ => {
@@ -442,7 +441,7 @@ impl<'a> Request<'a> {
                 Arguments::NotAnObject => {
                     RpcError::new(code::INVALID_PARAMS, "params.arguments must be an object")
                 }
-                Arguments::Invalid(reason) => bad(&reason),
+                Arguments::Invalid(reason) => bad(&reason.to_string()),
             })?;
         Ok(ToolCall { name, arguments })
     }
@@ -452,7 +451,24 @@ impl<'a> Request<'a> {
 #[derive(Debug)]
 enum Arguments {
     NotAnObject,
-    Invalid(String),
+    Invalid(ContentError),
+}
+
+/// What is wrong inside a well-formed JSON document.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ContentError {
+    /// A member the envelope reads appears twice in one object.
+    #[error("duplicate key {0:?}")]
+    DuplicateKey(String),
+    /// An object inside the arguments repeats a key.
+    #[error("duplicate key {0:?} in arguments")]
+    DuplicateArgument(String),
+    /// A number no JSON consumer can represent (the policy engine rejects non-finite ones).
+    #[error("a number in arguments is out of range")]
+    NumberOutOfRange,
+    /// The parser's tape ended early.
+    #[error("truncated document")]
+    Truncated,
 }
 
 impl Document<'_> {
@@ -505,7 +521,7 @@ pub fn parse_tool_call_body<'a>(
     }
     let [tool, args] = doc
         .pick(0, ["tool", "args"])
-        .map_err(|dup| fail("invalid_json", dup))?;
+        .map_err(|dup| fail("invalid_json", dup.to_string()))?;
     let tool = match tool.map(|(_, v)| (v, doc.str_at(v))) {
         Some((_, Some(t))) if !t.trim().is_empty() => t,
         Some((v, None)) if !matches!(doc.node(v), Some(Node::Static(StaticNode::Null))) => {
@@ -515,7 +531,7 @@ pub fn parse_tool_call_body<'a>(
     };
     let args = doc.arguments(args.map(|(_, v)| v)).map_err(|e| match e {
         Arguments::NotAnObject => fail("invalid_args", "args must be an object".into()),
-        Arguments::Invalid(reason) => fail("invalid_args", reason),
+        Arguments::Invalid(reason) => fail("invalid_args", reason.to_string()),
     })?;
     Ok(ToolCallBody { tool, args })
 }

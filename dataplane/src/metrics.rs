@@ -466,7 +466,6 @@ pub fn histogram(out: &mut String, name: &str, labels: &str, parts: &[&Histogram
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
     use intentgate_shared::audit::Decision;
     use intentgate_shared::timestamp::Timestamp;

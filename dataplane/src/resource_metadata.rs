@@ -63,7 +63,6 @@ fn split_origin(url: &str) -> (&str, &str) {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

@@ -2,7 +2,10 @@
 //! `unsafe` in the workspace. monoio exposes no non-blocking peek, and waiting for readiness
 //! with a zero timeout costs a timer tick (up to 1 ms per reused connection), which capped
 //! proxy throughput at a third of what the core could do (docs/BENCHMARKS.md).
-#![allow(unsafe_code)]
+#![expect(
+    unsafe_code,
+    reason = "the crate's one unsafe call: a non-blocking MSG_PEEK"
+)]
 
 use std::os::fd::AsRawFd;
 

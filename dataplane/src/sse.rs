@@ -139,7 +139,6 @@ pub fn write_event(out: &mut Vec<u8>, e: &Event) {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

@@ -174,7 +174,6 @@ fn ns(d: std::time::Duration) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
     use intentgate_shared::audit::Decision;
     use intentgate_shared::timestamp::Timestamp;

@@ -96,7 +96,10 @@ pub struct Tally {
 }
 
 /// 1 ns .. 60 s at 3 significant digits: HdrHistogram's usual latency range.
-#[allow(clippy::expect_used)] // constant bounds that HdrHistogram accepts
+#[expect(
+    clippy::expect_used,
+    reason = "constant bounds that HdrHistogram accepts"
+)]
 fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("valid histogram bounds")
 }

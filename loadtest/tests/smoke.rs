@@ -3,7 +3,10 @@
 //! themselves are not asserted (a debug build on a shared CI machine measures nothing): the
 //! published ones come from `bench/loadtest.sh`, see docs/BENCHMARKS.md.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![expect(
+    clippy::expect_used,
+    reason = "a harness: a failed set-up should stop it loudly"
+)]
 
 use std::path::PathBuf;
 use std::process::Command;

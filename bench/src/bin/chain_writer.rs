@@ -5,7 +5,10 @@
 //! `cargo run --release -p intentgate-bench --bin chain_writer -- [rows] [socket-dir]`
 //! (`DATABASE_URL`: the server; a throwaway database is created and dropped).
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "a harness: a failed set-up should stop it loudly"
+)]
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
