@@ -3,6 +3,7 @@
 //! ([`configuration_table`]).
 
 pub mod configuration_table;
+pub mod layout;
 
 use std::collections::{BTreeSet, HashMap};
 
