@@ -230,18 +230,31 @@ impl Options {
                 other => return Err(format!("unknown option {other}")),
             }
         }
-        o.target = match (target_url, spawn) {
+        o.target = o.resolve_target(target_url, spawn, mode, bin)?;
+        Ok(o)
+    }
+
+    /// Where the load goes: a running gateway at a URL (which needs a way to mint tokens),
+    /// or one this run spawns.
+    fn resolve_target(
+        &self,
+        target_url: Option<(SocketAddr, String)>,
+        spawn: bool,
+        mode: Mode,
+        bin: Option<PathBuf>,
+    ) -> Result<Target, String> {
+        Ok(match (target_url, spawn) {
             (Some(_), true) => return Err("--target and --spawn exclude each other".into()),
             (Some((addr, path)), false) => {
-                if o.admin_token.is_none() && o.master_key.is_none() {
+                if self.admin_token.is_none() && self.master_key.is_none() {
                     return Err(
                         "--target needs --admin-token or --master-key to mint its tokens".into(),
                     );
                 }
-                if o.baselines.contains(&"direct") && o.upstream.is_none() {
+                if self.baselines.contains(&"direct") && self.upstream.is_none() {
                     return Err("--baseline direct with --target needs --upstream URL (the server the gateway forwards to)".into());
                 }
-                if o.admin_token.is_none() && o.mix.contains(Scenario::Revoked) {
+                if self.admin_token.is_none() && self.mix.contains(Scenario::Revoked) {
                     return Err(
                         "the revoked scenario needs --admin-token (revoking is an admin call)"
                             .into(),
@@ -258,8 +271,7 @@ impl Options {
             }
             (None, true) => Target::Spawn { mode, bin },
             (None, false) => return Err("say where the load goes: --spawn or --target URL".into()),
-        };
-        Ok(o)
+        })
     }
 }
 
@@ -294,28 +306,7 @@ fn setup(o: &Options) -> Result<Setup, String> {
     let me = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
     let mut processes = Vec::new();
     let mut endpoints = Vec::new();
-    let baseline = |kind: &str, cpus: Option<&CpuSet>| -> Result<(Process, SocketAddr), String> {
-        let addr = spawn::free_port()?;
-        let mut args = vec![
-            "--addr".to_owned(),
-            addr.to_string(),
-            "--duration-s".into(),
-            life.as_secs().to_string(),
-        ];
-        if let Some(c) = cpus {
-            args.extend(["--cpus".into(), c.to_list()]);
-        }
-        let mut p = spawn::start(
-            kind,
-            &me,
-            &[vec![kind.to_owned()], args].concat(),
-            &[],
-            None,
-            life + Duration::from_secs(5),
-        )?;
-        p.wait_ready(addr, None)?;
-        Ok((p, addr))
-    };
+    let baseline = |kind: &str, cpus: Option<&CpuSet>| start_baseline(&me, life, kind, cpus);
     let (admin, admin_token, key) = match &o.target {
         Target::Url { addr, path } => {
             endpoints.push(Endpoint {
@@ -341,66 +332,15 @@ fn setup(o: &Options) -> Result<Setup, String> {
             )
         }
         Target::Spawn { mode, bin } => {
-            let bin = spawn::gateway_binary(bin.as_deref())?;
-            let mut stub = None;
-            if *mode == Mode::Proxy || o.baselines.contains(&"direct") {
-                let (p, addr) = baseline("upstream", o.cpus.upstream.as_ref())?;
-                stub = Some((p.measured_pid(), addr));
-                processes.push(p);
-            }
-            let (data, admin) = (spawn::free_port()?, spawn::free_port()?);
-            let (key, token) = (base64_random()?, base64_random()?);
-            let policy = std::env::temp_dir()
-                .join(format!("intentgate-loadtest-{}.rego", std::process::id()));
-            std::fs::write(&policy, scenario::POLICY)
-                .map_err(|e| format!("cannot write {policy:?}: {e}"))?;
-            let threads = o.cpus.gateway.as_ref().map_or(1, CpuSet::len);
-            let mut env = vec![
-                ("INTENTGATE_ADDR", data.to_string()),
-                ("INTENTGATE_ADMIN_ADDR", admin.to_string()),
-                ("INTENTGATE_MASTER_KEY", key.clone()),
-                ("INTENTGATE_ADMIN_TOKEN", token.clone()),
-                ("INTENTGATE_POLICY_FILE", policy.display().to_string()),
-                ("INTENTGATE_DATAPLANE_THREADS", threads.to_string()),
-                ("INTENTGATE_AUDIT_TARGET", "none".into()),
-                ("INTENTGATE_APPROVALS_BACKEND", "off".into()),
-                ("LOG_LEVEL", "warn".into()),
-            ];
-            if let (Mode::Proxy, Some((_, up))) = (mode, stub) {
-                env.push(("INTENTGATE_UPSTREAM_URL", format!("http://{up}/mcp")));
-            }
-            let env: Vec<(String, String)> =
-                env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
-            let mut gw = spawn::start(
-                "gateway",
-                &bin,
-                &["serve".into()],
-                &env,
-                o.cpus.gateway.as_ref(),
+            let (admin, token) = spawn_gateway(
+                o,
+                *mode,
+                bin.as_deref(),
+                &me,
                 life,
+                &mut processes,
+                &mut endpoints,
             )?;
-            let ready = gw.wait_ready(data, Some("/healthz"));
-            let _ = std::fs::remove_file(&policy);
-            ready?;
-            let mut pids = vec![gw.measured_pid()];
-            if let (Mode::Proxy, Some((pid, _))) = (mode, stub) {
-                pids.push(pid);
-            }
-            endpoints.push(Endpoint {
-                name: "gateway",
-                addr: data,
-                path: "/v1/mcp".into(),
-                pids,
-            });
-            if let (true, Some((pid, addr))) = (o.baselines.contains(&"direct"), stub) {
-                endpoints.push(Endpoint {
-                    name: "direct",
-                    addr,
-                    path: "/mcp".into(),
-                    pids: vec![pid],
-                });
-            }
-            processes.push(gw);
             (admin, Some(token), None)
         }
     };
@@ -425,6 +365,108 @@ fn setup(o: &Options) -> Result<Setup, String> {
         tokens,
         _processes: processes,
     })
+}
+
+/// Starts a baseline server (`hello`, or the `upstream` stub) from this binary.
+fn start_baseline(
+    me: &std::path::Path,
+    life: Duration,
+    kind: &str,
+    cpus: Option<&CpuSet>,
+) -> Result<(Process, SocketAddr), String> {
+    let addr = spawn::free_port()?;
+    let mut args = vec![
+        "--addr".to_owned(),
+        addr.to_string(),
+        "--duration-s".into(),
+        life.as_secs().to_string(),
+    ];
+    if let Some(c) = cpus {
+        args.extend(["--cpus".into(), c.to_list()]);
+    }
+    let mut p = spawn::start(
+        kind,
+        me,
+        &[vec![kind.to_owned()], args].concat(),
+        &[],
+        None,
+        life + Duration::from_secs(5),
+    )?;
+    p.wait_ready(addr, None)?;
+    Ok((p, addr))
+}
+
+/// Spawns the gateway (and the upstream stub it forwards to, in proxy mode) with a fresh
+/// master key and admin token; returns its admin address and token.
+fn spawn_gateway(
+    o: &Options,
+    mode: Mode,
+    bin: Option<&std::path::Path>,
+    me: &std::path::Path,
+    life: Duration,
+    processes: &mut Vec<Process>,
+    endpoints: &mut Vec<Endpoint>,
+) -> Result<(SocketAddr, String), String> {
+    let bin = spawn::gateway_binary(bin)?;
+    let mut stub = None;
+    if mode == Mode::Proxy || o.baselines.contains(&"direct") {
+        let (p, addr) = start_baseline(me, life, "upstream", o.cpus.upstream.as_ref())?;
+        stub = Some((p.measured_pid(), addr));
+        processes.push(p);
+    }
+    let (data, admin) = (spawn::free_port()?, spawn::free_port()?);
+    let (key, token) = (base64_random()?, base64_random()?);
+    let policy =
+        std::env::temp_dir().join(format!("intentgate-loadtest-{}.rego", std::process::id()));
+    std::fs::write(&policy, scenario::POLICY)
+        .map_err(|e| format!("cannot write {policy:?}: {e}"))?;
+    let threads = o.cpus.gateway.as_ref().map_or(1, CpuSet::len);
+    let mut env = vec![
+        ("INTENTGATE_ADDR", data.to_string()),
+        ("INTENTGATE_ADMIN_ADDR", admin.to_string()),
+        ("INTENTGATE_MASTER_KEY", key.clone()),
+        ("INTENTGATE_ADMIN_TOKEN", token.clone()),
+        ("INTENTGATE_POLICY_FILE", policy.display().to_string()),
+        ("INTENTGATE_DATAPLANE_THREADS", threads.to_string()),
+        ("INTENTGATE_AUDIT_TARGET", "none".into()),
+        ("INTENTGATE_APPROVALS_BACKEND", "off".into()),
+        ("LOG_LEVEL", "warn".into()),
+    ];
+    if let (Mode::Proxy, Some((_, up))) = (mode, stub) {
+        env.push(("INTENTGATE_UPSTREAM_URL", format!("http://{up}/mcp")));
+    }
+    let env: Vec<(String, String)> = env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+    let mut gw = spawn::start(
+        "gateway",
+        &bin,
+        &["serve".into()],
+        &env,
+        o.cpus.gateway.as_ref(),
+        life,
+    )?;
+    let ready = gw.wait_ready(data, Some("/healthz"));
+    let _ = std::fs::remove_file(&policy);
+    ready?;
+    let mut pids = vec![gw.measured_pid()];
+    if let (Mode::Proxy, Some((pid, _))) = (mode, stub) {
+        pids.push(pid);
+    }
+    endpoints.push(Endpoint {
+        name: "gateway",
+        addr: data,
+        path: "/v1/mcp".into(),
+        pids,
+    });
+    if let (true, Some((pid, addr))) = (o.baselines.contains(&"direct"), stub) {
+        endpoints.push(Endpoint {
+            name: "direct",
+            addr,
+            path: "/mcp".into(),
+            pids: vec![pid],
+        });
+    }
+    processes.push(gw);
+    Ok((admin, token))
 }
 
 /// Mints the scenarios' tokens through the admin API, or from the master key.

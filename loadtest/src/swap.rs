@@ -65,6 +65,42 @@ struct Seen {
     label: Mutex<Vec<(u8, Instant)>>,
 }
 
+/// One client connection: calls until stopped, noting which policy decided each call.
+fn client(
+    addr: std::net::SocketAddr,
+    token: &str,
+    slot: usize,
+    seen: &Seen,
+    stop: &AtomicBool,
+    calls: &AtomicU64,
+    bad: &Mutex<Vec<String>>,
+) {
+    let Ok(mut c) = Conn::open(addr) else { return };
+    while !stop.load(Ordering::Relaxed) {
+        let label = match c.post("/v1/mcp", token, CALL) {
+            Ok((200, v)) => match v["error"]["data"].as_str() {
+                Some("policy-a") => Some(0),
+                Some("policy-b") => Some(1),
+                _ => None,
+            }
+            .ok_or_else(|| v.to_string()),
+            Ok((status, v)) => Err(format!("HTTP {status}: {v}")),
+            Err(e) => Err(e.to_string()),
+        };
+        calls.fetch_add(1, Ordering::Relaxed);
+        match label {
+            Ok(l) => {
+                seen.label.lock().unwrap_or_else(PoisonError::into_inner)[slot] =
+                    (l, Instant::now());
+            }
+            Err(e) => {
+                bad.lock().unwrap_or_else(PoisonError::into_inner).push(e);
+                return;
+            }
+        }
+    }
+}
+
 /// Runs the probe and prints the distribution.
 pub fn run(o: &Options) -> Result<(), String> {
     let mut admin = Conn::open(o.addr).map_err(|e| format!("connect: {e}"))?;
@@ -104,30 +140,7 @@ pub fn run(o: &Options) -> Result<(), String> {
         let (seen, stop, calls, bad) = (seen.clone(), stop.clone(), calls.clone(), bad.clone());
         let (addr, token) = (o.addr, o.agent_token.clone());
         clients.push(std::thread::spawn(move || {
-            let Ok(mut c) = Conn::open(addr) else { return };
-            while !stop.load(Ordering::Relaxed) {
-                let label = match c.post("/v1/mcp", &token, CALL) {
-                    Ok((200, v)) => match v["error"]["data"].as_str() {
-                        Some("policy-a") => Some(0),
-                        Some("policy-b") => Some(1),
-                        _ => None,
-                    }
-                    .ok_or_else(|| v.to_string()),
-                    Ok((status, v)) => Err(format!("HTTP {status}: {v}")),
-                    Err(e) => Err(e.to_string()),
-                };
-                calls.fetch_add(1, Ordering::Relaxed);
-                match label {
-                    Ok(l) => {
-                        seen.label.lock().unwrap_or_else(PoisonError::into_inner)[slot] =
-                            (l, Instant::now());
-                    }
-                    Err(e) => {
-                        bad.lock().unwrap_or_else(PoisonError::into_inner).push(e);
-                        return;
-                    }
-                }
-            }
+            client(addr, &token, slot, &seen, &stop, &calls, &bad);
         }));
     }
     std::thread::sleep(Duration::from_millis(200));
