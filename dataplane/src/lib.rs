@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod origin;
 pub mod pipeline;
 pub mod resource_metadata;
+pub mod scrape;
 pub mod server;
 pub mod socket_peek;
 pub mod sse;
