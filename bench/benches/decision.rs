@@ -15,12 +15,13 @@ use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use intentgate_bench::{NOW, key_ring, wire_token};
-use intentgate_dataplane::audit_ring::{self, AuditCounters, AuditSink};
+use intentgate_dataplane::audit_ring::{self, AuditCounters};
 use intentgate_dataplane::budget::Budget;
 use intentgate_dataplane::decision::{Call, Core, Settings};
 use intentgate_dataplane::http::parse_head;
 use intentgate_dataplane::jsonrpc::{Scratch, parse_request};
 use intentgate_shared::audit::AuditEvent;
+use intentgate_shared::audit_sink::AuditSink;
 use intentgate_shared::policy::Policy;
 use intentgate_shared::snapshot::{RevocationSet, Snapshot};
 use intentgate_shared::timestamp::Timestamp;

@@ -23,11 +23,10 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use intentgate_dataplane::approvals::{DecideError, Status};
-
 use crate::approvals::Approvals;
-use intentgate_dataplane::audit_ring::AuditProducer;
+use intentgate_shared::approval::{DecideError, Status};
 use intentgate_shared::audit::{AuditEvent, Check, Decision};
+use intentgate_shared::audit_sink::AuditRecorder;
 use intentgate_shared::key_ring::KeyRing;
 use intentgate_shared::snapshot::SnapshotCell;
 use intentgate_shared::timestamp::Timestamp;
@@ -81,8 +80,8 @@ pub struct AdminState {
     pub snapshot: Arc<SnapshotCell>,
     /// Revocation persistence.
     pub revocations: RevocationStore,
-    /// The control plane's audit ring.
-    pub audit: Mutex<AuditProducer>,
+    /// The control plane's audit ring (its own producer in the data plane's handoff).
+    pub audit: Mutex<Box<dyn AuditRecorder>>,
     /// The approvals queue (None: approval routes are absent, as in the Go gateway).
     pub approvals: Option<Approvals>,
     /// The persisted audit chain (None: audit routes answer 404, as in the Go gateway).

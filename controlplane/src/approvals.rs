@@ -1,7 +1,8 @@
 //! Approvals for the admin API and, with Postgres, across replicas.
 //!
-//! In memory the data plane's [`ApprovalQueue`] is the store. With Postgres the queue keeps
-//! only the calls waiting in this process: a [`PgMirror`] writes each new row and each
+//! In memory the data plane's approvals queue is the store (reached as [`PendingApprovals`]).
+//! With Postgres the queue keeps only the calls waiting in this process: a [`PgMirror`]
+//! (handed to the queue as its [`ApprovalMirror`]) writes each new row and each
 //! expiry to `pending_approvals` (in order, off the data plane cores), any replica's admin
 //! API decides there, and the NOTIFY of that decision ([`crate::notify`]) wakes the call
 //! wherever it waits.
@@ -12,8 +13,8 @@ use std::time::Duration;
 use sqlx::PgPool;
 use tokio::sync::mpsc;
 
-use intentgate_dataplane::approvals::{
-    ApprovalMirror, ApprovalQueue, DecideError, Decided, PendingRequest, Status,
+use intentgate_shared::approval::{
+    ApprovalMirror, DecideError, Decided, PendingApprovals, PendingRequest, Status,
 };
 
 use crate::store::approvals as sql;
@@ -41,15 +42,11 @@ impl ApprovalMirror for PgMirror {
     }
 }
 
-/// A queue mirrored to Postgres, and the task that writes its changes (spawn it on the
-/// control plane runtime).
-pub fn mirrored(
-    pool: PgPool,
-    replica: String,
-) -> (Arc<ApprovalQueue>, impl Future<Output = ()> + Send) {
+/// The mirror to build the data plane's queue with (its rows then live in Postgres), and
+/// the task that writes the queue's changes (spawn it on the control plane runtime).
+pub fn mirror(pool: PgPool, replica: String) -> (Arc<PgMirror>, impl Future<Output = ()> + Send) {
     let (tx, rx) = mpsc::unbounded_channel();
-    let queue = Arc::new(ApprovalQueue::with_mirror(Arc::new(PgMirror { tx })));
-    (queue, write_changes(pool, replica, rx))
+    (Arc::new(PgMirror { tx }), write_changes(pool, replica, rx))
 }
 
 /// Writes changes in the order they happened, retrying each for a while: a row that never
@@ -91,7 +88,7 @@ fn outcome(row: &PendingRequest) -> Option<Decided> {
 
 /// Applies a settled row to the local queue: wakes its call with the decision, or lets it
 /// go when the row timed out.
-fn settle(queue: &ApprovalQueue, row: &PendingRequest) {
+fn settle(queue: &dyn PendingApprovals, row: &PendingRequest) {
     match outcome(row) {
         Some(d) => {
             queue.resolve(&row.pending_id, d);
@@ -102,7 +99,7 @@ fn settle(queue: &ApprovalQueue, row: &PendingRequest) {
 }
 
 /// A NOTIFY on the approvals channel: `pending_id` changed.
-pub async fn on_notify(pool: &PgPool, queue: &ApprovalQueue, pending_id: &str) {
+pub async fn on_notify(pool: &PgPool, queue: &dyn PendingApprovals, pending_id: &str) {
     if !queue.is_waiting(pending_id) {
         return; // another replica's call
     }
@@ -115,7 +112,7 @@ pub async fn on_notify(pool: &PgPool, queue: &ApprovalQueue, pending_id: &str) {
 
 /// After the listener reconnected: notifications may have been missed, so settle every
 /// waiting call whose row is no longer pending.
-pub async fn resync(pool: &PgPool, queue: &ApprovalQueue) {
+pub async fn resync(pool: &PgPool, queue: &dyn PendingApprovals) {
     let ids = queue.waiting();
     if ids.is_empty() {
         return;
@@ -151,7 +148,7 @@ pub async fn sweep_orphans(pool: PgPool, replica: String, window: Duration) {
 #[derive(Debug)]
 pub enum Approvals {
     /// This process's queue is the store.
-    Memory(Arc<ApprovalQueue>),
+    Memory(Arc<dyn PendingApprovals>),
     /// The shared table; decisions older than `window_s` are refused.
     Postgres {
         /// Pool.

@@ -14,8 +14,9 @@ use std::time::Duration;
 use sqlx::PgPool;
 use tokio::sync::mpsc;
 
-use intentgate_dataplane::audit_ring::{self, AuditSink, CommitWatch};
 use intentgate_shared::audit::AuditEvent;
+use intentgate_shared::audit_sink::{self, AuditSink, CommitListener};
+use intentgate_shared::metrics::Histogram;
 
 use crate::checkpoint::Signer;
 use crate::store::audit as sql;
@@ -39,7 +40,7 @@ pub struct WriterStats {
     pub failures: AtomicU64,
     /// Time of each committed append (two writers share it, hence the lock; one lock per
     /// batch, not per record).
-    pub append_duration: std::sync::Mutex<intentgate_dataplane::metrics::Histogram>,
+    pub append_duration: std::sync::Mutex<Histogram>,
 }
 
 /// The drain thread's side: echoes to stdout when asked, then hands the batch to the writer,
@@ -57,7 +58,7 @@ impl AuditSink for ChainSink {
 
     fn write_tagged(&mut self, batch: &mut Vec<AuditEvent>, cores: &mut Vec<u16>) {
         if self.stdout {
-            audit_ring::write_json_lines(batch);
+            audit_sink::write_json_lines(&mut std::io::stdout().lock(), batch);
         }
         let n = batch.len();
         let sent = (std::mem::take(batch), std::mem::take(cores));
@@ -74,8 +75,8 @@ pub struct WriterOptions {
     /// Echo every record to stdout as a JSON line.
     pub stdout: bool,
     /// Learns after each commit which producers' records are stored
-    /// (`INTENTGATE_AUDIT_DURABILITY=sync`).
-    pub watch: Option<Arc<CommitWatch>>,
+    /// (`INTENTGATE_AUDIT_DURABILITY=sync`): the data plane's commit watch.
+    pub watch: Option<Arc<dyn CommitListener>>,
     /// Signs a checkpoint of every chain head each batch moves.
     pub signer: Option<Arc<Signer>>,
     /// Exports an `audit.insert` span for each sampled call's committed record.
@@ -97,7 +98,7 @@ pub fn start(
 }
 
 /// Tells `watch` that the first `n` records of `tags` are committed.
-fn report(watch: Option<&CommitWatch>, tags: &[u16]) {
+fn report(watch: Option<&dyn CommitListener>, tags: &[u16]) {
     let Some(watch) = watch else { return };
     let mut counts: Vec<u64> = Vec::new();
     for &core in tags {
@@ -182,7 +183,7 @@ async fn commit_loop(
     pool: PgPool,
     mut rx: mpsc::Receiver<Batch>,
     stats: Arc<WriterStats>,
-    watch: Option<Arc<CommitWatch>>,
+    watch: Option<Arc<dyn CommitListener>>,
     signer: Option<Arc<Signer>>,
     trace: Option<crate::otlp::Exporter>,
 ) {

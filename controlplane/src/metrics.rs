@@ -1,5 +1,5 @@
 //! `GET /metrics` on `INTENTGATE_METRICS_ADDR`: the data plane's per-core families summed at
-//! scrape time (`intentgate_dataplane::metrics`), plus what only the control plane knows:
+//! scrape time (read through [`DataPlaneMetrics`]), plus what only the control plane knows:
 //! the audit pipeline, the chain writer, approvals and the snapshot's age. Everything is read
 //! when scraped; nothing here runs on the request path.
 
@@ -12,9 +12,8 @@ use axum::Router;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use intentgate_dataplane::approvals::ApprovalQueue;
-use intentgate_dataplane::audit_ring::AuditCounters;
-use intentgate_dataplane::metrics::{Histogram, Metrics, family, histogram};
+use intentgate_shared::approval::PendingApprovals;
+use intentgate_shared::metrics::{DataPlaneMetrics, Histogram, family, histogram};
 use intentgate_shared::snapshot::SnapshotCell;
 
 use crate::chain_writer::WriterStats;
@@ -22,14 +21,13 @@ use crate::chain_writer::WriterStats;
 /// What a scrape reads.
 #[derive(Debug)]
 pub struct Sources {
-    /// The data plane's per-core metrics.
-    pub dataplane: Arc<Metrics>,
-    /// Audit ring counters (and the drain thread's decision tally).
-    pub audit: Arc<AuditCounters>,
+    /// The data plane's per-core metrics, the drain thread's decision tally and the audit
+    /// ring counters.
+    pub dataplane: Arc<dyn DataPlaneMetrics>,
     /// The chain writer's counters, when audit persistence is on.
     pub writer: Option<Arc<WriterStats>>,
     /// The approvals queue, when approvals are on.
-    pub approvals: Option<Arc<ApprovalQueue>>,
+    pub approvals: Option<Arc<dyn PendingApprovals>>,
     /// The snapshot the data plane decides from.
     pub snapshot: Arc<SnapshotCell>,
     /// Webhook delivery counters, when webhooks are on.
@@ -168,8 +166,8 @@ pub async fn track_admin(
 /// The Prometheus text exposition (format 0.0.4) of every family.
 pub fn render(s: &Sources) -> String {
     let mut out = String::with_capacity(16 * 1024);
-    s.dataplane.render(&s.audit.decisions, &mut out);
-    let delivered = s.audit.delivered.load(Ordering::Relaxed);
+    s.dataplane.render(&mut out);
+    let audit = s.dataplane.audit();
     let mut tail = String::new();
     let mut gauge = |name: &str, kind: &str, help: &str, value: String| {
         family(&mut out, name, kind, help);
@@ -179,19 +177,19 @@ pub fn render(s: &Sources) -> String {
         "intentgate_gateway_audit_queue_depth",
         "gauge",
         "Audit records in the per-core rings, not yet taken by the drain thread.",
-        s.audit.queue_depth.load(Ordering::Relaxed).to_string(),
+        audit.queue_depth.to_string(),
     );
     gauge(
         "intentgate_gateway_audit_records_total",
         "counter",
         "Audit records taken from the rings.",
-        delivered.to_string(),
+        audit.delivered.to_string(),
     );
     gauge(
         "intentgate_gateway_audit_refusals_total",
         "counter",
         "Calls refused with 503 because an audit ring was full (never a silent drop).",
-        s.audit.refused.load(Ordering::Relaxed).to_string(),
+        audit.refused.to_string(),
     );
     if let Some(w) = &s.writer {
         let persisted = w.persisted.load(Ordering::Relaxed);

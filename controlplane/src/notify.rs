@@ -10,7 +10,7 @@ use std::time::Duration;
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
 
-use intentgate_dataplane::approvals::ApprovalQueue;
+use intentgate_shared::approval::PendingApprovals;
 use intentgate_shared::snapshot::SnapshotCell;
 
 use crate::policies::PolicyManager;
@@ -23,7 +23,7 @@ pub struct Targets {
     /// The snapshot the data plane reads.
     pub snapshot: Arc<SnapshotCell>,
     /// The local approvals queue, when approvals are shared through Postgres.
-    pub approvals: Option<Arc<ApprovalQueue>>,
+    pub approvals: Option<Arc<dyn PendingApprovals>>,
     /// The policy lifecycle, when it is shared through Postgres.
     pub policies: Option<Arc<PolicyManager>>,
 }
@@ -71,7 +71,7 @@ async fn dispatch(pool: &PgPool, targets: &Targets, channel: &str, payload: &str
     } else if channel == store::approvals::CHANNEL
         && let Some(queue) = &targets.approvals
     {
-        crate::approvals::on_notify(pool, queue, payload).await;
+        crate::approvals::on_notify(pool, queue.as_ref(), payload).await;
     } else if channel == store::policies::CHANNEL
         && let Some(m) = &targets.policies
     {
@@ -88,7 +88,7 @@ async fn catch_up(pool: &PgPool, targets: &Targets) {
         Err(e) => tracing::warn!(error = %e, "revocation catch-up failed"),
     }
     if let Some(queue) = &targets.approvals {
-        crate::approvals::resync(pool, queue).await;
+        crate::approvals::resync(pool, queue.as_ref()).await;
     }
     // Only the slots that changed while the connection was down are recompiled.
     if let Some(m) = &targets.policies

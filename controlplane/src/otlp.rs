@@ -1,6 +1,6 @@
 //! OpenTelemetry trace export (OTLP over HTTP, JSON encoding). The data plane records the
 //! spans of sampled calls as plain timestamps on their audit records
-//! (`intentgate_dataplane::stages`); the drain thread turns them into OTLP spans here
+//! (the data plane's `stages` module); the drain thread turns them into OTLP spans here
 //! ([`TraceTap`]) and the chain writer adds an `audit.insert` span once a sampled call's
 //! record is committed. A task batches spans and posts them to the collector. Export never
 //! blocks a decision: when the buffer is full, spans are dropped and counted.
@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use intentgate_dataplane::audit_ring::{Observer, Tap};
 use intentgate_shared::audit::AuditEvent;
+use intentgate_shared::audit_sink::{Observer, Tap};
 use intentgate_shared::config::Otel;
 use intentgate_shared::trace::{RequestTrace, hex};
 use serde_json::{Value, json};

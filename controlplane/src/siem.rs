@@ -20,8 +20,8 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use intentgate_dataplane::audit_ring::{AuditSink, Observer, Tap};
 use intentgate_shared::audit::AuditEvent;
+use intentgate_shared::audit_sink::{AuditSink, Observer, Tap};
 use intentgate_shared::config::{Config, SiemOptions};
 use intentgate_shared::timestamp::Timestamp;
 use serde_json::{Value, json};

@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use intentgate_dataplane::audit_ring::{AuditSink, Observer, Tap};
 use intentgate_shared::audit::AuditEvent;
+use intentgate_shared::audit_sink::{AuditSink, Observer, Tap};
 use intentgate_shared::config::Webhook;
 use ring::hmac;
 use serde_json::{Value, json};

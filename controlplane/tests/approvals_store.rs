@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use intentgate_controlplane::store::approvals::{self as sql, CHANNEL, Decided};
-use intentgate_dataplane::approvals::{PendingRequest, Status};
+use intentgate_shared::approval::{PendingRequest, Status};
 use intentgate_shared::timestamp::Timestamp;
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;

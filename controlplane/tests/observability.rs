@@ -218,7 +218,7 @@ fn metrics_are_valid_prometheus_text_and_count_every_call() {
     let base = "intentgate_gateway_http_request_duration_seconds";
     let labels = "method=\"POST\",route=\"/v1/mcp\"";
     let mut last = 0.0;
-    for bound in intentgate_dataplane::metrics::LATENCY_BOUNDS {
+    for bound in intentgate_shared::metrics::LATENCY_BOUNDS {
         let v = get(&format!("{base}_bucket{{{labels},le=\"{bound}\"}}"));
         assert!(v >= last, "buckets must not decrease");
         last = v;

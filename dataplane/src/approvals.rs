@@ -6,147 +6,26 @@
 //! approvals are shared (Postgres), an [`ApprovalMirror`] copies each row and each expiry
 //! to the store, the admin API decides there, and the control plane hands decisions back
 //! with [`ApprovalQueue::resolve`]; this queue then only keeps the waiting calls.
+//!
+//! The record and the traits the control plane sees the queue through
+//! ([`PendingApprovals`], [`ApprovalMirror`]) live in `intentgate_shared::approval`.
 
 use std::collections::HashMap;
-use std::fmt::Debug;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures_channel::oneshot;
 use ring::rand::SecureRandom;
-use serde_json::{Value, json};
 
+// The record, its status and the decide error are the contract with the control plane.
+pub use intentgate_shared::approval::{
+    ApprovalMirror, DecideError, Decided, PendingApprovals, PendingRequest, Status,
+};
 use intentgate_shared::timestamp::Timestamp;
 
 /// Rows kept; the oldest decided ones go first when full.
 pub const MAX_ROWS: usize = 10_000;
-
-/// State of a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
-    /// Waiting.
-    Pending,
-    /// Approved by a reviewer.
-    Approved,
-    /// Rejected by a reviewer.
-    Rejected,
-    /// Nobody decided in time.
-    Timeout,
-}
-
-impl Status {
-    /// Wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Approved => "approved",
-            Self::Rejected => "rejected",
-            Self::Timeout => "timeout",
-        }
-    }
-
-    /// Parses a wire name.
-    pub fn parse(s: &str) -> Option<Self> {
-        [Self::Pending, Self::Approved, Self::Rejected, Self::Timeout]
-            .into_iter()
-            .find(|st| st.as_str() == s)
-    }
-}
-
-/// One escalated call.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PendingRequest {
-    /// Id (16 bytes, time-prefixed, base64url).
-    pub pending_id: String,
-    /// Tenant.
-    pub tenant: String,
-    /// Token id.
-    pub capability_token_id: String,
-    /// Root token id.
-    pub root_capability_token_id: String,
-    /// Agent.
-    pub agent_id: String,
-    /// Tool.
-    pub tool: String,
-    /// Arguments, verbatim.
-    pub args: Option<Value>,
-    /// Intent summary.
-    pub intent_summary: String,
-    /// The policy's reason.
-    pub reason: String,
-    /// State.
-    pub status: Status,
-    /// Created.
-    pub created_at: Timestamp,
-    /// Decided.
-    pub decided_at: Option<Timestamp>,
-    /// Reviewer (free text from the decision body).
-    pub decided_by: String,
-    /// Reviewer's note.
-    pub decide_note: String,
-    /// The policy asked for step-up.
-    pub requires_step_up: bool,
-}
-
-impl PendingRequest {
-    /// The compat JSON shape (empty optional fields omitted).
-    pub fn to_json(&self) -> Value {
-        let mut v = json!({
-            "pending_id": self.pending_id,
-            "agent_id": self.agent_id,
-            "tool": self.tool,
-            "reason": self.reason,
-            "status": self.status.as_str(),
-            "created_at": self.created_at.to_rfc3339_nano(),
-        });
-        let opt = |v: &mut Value, k: &str, s: &str| {
-            if !s.is_empty() {
-                v[k] = s.into();
-            }
-        };
-        opt(&mut v, "tenant", &self.tenant);
-        opt(&mut v, "capability_token_id", &self.capability_token_id);
-        opt(
-            &mut v,
-            "root_capability_token_id",
-            &self.root_capability_token_id,
-        );
-        opt(&mut v, "intent_summary", &self.intent_summary);
-        opt(&mut v, "decided_by", &self.decided_by);
-        opt(&mut v, "decide_note", &self.decide_note);
-        if let Some(args) = &self.args {
-            v["args"] = args.clone();
-        }
-        if let Some(at) = self.decided_at {
-            v["decided_at"] = at.to_rfc3339_nano().into();
-        }
-        if self.requires_step_up {
-            v["requires_step_up"] = true.into();
-        }
-        v
-    }
-}
-
-/// What the waiting call learns.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Decided {
-    /// Approved (true) or rejected.
-    pub approved: bool,
-    /// Reviewer.
-    pub decided_by: String,
-    /// Note.
-    pub note: String,
-}
-
-/// Why a decision was refused.
-#[derive(Debug, Clone, PartialEq)]
-pub enum DecideError {
-    /// No such id (or another tenant's).
-    NotFound,
-    /// Decided before; carries the current row.
-    AlreadyDecided(Box<PendingRequest>),
-}
 
 #[derive(Debug, Default)]
 struct Inner {
@@ -154,17 +33,8 @@ struct Inner {
     waiters: HashMap<String, oneshot::Sender<Decided>>,
 }
 
-/// Receives the queue's changes when a shared store keeps the rows. Called under the
-/// queue's lock: implementations only hand the change on (a channel send), never block.
-pub trait ApprovalMirror: Send + Sync + Debug {
-    /// A call started waiting.
-    fn enqueued(&self, row: &PendingRequest);
-    /// A call stopped waiting without a decision (timeout, shutdown, a decision that
-    /// arrived after the call gave up): its row must say `timeout`.
-    fn expired(&self, pending_id: &str);
-}
-
-/// The approvals queue, shared by the data plane and the control plane.
+/// The approvals queue, shared by the data plane and the control plane (which sees it as
+/// [`PendingApprovals`]).
 #[derive(Debug, Default)]
 pub struct ApprovalQueue {
     inner: Mutex<Inner>,
@@ -363,6 +233,47 @@ impl ApprovalQueue {
             .take(limit)
             .cloned()
             .collect()
+    }
+}
+
+/// The control plane's view of the queue (`Arc<dyn PendingApprovals>`); each method is the
+/// inherent one, which the data plane keeps calling directly.
+impl PendingApprovals for ApprovalQueue {
+    fn list(
+        &self,
+        tenant: Option<&str>,
+        status: Option<Status>,
+        limit: usize,
+        offset: usize,
+    ) -> Vec<PendingRequest> {
+        ApprovalQueue::list(self, tenant, status, limit, offset)
+    }
+
+    fn decide(
+        &self,
+        id: &str,
+        approved: bool,
+        by: &str,
+        note: &str,
+        tenant: Option<&str>,
+    ) -> Result<PendingRequest, DecideError> {
+        ApprovalQueue::decide(self, id, approved, by, note, tenant)
+    }
+
+    fn resolve(&self, id: &str, decided: Decided) -> bool {
+        ApprovalQueue::resolve(self, id, decided)
+    }
+
+    fn expire(&self, id: &str) {
+        ApprovalQueue::expire(self, id);
+    }
+
+    fn is_waiting(&self, id: &str) -> bool {
+        ApprovalQueue::is_waiting(self, id)
+    }
+
+    fn waiting(&self) -> Vec<String> {
+        ApprovalQueue::waiting(self)
     }
 }
 

@@ -4,9 +4,11 @@
 //!
 //! No record is dropped silently: a core forwards a call only after reserving a ring slot for
 //! its record, and refuses the call (503) when it cannot.
+//!
+//! The traits the control plane plugs in through ([`AuditSink`], [`Observer`],
+//! [`CommitListener`], [`AuditRecorder`]) live in `intentgate_shared::audit_sink`.
 
 use std::collections::VecDeque;
-use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
@@ -14,6 +16,10 @@ use std::time::Duration;
 
 use futures_channel::oneshot;
 use intentgate_shared::audit::AuditEvent;
+// The sink, observer and tap traits and the ticket are the contract with the control plane.
+pub use intentgate_shared::audit_sink::{
+    AuditRecorder, AuditSink, CommitListener, Observer, RingFull, Tap, Ticket,
+};
 
 /// Slots per core ring.
 pub const RING_SLOTS: usize = 16 * 1024;
@@ -40,17 +46,6 @@ pub struct AuditProducer {
     counters: Arc<AuditCounters>,
     core: u16,
     pushed: u64,
-}
-
-/// Which record a push was: the producer's index and its 1-based count of records pushed
-/// there. Rings are FIFO and the writer commits in drain order, so a core's records commit
-/// in ticket order ([`CommitWatch`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Ticket {
-    /// Producer index.
-    pub core: u16,
-    /// Records pushed by that producer up to and including this one.
-    pub seq: u64,
 }
 
 /// A reserved slot; give it back with [`AuditProducer::push_reserved`].
@@ -94,66 +89,6 @@ impl AuditProducer {
             core: self.core,
             seq: self.pushed,
         }
-    }
-}
-
-/// The ring has no free slot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RingFull;
-
-/// Where drained records go.
-pub trait AuditSink: Send + 'static {
-    /// Takes a batch (in per-core order; cores interleave).
-    fn write_batch(&mut self, batch: &mut Vec<AuditEvent>);
-
-    /// Takes a batch with the producer index of each record (for sinks that report commits
-    /// back through a [`CommitWatch`]).
-    fn write_tagged(&mut self, batch: &mut Vec<AuditEvent>, cores: &mut Vec<u16>) {
-        cores.clear();
-        self.write_batch(batch);
-    }
-}
-
-/// Sees every drained batch before the sink takes it: the fan-out to webhooks, SIEM
-/// forwarders and trace export. Runs on the drain thread, so it must never wait.
-pub trait Observer: Send + 'static {
-    /// Looks at a batch (in per-core order).
-    fn observe(&mut self, batch: &[AuditEvent]);
-}
-
-/// A sink that shows each batch to an [`Observer`], then hands it on to `inner`.
-#[derive(Debug)]
-pub struct Tap<S, O> {
-    inner: S,
-    observer: O,
-}
-
-impl<S, O> Tap<S, O> {
-    /// `observer` sees what `inner` is given.
-    pub fn new(inner: S, observer: O) -> Self {
-        Self { inner, observer }
-    }
-}
-
-impl<S: AuditSink, O: Observer> AuditSink for Tap<S, O> {
-    fn write_batch(&mut self, batch: &mut Vec<AuditEvent>) {
-        self.observer.observe(batch);
-        self.inner.write_batch(batch);
-    }
-
-    fn write_tagged(&mut self, batch: &mut Vec<AuditEvent>, cores: &mut Vec<u16>) {
-        self.observer.observe(batch);
-        self.inner.write_tagged(batch, cores);
-    }
-}
-
-impl<S: AuditSink + ?Sized> AuditSink for Box<S> {
-    fn write_batch(&mut self, batch: &mut Vec<AuditEvent>) {
-        (**self).write_batch(batch);
-    }
-
-    fn write_tagged(&mut self, batch: &mut Vec<AuditEvent>, cores: &mut Vec<u16>) {
-        (**self).write_tagged(batch, cores);
     }
 }
 
@@ -217,6 +152,20 @@ impl CommitWatch {
     }
 }
 
+/// The chain writer reports its commits here.
+impl CommitListener for CommitWatch {
+    fn advance(&self, core: u16, n: u64) {
+        CommitWatch::advance(self, core, n);
+    }
+}
+
+/// The control plane pushes its admin records through its own producer.
+impl AuditRecorder for AuditProducer {
+    fn push(&mut self, event: AuditEvent) -> Result<Ticket, RingFull> {
+        AuditProducer::push(self, event)
+    }
+}
+
 /// Keeps the most recent records in memory and optionally prints each as a JSON line.
 #[derive(Debug, Clone)]
 pub struct MemorySink {
@@ -263,13 +212,7 @@ impl AuditSink for MemorySink {
 
 /// Prints each record as one JSON line on stdout (`INTENTGATE_AUDIT_TARGET=stdout`).
 pub fn write_json_lines(batch: &[AuditEvent]) {
-    let mut out = std::io::stdout().lock();
-    for e in batch {
-        let mut line = e.to_json();
-        line.push(b'\n');
-        let _ = out.write_all(&line);
-    }
-    let _ = out.flush();
+    intentgate_shared::audit_sink::write_json_lines(&mut std::io::stdout().lock(), batch);
 }
 
 /// The drain thread. Stopping it drains every ring once more, so nothing pushed is lost.

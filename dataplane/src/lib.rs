@@ -16,7 +16,8 @@
 //! | 6 | [`relay`] | event streams (`sse`) and `/v1/admin/*`; [`tool_list`] narrows `tools/list` |
 //!
 //! Beside the path: [`worker`] (the per-core context every phase reads), [`metrics`]
-//! (per-core single-writer counters), [`socket_peek`] (the crate's one `unsafe` call) and
+//! (per-core single-writer counters; [`scrape`] is what `/metrics` reads of them and of the
+//! audit rings, through `shared::metrics::DataPlaneMetrics`), [`socket_peek`] (the crate's one `unsafe` call) and
 //! [`demo_upstream`] (the canned MCP server of `intentgate dev`).
 
 pub mod approvals;
@@ -37,6 +38,7 @@ mod relay;
 pub mod resource_metadata;
 mod routing;
 pub mod runtime;
+pub mod scrape;
 pub mod socket_peek;
 pub mod sse;
 pub mod stages;

@@ -1,9 +1,12 @@
 //! DESIGN invariant 1: the data plane never depends on tokio, sqlx, axum, hyper or reqwest;
 //! and `shared` never pulls in an async runtime. Checked on the real resolved graph.
+//! The control-plane library never depends on the data plane: the contracts between the
+//! planes live in `shared` (issue 17), and only the binary that wires both names both.
 
 // Test helpers fail the test by panicking; that is their job.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use intentgate_tests::{DATAPLANE_FORBIDDEN, SHARED_FORBIDDEN, reachable, violations};
@@ -61,5 +64,55 @@ fn controlplane_is_where_tokio_lives() {
     assert!(
         v.contains(&"tokio".to_string()) && v.contains(&"sqlx".to_string()),
         "{v:?}"
+    );
+}
+
+#[test]
+fn controlplane_library_does_not_depend_on_the_data_plane() {
+    // Normal and build edges only: a dev-dependency of a test that starts the real data plane
+    // does not ship in the library.
+    let reached = reachable(&metadata(), "intentgate-controlplane").unwrap();
+    assert!(
+        !reached.contains("intentgate-dataplane"),
+        "intentgate-controlplane depends on intentgate-dataplane: the planes must meet \
+         only through intentgate-shared (the gateway binary may depend on both)"
+    );
+}
+
+/// The `.rs` files under `dir`, skipping `skip` and everything below it.
+fn rust_files(dir: &Path, skip: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path == skip {
+            continue;
+        }
+        if path.is_dir() {
+            rust_files(&path, skip, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn controlplane_library_sources_never_name_the_data_plane() {
+    // Belt and braces for the graph check above: also catches a use behind a feature or a
+    // dev-dependency in the library's own unit tests.
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../controlplane/src");
+    let mut files = Vec::new();
+    rust_files(&src, &src.join("bin"), &mut files);
+    assert!(files.len() > 10, "walked {}: {files:?}", src.display());
+    let naming: Vec<&PathBuf> = files
+        .iter()
+        .filter(|f| {
+            std::fs::read_to_string(f)
+                .unwrap()
+                .contains("intentgate_dataplane")
+        })
+        .collect();
+    assert!(
+        naming.is_empty(),
+        "control-plane library files name the data plane crate (use intentgate_shared's \
+         contracts instead): {naming:?}"
     );
 }

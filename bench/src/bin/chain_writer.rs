@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use intentgate_controlplane::chain_writer::{self, MAX_BATCH, WriterStats};
 use intentgate_controlplane::store::{self, audit};
-use intentgate_dataplane::audit_ring::AuditSink as _;
 use intentgate_shared::audit::{AuditEvent, Decision};
+use intentgate_shared::audit_sink::AuditSink as _;
 use intentgate_shared::timestamp::Timestamp;
 use sqlx::Connection as _;
 

@@ -4,8 +4,8 @@ use axum::body::Body;
 use axum::extract::connect_info::MockConnectInfo;
 use axum::http::Request;
 use http_body_util::BodyExt as _;
-use intentgate_dataplane::approvals::{ApprovalQueue, PendingRequest};
-use intentgate_dataplane::audit_ring::{self, AuditCounters, AuditDrain, MemorySink};
+use intentgate_shared::approval::{Decided, PendingApprovals, PendingRequest};
+use intentgate_shared::audit_sink::{RingFull, Ticket};
 use intentgate_shared::config::Secret;
 use intentgate_shared::key_ring::MasterKey;
 use intentgate_shared::policy::Policy;
@@ -14,11 +14,125 @@ use tower::ServiceExt as _;
 
 use super::*;
 
+/// Admin records as the drain would hand them to a memory sink: the newest 100, in order.
+#[derive(Debug, Clone, Default)]
+struct Recorded(Arc<Mutex<Vec<AuditEvent>>>);
+
+impl AuditRecorder for Recorded {
+    fn push(&mut self, event: AuditEvent) -> Result<Ticket, RingFull> {
+        let mut kept = self.0.lock().unwrap();
+        if kept.len() == 100 {
+            kept.remove(0);
+        }
+        kept.push(event);
+        Ok(Ticket { core: 0, seq: 0 })
+    }
+}
+
+/// Where a decision reaches the waiting call.
+type Slot = Arc<Mutex<Option<Decided>>>;
+
+/// A call waiting for its decision (the data plane's queue wakes it through a oneshot).
+#[derive(Debug)]
+struct Waiter(Slot);
+
+impl Waiter {
+    /// `Ok(None)` while undecided, as the oneshot's `try_recv`.
+    fn try_recv(&mut self) -> Result<Option<Decided>, std::convert::Infallible> {
+        Ok(self.0.lock().unwrap().take())
+    }
+}
+
+/// An in-memory approvals queue with the data plane queue's rules for what the admin API
+/// does with it (list newest first, decide once, tenant scope). The real queue is tested in
+/// the data plane, and behind the admin API end to end in `tests/gateway_e2e.rs`.
+#[derive(Debug, Default)]
+struct MemoryQueue {
+    rows: Mutex<Vec<(PendingRequest, Slot)>>,
+}
+
+impl MemoryQueue {
+    fn enqueue(&self, row: PendingRequest) -> Option<Waiter> {
+        let slot = Slot::default();
+        self.rows.lock().unwrap().push((row, Arc::clone(&slot)));
+        Some(Waiter(slot))
+    }
+}
+
+impl PendingApprovals for MemoryQueue {
+    fn list(
+        &self,
+        tenant: Option<&str>,
+        status: Option<Status>,
+        limit: usize,
+        offset: usize,
+    ) -> Vec<PendingRequest> {
+        let rows = self.rows.lock().unwrap();
+        rows.iter()
+            .rev()
+            .map(|(r, _)| r)
+            .filter(|r| {
+                tenant.is_none_or(|t| r.tenant == t) && status.is_none_or(|s| r.status == s)
+            })
+            .skip(offset)
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+
+    fn decide(
+        &self,
+        id: &str,
+        approved: bool,
+        by: &str,
+        note: &str,
+        tenant: Option<&str>,
+    ) -> Result<PendingRequest, DecideError> {
+        let mut rows = self.rows.lock().unwrap();
+        let (row, slot) = rows
+            .iter_mut()
+            .find(|(r, _)| r.pending_id == id && tenant.is_none_or(|t| r.tenant == t))
+            .ok_or(DecideError::NotFound)?;
+        if row.status != Status::Pending {
+            return Err(DecideError::AlreadyDecided(Box::new(row.clone())));
+        }
+        row.status = if approved {
+            Status::Approved
+        } else {
+            Status::Rejected
+        };
+        row.decided_at = Some(Timestamp::now());
+        by.clone_into(&mut row.decided_by);
+        note.clone_into(&mut row.decide_note);
+        *slot.lock().unwrap() = Some(Decided {
+            approved,
+            decided_by: by.to_owned(),
+            note: note.to_owned(),
+        });
+        Ok(row.clone())
+    }
+
+    // The admin API never hands decisions on: that is the Postgres path's (`crate::approvals`).
+    fn resolve(&self, _id: &str, _decided: Decided) -> bool {
+        false
+    }
+
+    fn expire(&self, _id: &str) {}
+
+    fn is_waiting(&self, _id: &str) -> bool {
+        false
+    }
+
+    fn waiting(&self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
 struct Harness {
     app: Router,
     state: Arc<AdminState>,
-    sink: MemorySink,
-    drain: Option<AuditDrain>,
+    sink: Recorded,
+    queue: Arc<MemoryQueue>,
 }
 
 impl Harness {
@@ -47,9 +161,8 @@ impl Harness {
             default_policy: Policy::default_policy().unwrap(),
             tenant_policies: Arc::new(HashMap::new()),
         };
-        let sink = MemorySink::new(100, false);
-        let (mut producers, drain) =
-            audit_ring::start(1, sink.clone(), Arc::new(AuditCounters::default()));
+        let sink = Recorded::default();
+        let queue = Arc::new(MemoryQueue::default());
         let snapshot = Arc::new(SnapshotCell::new(snapshot));
         let policies = policy_store.map(|store| {
             Arc::new(crate::policies::PolicyManager::new(
@@ -70,8 +183,8 @@ impl Harness {
             keys: KeyRing::single(MasterKey::from_bytes(&[5; 32])),
             snapshot,
             revocations: RevocationStore::memory(),
-            audit: Mutex::new(producers.remove(0)),
-            approvals: Some(Approvals::Memory(Arc::new(ApprovalQueue::default()))),
+            audit: Mutex::new(Box::new(sink.clone())),
+            approvals: Some(Approvals::Memory(queue.clone())),
             audit_store,
             audit_public_key: None,
             policies,
@@ -86,7 +199,7 @@ impl Harness {
             app,
             state,
             sink,
-            drain: Some(drain),
+            queue,
         }
     }
 
@@ -146,10 +259,7 @@ impl Harness {
     }
 
     fn events(&mut self) -> Vec<AuditEvent> {
-        if let Some(d) = self.drain.take() {
-            d.stop();
-        }
-        self.sink.recent()
+        self.sink.0.lock().unwrap().clone()
     }
 }
 
@@ -523,10 +633,10 @@ fn pending(id: &str, tenant: &str) -> PendingRequest {
 #[tokio::test]
 async fn approvals_list_decide_once_and_scope() {
     let mut h = Harness::new();
-    let Some(Approvals::Memory(queue)) = h.state.approvals.as_ref() else {
+    let Some(Approvals::Memory(_)) = h.state.approvals.as_ref() else {
         panic!("memory approvals expected");
     };
-    let queue = Arc::clone(queue);
+    let queue = Arc::clone(&h.queue);
     let mut waiter = queue.enqueue(pending("p-acme", "acme")).unwrap();
     let _other = queue.enqueue(pending("p-globex", "globex")).unwrap();
 

@@ -7,7 +7,7 @@ use sqlx::PgPool;
 use sqlx::types::Json;
 use time::OffsetDateTime;
 
-use intentgate_dataplane::approvals::{PendingRequest, Status};
+use intentgate_shared::approval::{PendingRequest, Status};
 
 /// The channel decisions and timeouts are announced on (compat name).
 pub const CHANNEL: &str = "intentgate_approvals";

@@ -22,7 +22,10 @@ use intentgate_dataplane::budget::Budget;
 use intentgate_dataplane::decision::Settings;
 use intentgate_dataplane::demo_upstream;
 use intentgate_dataplane::runtime::{self as server, ServerConfig, Shared};
+use intentgate_dataplane::scrape::Scrape;
 use intentgate_dataplane::upstream::UpstreamTarget;
+use intentgate_shared::approval::PendingApprovals;
+use intentgate_shared::audit_sink::CommitListener;
 use intentgate_shared::config::{AuditDurability, AuditTarget, Config, Secret, StoreBackend};
 use intentgate_shared::key_ring::MasterKey;
 use intentgate_shared::policy::{Policy, Syntax};
@@ -157,7 +160,8 @@ fn run(plan: Plan, banner: impl FnOnce(&server::Running, Option<SocketAddr>)) ->
     let window_s = cfg.approval_timeout_s;
     let (approvals, admin_approvals) = match (cfg.approvals_backend, &pool) {
         (StoreBackend::Postgres, Some(pool)) => {
-            let (queue, writer) = approvals::mirrored(pool.clone(), replica.clone());
+            let (mirror, writer) = approvals::mirror(pool.clone(), replica.clone());
+            let queue = Arc::new(ApprovalQueue::with_mirror(mirror));
             rt.spawn(writer);
             rt.spawn(approvals::sweep_orphans(
                 pool.clone(),
@@ -251,7 +255,7 @@ fn run(plan: Plan, banner: impl FnOnce(&server::Running, Option<SocketAddr>)) ->
             }
             let options = WriterOptions {
                 stdout,
-                watch: commit_watch.clone(),
+                watch: commit_watch.clone().map(|w| w as Arc<dyn CommitListener>),
                 signer,
                 trace: traces.as_ref().map(|t| t.exporter.clone()),
             };
@@ -309,7 +313,7 @@ fn run(plan: Plan, banner: impl FnOnce(&server::Running, Option<SocketAddr>)) ->
         keys: cfg.keys.clone(),
         snapshot: Arc::clone(&shared.snapshot),
         revocations,
-        audit: std::sync::Mutex::new(admin_producer),
+        audit: std::sync::Mutex::new(Box::new(admin_producer)),
         approvals: admin_approvals,
         audit_store: pool.clone().filter(|_| cfg.audit_persist),
         audit_public_key,
@@ -368,7 +372,10 @@ fn run(plan: Plan, banner: impl FnOnce(&server::Running, Option<SocketAddr>)) ->
         // INTENTGATE_SNAPSHOT_MAX_STALENESS_S calls are refused.
         let targets = notify::Targets {
             snapshot: Arc::clone(&shared.snapshot),
-            approvals: approvals.clone().filter(|q| q.is_mirrored()),
+            approvals: approvals
+                .clone()
+                .filter(|q| q.is_mirrored())
+                .map(|q| q as Arc<dyn PendingApprovals>),
             policies: policies.clone(),
         };
         rt.spawn(notify::listen(pool.clone(), targets));
@@ -408,10 +415,12 @@ fn run(plan: Plan, banner: impl FnOnce(&server::Running, Option<SocketAddr>)) ->
     }
     let _metrics_stop = if cfg.metrics_enabled {
         let sources = Arc::new(metrics::Sources {
-            dataplane: Arc::clone(&shared.metrics),
-            audit: Arc::clone(&counters),
+            dataplane: Arc::new(Scrape {
+                metrics: Arc::clone(&shared.metrics),
+                audit: Arc::clone(&counters),
+            }),
             writer: writer.is_some().then(|| Arc::clone(&writer_stats)),
-            approvals: approvals.clone(),
+            approvals: approvals.clone().map(|q| q as Arc<dyn PendingApprovals>),
             snapshot: Arc::clone(&shared.snapshot),
             webhook: webhook_stats.clone(),
             siem: siem
