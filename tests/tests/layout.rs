@@ -1,10 +1,6 @@
 //! The size limits of `intentgate_tests::layout` over the whole workspace: a file or a
 //! function past them fails this test with its path and line.
 
-#![expect(
-    clippy::expect_used,
-    reason = "a test: a missing root should stop it loudly"
-)]
 
 use std::path::Path;
 
