@@ -1,7 +1,6 @@
 //! The size limits of `intentgate_tests::layout` over the whole workspace: a file or a
 //! function past them fails this test with its path and line.
 
-
 use std::path::Path;
 
 use intentgate_tests::layout::{
