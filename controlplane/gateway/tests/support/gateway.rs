@@ -474,7 +474,7 @@ pub fn run_python_check(
     token: &str,
     marker: &str,
 ) {
-    let path = format!("{}/../tests/python/{script}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!("{}/../../tests/python/{script}", env!("CARGO_MANIFEST_DIR"));
     let out = Command::new(python)
         .arg(path)
         .arg(format!("http://{gateway}"))

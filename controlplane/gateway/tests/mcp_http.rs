@@ -696,7 +696,7 @@ fn sdk_exchange(
     use std::io::BufRead as _;
     use std::process::{Command, Stdio};
     use std::time::{Duration, Instant};
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/python");
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/python");
     let port = closed_port();
     let mut child = Command::new(python)
         .arg(format!("{dir}/{server}"))

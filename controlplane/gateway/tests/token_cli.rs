@@ -328,7 +328,7 @@ fn ttl_accepts_seconds_and_go_durations() {
 fn sdk_attenuated_tokens_verify_from_the_shell() {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../shared/tests/vectors/sdk_attenuate_v3.json"
+        "/../../shared/tests/vectors/sdk_attenuate_v3.json"
     );
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
