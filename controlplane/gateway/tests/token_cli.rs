@@ -1,7 +1,9 @@
 //! `intentgate token …` end to end: the real binary, as an operator runs it.
 
-// Test helpers fail the test by panicking; that is their job.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers fail the test by panicking; that is their job"
+)]
 
 use std::io::Write as _;
 use std::process::{Command, Output, Stdio};
