@@ -9,7 +9,7 @@ SECS=${1:-8}
 ROUNDS=${2:-2}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target}
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 2; }
-cargo build --quiet --release -p intentgate-controlplane -p intentgate-loadtest
+cargo build --quiet --release -p intentgate -p intentgate-loadtest
 BIN=$CARGO_TARGET_DIR/release
 KEY=AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8
 TOKEN=$($BIN/intentgate token mint --master-key $KEY --subject bench-agent --tenant acme --tools read_invoice --ttl 2h)

@@ -12,7 +12,7 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target}
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 2; }
 SERVER=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 DB=ig_durability_$$
-cargo build --quiet --release -p intentgate-controlplane
+cargo build --quiet --release -p intentgate
 BIN=$CARGO_TARGET_DIR/release
 KEY=AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8
 TOKEN=$($BIN/intentgate token mint --master-key $KEY --subject bench-agent --tenant acme --tools read_invoice --ttl 2h)

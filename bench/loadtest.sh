@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 SECS=${1:-8}
 ROUNDS=${2:-3}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target}
-cargo build --quiet --release -p intentgate-controlplane -p intentgate-loadtest
+cargo build --quiet --release -p intentgate -p intentgate-loadtest
 LT=$CARGO_TARGET_DIR/release/intentgate-loadtest
 run() { echo; echo "\$ intentgate-loadtest $*"; "$LT" "$@"; }
 run --spawn --mode decision --baseline hello --duration "${SECS}s" --rounds "$ROUNDS"

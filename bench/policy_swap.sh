@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 SWAPS=${1:-200}
 CONNS=${2:-8}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target}
-cargo build --quiet --release -p intentgate-controlplane -p intentgate-loadtest
+cargo build --quiet --release -p intentgate -p intentgate-loadtest
 BIN=$CARGO_TARGET_DIR/release
 KEY=AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8
 TOKEN=$($BIN/intentgate token mint --master-key $KEY --subject swap-agent --tenant acme --ttl 2h)

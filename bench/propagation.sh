@@ -10,7 +10,7 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target}
 SERVER=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 DB=ig_propagation_$$
 BASE=${SERVER%/*}
-cargo build --quiet --release -p intentgate-controlplane -p intentgate-loadtest
+cargo build --quiet --release -p intentgate -p intentgate-loadtest
 BIN=$CARGO_TARGET_DIR/release
 KEY=AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8
 psql -q "$SERVER" -c "CREATE DATABASE $DB"

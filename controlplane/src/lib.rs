@@ -1,7 +1,7 @@
 //! The control plane: the admin API (`admin`), revocation persistence (`revocation`),
 //! approvals for the admin API and across replicas (`approvals`), propagation over
 //! LISTEN/NOTIFY (`notify`), fan-out to webhooks (`webhook`), SIEMs (`siem`) and trace collectors (`otlp`), and Postgres (`store`, the only module with SQL). The
-//! `intentgate` binary (src/bin/intentgate) wires it to the data plane.
+//! `intentgate` binary (the `intentgate` package in controlplane/gateway) wires it to the data plane.
 
 pub mod admin;
 pub mod approvals;

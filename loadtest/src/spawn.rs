@@ -161,7 +161,7 @@ pub fn gateway_binary(given: Option<&Path>) -> Result<PathBuf, String> {
     });
     on_path.ok_or_else(|| {
         "cannot find the intentgate binary beside this one or on PATH: build it \
-         (cargo build --release -p intentgate-controlplane) or pass --gateway-bin"
+         (cargo build --release -p intentgate) or pass --gateway-bin"
             .to_owned()
     })
 }

@@ -17,13 +17,13 @@ fn loadtest() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_intentgate-loadtest"))
 }
 
-/// `intentgate` is built beside this binary by `cargo test --workspace` (the control plane's
+/// `intentgate` is built beside this binary by `cargo test --workspace` (the `intentgate` package's
 /// integration tests need it); alone, this test says how to get it.
 fn gateway() -> PathBuf {
     let p = loadtest().with_file_name("intentgate");
     assert!(
         p.is_file(),
-        "{} is missing: run the workspace tests (cargo xtask test) or cargo build -p intentgate-controlplane",
+        "{} is missing: run the workspace tests (cargo xtask test) or cargo build -p intentgate",
         p.display()
     );
     p

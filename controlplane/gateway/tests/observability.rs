@@ -2,8 +2,11 @@
 //! that must be valid Prometheus text (checked by hand and by an independent parser) and
 //! whose counts must match the calls.
 
-// Test helpers fail the test by panicking; that is their job.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![expect(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "test helpers fail the test by panicking; that is their job"
+)]
 
 use std::collections::{HashMap, HashSet};
 use std::io::{Read as _, Write as _};

@@ -3,7 +3,11 @@
 //! Ingestion API) and S3 (Signature Version 4, gzip NDJSON, Hive-partitioned keys). Outages,
 //! retries, recovery, a full spool, a permanent refusal and the flush at shutdown.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![expect(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "test helpers fail the test by panicking; that is their job"
+)]
 
 use std::collections::BTreeMap;
 use std::io::Read as _;

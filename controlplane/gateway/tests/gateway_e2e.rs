@@ -1,8 +1,11 @@
 //! The real binary end to end: `intentgate dev` (demo upstream, runbook policy) and
 //! `intentgate serve`, driven over raw TCP so malformed input can be sent byte for byte.
 
-// Test helpers fail the test by panicking; that is their job.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![expect(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "test helpers fail the test by panicking; that is their job"
+)]
 
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream};

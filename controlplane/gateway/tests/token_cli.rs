@@ -1,7 +1,9 @@
 //! `intentgate token …` end to end: the real binary, as an operator runs it.
 
-// Test helpers fail the test by panicking; that is their job.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers fail the test by panicking; that is their job"
+)]
 
 use std::io::Write as _;
 use std::process::{Command, Output, Stdio};
@@ -328,7 +330,7 @@ fn ttl_accepts_seconds_and_go_durations() {
 fn sdk_attenuated_tokens_verify_from_the_shell() {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../shared/tests/vectors/sdk_attenuate_v3.json"
+        "/../../shared/tests/vectors/sdk_attenuate_v3.json"
     );
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();

@@ -2,8 +2,11 @@
 //! fails fast with one clear line per misconfiguration, and a rolling restart of two replicas
 //! under load that loses no call and no audit row.
 
-// Test helpers fail the test by panicking; that is their job.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![expect(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "test helpers fail the test by panicking; that is their job"
+)]
 
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::net::{SocketAddr, TcpStream};

@@ -2,8 +2,7 @@
 //! token minting with the test key, and throwaway databases. Included by `#[path]` so each
 //! test crate compiles only this file, not the others' tests.
 
-// Each test crate uses a different part of it.
-#![allow(dead_code)]
+#![expect(dead_code, reason = "each test crate uses a different part of it")]
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -474,7 +473,7 @@ pub fn run_python_check(
     token: &str,
     marker: &str,
 ) {
-    let path = format!("{}/../tests/python/{script}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!("{}/../../tests/python/{script}", env!("CARGO_MANIFEST_DIR"));
     let out = Command::new(python)
         .arg(path)
         .arg(format!("http://{gateway}"))
