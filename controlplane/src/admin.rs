@@ -579,7 +579,7 @@ async fn decide(
                 state.client_ip(peer, &headers),
                 &headers,
             );
-            event.check = Check::Policy.as_str().into();
+            event.check = Check::Policy.into();
             // decided_by is the reviewer's free text (compat); the audit says who really acted.
             let actor = principal
                 .tenant

@@ -14,7 +14,7 @@ use regorus::Value;
 use serde_json::json;
 use sqlx::PgPool;
 
-use intentgate_shared::audit::AuditEvent;
+use intentgate_shared::audit::{AuditEvent, Check, Decision};
 use intentgate_shared::policy::{Input, Policy};
 use intentgate_shared::timestamp::Timestamp;
 
@@ -71,19 +71,21 @@ impl Outcome {
 
 /// What the policy originally decided for a replayable record, or `None` to skip it.
 fn original(e: &AuditEvent, seen_pending: &mut HashSet<String>) -> Option<Outcome> {
-    if e.tool.starts_with("admin/") || matches!(e.check.as_str(), "capability" | "intent") {
+    if e.tool.starts_with("admin/")
+        || matches!(e.check.known(), Some(Check::Capability | Check::Intent))
+    {
         return None;
     }
     if !e.pending_id.is_empty() {
         // Only the escalation itself: the approval and the forward records are the same call.
-        if e.decision != "escalate" || !seen_pending.insert(e.pending_id.clone()) {
+        if e.decision != Decision::Escalate || !seen_pending.insert(e.pending_id.clone()) {
             return None;
         }
         return Some(Outcome::Escalate);
     }
-    match (e.check.as_str(), e.decision.as_str()) {
-        ("policy", "block") => Some(Outcome::Block),
-        ("policy", "escalate") => Some(Outcome::Escalate),
+    match (e.check.known(), e.decision.known()) {
+        (Some(Check::Policy), Some(Decision::Block)) => Some(Outcome::Block),
+        (Some(Check::Policy), Some(Decision::Escalate)) => Some(Outcome::Escalate),
         // Allowed by the policy (later stages may still have refused it).
         _ => Some(Outcome::Allow),
     }

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use intentgate_dataplane::audit_ring::{Observer, Tap};
-use intentgate_shared::audit::AuditEvent;
+use intentgate_shared::audit::{AuditEvent, Check, Decision};
 use intentgate_shared::config::Otel;
 use intentgate_shared::trace::{RequestTrace, hex};
 use serde_json::{Value, json};
@@ -101,10 +101,10 @@ pub fn request_spans(e: &AuditEvent) -> Vec<Value> {
         attr("rpc.system", "jsonrpc"),
         attr("rpc.method", "tools/call"),
         attr("intentgate.tool", &e.tool),
-        attr("intentgate.decision", &e.decision),
+        attr("intentgate.decision", e.decision.as_str()),
     ];
     for (key, value) in [
-        ("intentgate.check", &e.check),
+        ("intentgate.check", e.check.as_str()),
         ("intentgate.tenant", &e.tenant),
         ("intentgate.agent_id", &e.agent_id),
         ("intentgate.reason", &e.reason),
@@ -113,7 +113,7 @@ pub fn request_spans(e: &AuditEvent) -> Vec<Value> {
             attributes.push(attr(key, value));
         }
     }
-    let failed_upstream = e.check == "upstream" && e.decision == "block";
+    let failed_upstream = e.check == Check::Upstream && e.decision == Decision::Block;
     let mut out = Vec::with_capacity(1 + t.children.len());
     out.push(span(
         t,
@@ -133,7 +133,7 @@ pub fn request_spans(e: &AuditEvent) -> Vec<Value> {
     for c in &t.children {
         let upstream = c.name == "upstream";
         // A check that refused the call is where it stopped.
-        let stopped_here = e.decision == "block" && e.check == c.name;
+        let stopped_here = e.decision == Decision::Block && e.check.as_str() == c.name;
         let mut attributes = Vec::new();
         if stopped_here {
             attributes.push(attr("intentgate.decision", "block"));

@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use intentgate_dataplane::audit_ring::{AuditSink, Observer, Tap};
-use intentgate_shared::audit::AuditEvent;
+use intentgate_shared::audit::{AuditEvent, Check, Decision, Recorded};
 use intentgate_shared::config::{Config, SiemOptions};
 use intentgate_shared::timestamp::Timestamp;
 use serde_json::{Value, json};
@@ -43,9 +43,9 @@ pub struct Item {
     /// The full event JSON (as on stdout and in exports).
     pub json: Vec<u8>,
     /// `allow`, `block` or `escalate`.
-    pub decision: String,
+    pub decision: Recorded<Decision>,
     /// The stage that decided.
-    pub check: String,
+    pub check: Recorded<Check>,
     /// Tool.
     pub tool: String,
     /// Agent.

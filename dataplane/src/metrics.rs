@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use intentgate_shared::audit::AuditEvent;
+use intentgate_shared::audit::{AuditEvent, Decision};
 
 /// A counter with one writer (its core, or the drain thread); readers may be anywhere.
 #[derive(Debug, Default)]
@@ -190,12 +190,12 @@ impl DecisionMetrics {
         if e.tool.starts_with("admin/") {
             return;
         }
-        if e.decision == "escalate" {
+        if e.decision == Decision::Escalate {
             self.escalations.inc();
             return;
         }
-        let stop = if e.decision == "block" {
-            CHECKS.iter().position(|c| *c == e.check)
+        let stop = if e.decision == Decision::Block {
+            CHECKS.iter().position(|c| *c == e.check.as_str())
         } else {
             None
         };

@@ -173,8 +173,8 @@ fn csv_row(out: &mut String, e: &intentgate_shared::audit::AuditEvent) {
     let fields: [&str; 10] = [
         &e.event,
         &e.schema_version,
-        &e.decision,
-        &e.check,
+        e.decision.as_str(),
+        e.check.as_str(),
         &e.reason,
         &e.tenant,
         &e.agent_id,

@@ -18,7 +18,8 @@ use intentgate_shared::audit::{Check, Decision};
 
 use super::auth::Principal;
 use super::{AdminState, ApiError, admin_event, page, parse_body, scoped_tenant};
-use crate::policies::{Active, Draft, PolicyError, PolicyManager};
+use crate::policies::{PolicyError, PolicyManager};
+use crate::policy_model::{Active, Draft};
 
 type Params = Query<HashMap<String, String>>;
 
@@ -277,7 +278,7 @@ fn audit_change(
         state.client_ip(peer, headers),
         headers,
     );
-    e.check = Check::Policy.as_str().into();
+    e.check = Check::Policy.into();
     e.reason = reason;
     state.record(e)
 }

@@ -15,7 +15,8 @@ use time::OffsetDateTime;
 use intentgate_shared::audit::{self, AuditEvent, ChainBreak, ChainWalker, ChainedEvent};
 use intentgate_shared::timestamp::Timestamp;
 
-use crate::checkpoint::{self, Signer};
+pub use crate::chain_anchor::REBASELINE_TOOL;
+use crate::chain_anchor::{self, Signer};
 
 /// The head of one chain as locked for a batch.
 struct Head {
@@ -63,8 +64,8 @@ impl Columns {
         self.ts.push(e.ts.to_offset_datetime());
         self.event.push(e.event.clone());
         self.schema_version.push(e.schema_version.clone());
-        self.decision.push(e.decision.clone());
-        self.check.push(e.check.clone());
+        self.decision.push(e.decision.as_str().to_owned());
+        self.check.push(e.check.as_str().to_owned());
         self.reason.push(e.reason.clone());
         self.tenant.push(nullable(&e.tenant));
         self.agent_id.push(e.agent_id.clone());
@@ -210,7 +211,7 @@ pub async fn append_signed(
             .iter()
             .zip(&s)
             .zip(&h)
-            .map(|((key, seq), hash)| signer.sign(&checkpoint::message(key, *seq, hash, ts)))
+            .map(|((key, seq), hash)| signer.sign(&chain_anchor::message(key, *seq, hash, ts)))
             .collect();
         sqlx::query(
             "INSERT INTO audit_checkpoints (tenant, seq, head_hash, head_id, ts, key_id, signature) \
@@ -253,7 +254,7 @@ pub struct Checkpoint {
 impl Checkpoint {
     /// The bytes the signature covers.
     pub fn message(&self) -> Vec<u8> {
-        checkpoint::message(&self.tenant, self.seq, &self.head_hash, self.ts)
+        chain_anchor::message(&self.tenant, self.seq, &self.head_hash, self.ts)
     }
 }
 
@@ -402,8 +403,8 @@ impl From<RawRow> for StoredRow {
                 ts: Timestamp::from(r.ts),
                 event: r.event_name,
                 schema_version: r.schema_version,
-                decision: r.decision,
-                check: r.check_stage,
+                decision: r.decision.into(),
+                check: r.check_stage.into(),
                 reason: r.reason,
                 tenant: r.tenant,
                 agent_id: r.agent_id,
@@ -566,9 +567,6 @@ pub struct Verification {
     pub baseline_id: Option<i64>,
 }
 
-/// `tool` of a re-baseline marker event.
-pub const REBASELINE_TOOL: &str = "admin/rebaseline_chain";
-
 /// Starts a new chain segment for `key` after an investigated break (runbook, "Re-baseline"):
 /// appends a marker event (reason = `note`) whose `prev_hash` is empty, so verification
 /// starts from it; the rows before it stay queryable for forensics. Returns the marker id.
@@ -592,7 +590,7 @@ pub async fn rebaseline(pool: &PgPool, key: &str, note: &str) -> Result<i64, sql
     .bind(e.ts.to_offset_datetime())
     .bind(&e.event)
     .bind(&e.schema_version)
-    .bind(&e.decision)
+    .bind(e.decision.as_str())
     .bind(&e.tool)
     .bind(&e.reason)
     .bind(nullable(&e.tenant))
