@@ -63,7 +63,10 @@ fn attr(key: &str, value: &str) -> Value {
     json!({"key": key, "value": {"stringValue": value}})
 }
 
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one OTLP span object: every argument is one of its fields"
+)]
 fn span(
     t: &RequestTrace,
     span_id: &[u8],

@@ -567,7 +567,6 @@ async fn report_drops(statuses: Vec<Arc<Status>>, mut stop: watch::Receiver<bool
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
     use intentgate_shared::audit::Decision;
 

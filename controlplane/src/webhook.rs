@@ -285,7 +285,6 @@ async fn report_drops(stats: Arc<WebhookStats>) {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
     use intentgate_shared::audit::Decision;
     use intentgate_shared::timestamp::Timestamp;
