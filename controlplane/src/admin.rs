@@ -8,15 +8,14 @@
 
 mod audit;
 pub mod auth;
+mod body;
 mod policies;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Path, Query};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -32,7 +31,8 @@ use intentgate_shared::snapshot::SnapshotCell;
 use intentgate_shared::timestamp::Timestamp;
 use intentgate_shared::token::{Caveat, MintRequest, Token};
 
-use self::auth::{AdminAuth, Principal};
+use self::auth::{AdminAuth, Caller, Principal};
+use self::body::JsonBody;
 use crate::revocation::RevocationStore;
 
 /// Largest admin request body.
@@ -166,28 +166,6 @@ pub fn router(state: Arc<AdminState>) -> Option<Router> {
     )
 }
 
-fn elevation_id(headers: &HeaderMap) -> String {
-    headers
-        .get("x-intentgate-elevation-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| v.len() <= 128)
-        .unwrap_or_default()
-        .to_owned()
-}
-
-fn parse_body<T: for<'de> Deserialize<'de>>(
-    body: Result<Bytes, BytesRejection>,
-) -> Result<T, ApiError> {
-    let bytes = body.map_err(|e| match e.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => {
-            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "request body exceeds 64 KiB")
-        }
-        _ => ApiError::bad_request(format!("cannot read request body: {e}")),
-    })?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
-}
-
 impl AdminState {
     /// Caller address: the TCP peer, or the address the data plane relayed for. The relayed
     /// address is believed only from a loopback peer that also presents this process's relay
@@ -207,17 +185,6 @@ impl AdminState {
             Some(r) if from_relay => r,
             _ => peer,
         }
-    }
-
-    fn client_ip(&self, peer: SocketAddr, headers: &HeaderMap) -> String {
-        self.client_addr(peer, headers).to_string()
-    }
-
-    /// Authenticates; failures are throttled per client address (the relayed one for calls
-    /// arriving through the data port, so one client cannot lock out every other).
-    fn authenticate(&self, peer: SocketAddr, headers: &HeaderMap) -> Result<Principal, ApiError> {
-        self.auth
-            .authenticate(self.client_addr(peer, headers).ip().to_canonical(), headers)
     }
 
     /// Pushes an admin event; a full ring refuses the mutation's answer with 503 (the change
@@ -252,20 +219,6 @@ fn scoped_tenant(
     }
 }
 
-fn admin_event(
-    decision: Decision,
-    tool: &str,
-    tenant: &str,
-    ip: String,
-    headers: &HeaderMap,
-) -> AuditEvent {
-    let mut e = AuditEvent::new(Timestamp::now(), decision, tool).with_check(Check::Capability);
-    e.tenant = tenant.to_owned();
-    e.remote_ip = ip;
-    e.elevation_id = elevation_id(headers);
-    e
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct MintBody {
@@ -285,13 +238,9 @@ struct MintBody {
 }
 
 async fn mint(
-    State(state): State<Arc<AdminState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    caller: Caller,
+    JsonBody(b): JsonBody<MintBody>,
 ) -> Result<axum::Json<Value>, ApiError> {
-    let principal = state.authenticate(peer, &headers)?;
-    let b: MintBody = parse_body(body)?;
     let subject = b.subject.trim().to_owned();
     if subject.is_empty() {
         return Err(ApiError::bad_request("subject is required"));
@@ -302,8 +251,9 @@ async fn mint(
     if b.max_calls < 0 {
         return Err(ApiError::bad_request("max_calls must not be negative"));
     }
-    let tenant =
-        scoped_tenant(&principal, b.tenant.as_deref())?.unwrap_or_else(|| "default".into());
+    let tenant = caller
+        .scoped_tenant(b.tenant.as_deref())?
+        .unwrap_or_else(|| "default".into());
     let now = Timestamp::now().unix_seconds();
     let mut caveats = vec![Caveat::agent_lock(&subject)];
     if b.ttl_seconds > 0 {
@@ -331,19 +281,13 @@ async fn mint(
         caveats,
         ..MintRequest::default()
     };
-    let token = Token::mint(state.keys.current(), req, now)
+    let token = Token::mint(caller.state.keys.current(), req, now)
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     let expires_at = token
         .expires_at()
         .map(|s| Timestamp::from_unix_micros(s.saturating_mul(1_000_000)).to_rfc3339_nano())
         .unwrap_or_default();
-    let mut event = admin_event(
-        Decision::Allow,
-        "admin/mint",
-        &tenant,
-        state.client_ip(peer, &headers),
-        &headers,
-    );
+    let mut event = caller.event(Decision::Allow, "admin/mint", &tenant);
     event.reason = format!("token minted for subject={subject}");
     event.agent_id.clone_from(&subject);
     event.capability_token_id.clone_from(&token.claims.jti);
@@ -351,7 +295,7 @@ async fn mint(
         .root_capability_token_id
         .clone_from(&token.claims.root_jti);
     event.caveat_count = token.caveats.len() as i64;
-    state.record(event)?;
+    caller.state.record(event)?;
     Ok(axum::Json(json!({
         "token": token.encode(),
         "jti": token.claims.jti,
@@ -369,31 +313,22 @@ struct RevokeBody {
 }
 
 async fn revoke(
-    State(state): State<Arc<AdminState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    caller: Caller,
+    JsonBody(b): JsonBody<RevokeBody>,
 ) -> Result<axum::Json<Value>, ApiError> {
-    let principal = state.authenticate(peer, &headers)?;
-    let b: RevokeBody = parse_body(body)?;
+    let state = &caller.state;
     let jti = b.jti.trim().to_owned();
     if jti.is_empty() {
         return Err(ApiError::bad_request("jti is required"));
     }
-    let tenant = principal.tenant.clone().unwrap_or_default();
+    let tenant = caller.principal.tenant.clone().unwrap_or_default();
     state
         .revocations
         .revoke(&jti, &tenant, &b.reason)
         .await
         .map_err(store_error)?;
     crate::revocation::publish(&state.snapshot, &jti, &tenant);
-    let mut event = admin_event(
-        Decision::Block,
-        "admin/revoke",
-        &tenant,
-        state.client_ip(peer, &headers),
-        &headers,
-    );
+    let mut event = caller.event(Decision::Block, "admin/revoke", &tenant);
     event.reason = format!("token revoked: {}", b.reason);
     event.capability_token_id.clone_from(&jti);
     state.record(event)?;
@@ -420,16 +355,14 @@ fn page(params: &std::collections::HashMap<String, String>) -> Result<(i64, i64)
 }
 
 async fn revocations(
-    State(state): State<Arc<AdminState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
     Query(params): Query<std::collections::HashMap<String, String>>,
+    caller: Caller,
 ) -> Result<axum::Json<Value>, ApiError> {
-    let principal = state.authenticate(peer, &headers)?;
     let (limit, offset) = page(&params)?;
-    let rows = state
+    let rows = caller
+        .state
         .revocations
-        .list(principal.tenant.as_deref(), limit, offset)
+        .list(caller.principal.tenant.as_deref(), limit, offset)
         .await
         .map_err(store_error)?;
     let list: Vec<Value> = rows
@@ -450,15 +383,10 @@ async fn revocations(
     ))
 }
 
-async fn tenants(
-    State(state): State<Arc<AdminState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-) -> Result<axum::Json<Value>, ApiError> {
-    let principal = state.authenticate(peer, &headers)?;
-    let mut ids: Vec<&str> = match &principal.tenant {
+async fn tenants(caller: Caller) -> Result<axum::Json<Value>, ApiError> {
+    let mut ids: Vec<&str> = match &caller.principal.tenant {
         Some(own) => vec![own.as_str()],
-        None => state.auth.tenant_ids().collect(),
+        None => caller.state.auth.tenant_ids().collect(),
     };
     ids.sort_unstable();
     let list: Vec<Value> = ids
@@ -471,19 +399,14 @@ async fn tenants(
 /// `GET /v1/admin/integrations` (compat shape plus buffer use, flush timings and the
 /// webhook): each SIEM forwarder's state. Superadmin only; a tenant admin gets 403 (the Go
 /// gateway answered 401, as if the token were wrong).
-async fn integrations(
-    State(state): State<Arc<AdminState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-) -> Result<axum::Json<Value>, ApiError> {
-    let principal = state.authenticate(peer, &headers)?;
-    if principal.tenant.is_some() {
+async fn integrations(caller: Caller) -> Result<axum::Json<Value>, ApiError> {
+    if caller.principal.tenant.is_some() {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "integrations are visible to the superadmin only",
         ));
     }
-    let i = &state.integrations;
+    let i = &caller.state.integrations;
     Ok(axum::Json(crate::siem::integrations_json(
         &i.forwarders,
         i.webhook.as_ref(),
@@ -491,12 +414,9 @@ async fn integrations(
 }
 
 async fn approvals(
-    State(state): State<Arc<AdminState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
     Query(params): Query<std::collections::HashMap<String, String>>,
+    caller: Caller,
 ) -> Result<axum::Json<Value>, ApiError> {
-    let principal = state.authenticate(peer, &headers)?;
     let (limit, offset) = page(&params)?;
     let status = match params
         .get("status")
@@ -508,12 +428,13 @@ async fn approvals(
             ApiError::bad_request("status must be one of pending, approved, rejected, timeout")
         })?),
     };
-    let queue = state
+    let queue = caller
+        .state
         .approvals
         .as_ref()
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "approvals are off"))?;
     let rows = queue
-        .list(principal.tenant.as_deref(), status, limit, offset)
+        .list(caller.principal.tenant.as_deref(), status, limit, offset)
         .await
         .map_err(store_error)?;
     let list: Vec<Value> = rows.iter().map(|r| r.to_json()).collect();
@@ -533,14 +454,11 @@ struct DecideBody {
 }
 
 async fn decide(
-    State(state): State<Arc<AdminState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    caller: Caller,
+    JsonBody(b): JsonBody<DecideBody>,
 ) -> Result<Response, ApiError> {
-    let principal = state.authenticate(peer, &headers)?;
-    let b: DecideBody = parse_body(body)?;
+    let (state, principal) = (&caller.state, &caller.principal);
     let approved = match b.decision.as_str() {
         "approve" => true,
         "reject" => false,
@@ -571,14 +489,8 @@ async fn decide(
             } else {
                 Decision::Block
             };
-            let mut event = admin_event(
-                decision,
-                "admin/decide_approval",
-                &row.tenant,
-                state.client_ip(peer, &headers),
-                &headers,
-            );
-            event.check = Check::Policy.as_str().into();
+            let mut event = caller.event(decision, "admin/decide_approval", &row.tenant);
+            event.check = Check::Policy.into();
             // decided_by is the reviewer's free text (compat); the audit says who really acted.
             let actor = principal
                 .tenant

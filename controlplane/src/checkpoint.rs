@@ -1,99 +1,111 @@
 //! Signed audit checkpoints: Ed25519 over a chain head (`INTENTGATE_AUDIT_SIGNING_KEY`).
 //! The hash chain alone is unkeyed, so whoever can write the database could rebuild a
 //! consistent chain; a checkpoint signed with a key the database never sees pins the head
-//! at a point in time, and an export can be checked against it offline.
+//! at a point in time, and an export can be checked against it offline. The message and the
+//! signer live in [`crate::chain_anchor`], which the store uses as well.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
-use ring::signature::{self, Ed25519KeyPair, KeyPair as _};
+use ring::signature;
 
 use intentgate_shared::audit::{AuditEvent, ChainWalker, ChainedEvent};
 use intentgate_shared::key_ring::decode_base64_any;
-use intentgate_shared::timestamp::Timestamp;
+use intentgate_shared::timestamp::{Timestamp, TimestampError};
 
-/// What a checkpoint signs.
-pub fn message(chain_key: &str, seq: i64, head_hash: &str, ts: Timestamp) -> Vec<u8> {
-    format!(
-        "intentgate-audit-checkpoint-v1\n{chain_key}\n{seq}\n{head_hash}\n{}",
-        ts.to_rfc3339_nano()
-    )
-    .into_bytes()
-}
+use crate::chain_anchor::REBASELINE_TOOL;
+pub use crate::chain_anchor::{KeyError, Signer, key_id, message};
 
-/// A key that cannot be used.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum KeyError {
-    /// Not base64 of the expected length.
-    #[error("expected a base64 {0}-byte Ed25519 key")]
-    Malformed(usize),
-}
-
-/// The signing side.
-pub struct Signer {
-    pair: Ed25519KeyPair,
-    key_id: String,
-}
-
-impl std::fmt::Debug for Signer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Signer")
-            .field("key_id", &self.key_id)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Short id of a public key: the first 8 bytes of its SHA-256, hex.
-pub fn key_id(public_key: &[u8]) -> String {
-    intentgate_shared::audit::hex_sha256(public_key)[..16].to_owned()
-}
-
-impl Signer {
-    /// From a base64 32-byte seed.
-    pub fn from_seed(seed_b64: &str) -> Result<Self, KeyError> {
-        let seed = decode_base64_any(seed_b64)
-            .filter(|s| s.len() == 32)
-            .ok_or(KeyError::Malformed(32))?;
-        let pair =
-            Ed25519KeyPair::from_seed_unchecked(&seed).map_err(|_| KeyError::Malformed(32))?;
-        let key_id = key_id(pair.public_key().as_ref());
-        Ok(Self { pair, key_id })
-    }
-
-    /// A new random seed, base64.
-    pub fn generate_seed() -> String {
-        let mut seed = [0u8; 32];
-        // A failing system RNG must not yield a predictable key.
-        if ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut seed).is_err() {
-            return String::new();
-        }
-        STANDARD.encode(seed)
-    }
-
-    /// The public key, base64.
-    pub fn public_key(&self) -> String {
-        STANDARD.encode(self.pair.public_key().as_ref())
-    }
-
-    /// The public key's id.
-    pub fn key_id(&self) -> &str {
-        &self.key_id
-    }
-
-    /// Signs `message`, base64.
-    pub fn sign(&self, message: &[u8]) -> String {
-        STANDARD.encode(self.pair.sign(message).as_ref())
-    }
+/// Why a signature was not accepted.
+#[derive(Debug, Clone, Copy, thiserror::Error, PartialEq, Eq)]
+pub enum SignatureError {
+    /// The public key is unusable.
+    #[error("the public key is not base64 of 32 bytes")]
+    PublicKey,
+    /// The signature is not base64.
+    #[error("the signature is not base64")]
+    Encoding,
+    /// Well-formed, but not this key's signature of this message.
+    #[error("the signature does not verify with this public key")]
+    Mismatch,
 }
 
 /// Checks a base64 signature against a base64 public key.
-pub fn verify(public_key_b64: &str, message: &[u8], signature_b64: &str) -> Result<(), String> {
+pub fn verify(
+    public_key_b64: &str,
+    message: &[u8],
+    signature_b64: &str,
+) -> Result<(), SignatureError> {
     let public = decode_base64_any(public_key_b64)
         .filter(|k| k.len() == 32)
-        .ok_or("the public key is not base64 of 32 bytes")?;
-    let sig = decode_base64_any(signature_b64).ok_or("the signature is not base64")?;
+        .ok_or(SignatureError::PublicKey)?;
+    let sig = decode_base64_any(signature_b64).ok_or(SignatureError::Encoding)?;
     signature::UnparsedPublicKey::new(&signature::ED25519, public)
         .verify(message, &sig)
-        .map_err(|_| "the signature does not verify with this public key".to_owned())
+        .map_err(|_| SignatureError::Mismatch)
+}
+
+/// Why one export line was not read.
+#[derive(Debug, thiserror::Error)]
+pub enum LineError {
+    /// Not JSON at all.
+    #[error("not a JSON line: {0}")]
+    NotJson(#[source] serde_json::Error),
+    /// JSON, but a field does not read as the event's (a bad `ts`, a string where a number
+    /// belongs): the message names what was wrong.
+    #[error("{0}")]
+    Field(#[source] serde_json::Error),
+    /// An event line of a CSV-era or database-less export.
+    #[error("line without the chain columns (export with format=json)")]
+    NoChainColumns,
+}
+
+/// Why an export does not verify against a checkpoint.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// The checkpoint has no `seq`.
+    #[error("checkpoint without seq")]
+    CheckpointSeq,
+    /// The checkpoint's `ts` is not RFC 3339.
+    #[error("checkpoint ts: {0}")]
+    CheckpointTs(#[source] TimestampError),
+    /// The checkpoint's signature does not hold.
+    #[error("checkpoint: {0}")]
+    CheckpointSignature(#[source] SignatureError),
+    /// A line of the export is unreadable (`line` counts from 1).
+    #[error("line {line}: {error}")]
+    Line {
+        /// Line number.
+        line: usize,
+        /// What was wrong with it.
+        #[source]
+        error: LineError,
+    },
+    /// The chain breaks at a row.
+    #[error("row {id}: {reason}")]
+    ChainBroken {
+        /// Row id.
+        id: i64,
+        /// Which rule failed (`audit::BROKEN_LINK`, …).
+        reason: &'static str,
+    },
+    /// The row at the signed seq has another hash.
+    #[error(
+        "row {id} (seq {seq}) does not carry the signed head hash: the export differs from what was signed"
+    )]
+    HeadDiffers {
+        /// Row id.
+        id: i64,
+        /// The checkpoint's seq.
+        seq: i64,
+    },
+    /// No row of the chain has the signed seq.
+    #[error(
+        "the export holds no row of chain {chain:?} with seq {seq}: export a window that includes the checkpoint"
+    )]
+    HeadMissing {
+        /// Chain key.
+        chain: String,
+        /// The checkpoint's seq.
+        seq: i64,
+    },
 }
 
 /// What [`verify_export`] established.
@@ -116,64 +128,33 @@ fn text(v: &serde_json::Value, key: &str) -> String {
         .to_owned()
 }
 
-fn int(v: &serde_json::Value, key: &str) -> i64 {
-    v.get(key).and_then(serde_json::Value::as_i64).unwrap_or(0)
+/// One NDJSON export line: the event JSON plus the chain columns.
+#[derive(serde::Deserialize)]
+struct ExportLine {
+    #[serde(flatten)]
+    event: AuditEvent,
+    id: Option<i64>,
+    seq: Option<i64>,
+    prev_hash: Option<String>,
+    hash: Option<String>,
 }
 
-/// Rebuilds a stored row from one NDJSON export line (the event JSON plus `id`, `seq`,
-/// `prev_hash`, `hash`).
-fn row_from_line(line: &str) -> Result<(i64, Option<i64>, ChainedEvent), String> {
-    let v: serde_json::Value =
-        serde_json::from_str(line).map_err(|e| format!("not a JSON line: {e}"))?;
-    let ts = Timestamp::parse_rfc3339(&text(&v, "ts")).map_err(|e| e.to_string())?;
-    let event = AuditEvent {
-        ts,
-        event: text(&v, "event"),
-        schema_version: text(&v, "schema_version"),
-        decision: text(&v, "decision"),
-        check: text(&v, "check"),
-        reason: text(&v, "reason"),
-        tenant: text(&v, "tenant"),
-        agent_id: text(&v, "agent_id"),
-        session_id: text(&v, "session_id"),
-        tool: text(&v, "tool"),
-        arg_keys: v
-            .get("arg_keys")
-            .and_then(|a| a.as_array())
-            .map(|a| {
-                a.iter()
-                    .filter_map(|k| k.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default(),
-        arg_values: v.get("arg_values").and_then(|a| a.as_object()).cloned(),
-        capability_token_id: text(&v, "capability_token_id"),
-        root_capability_token_id: text(&v, "root_capability_token_id"),
-        caveat_count: int(&v, "caveat_count"),
-        pending_id: text(&v, "pending_id"),
-        decided_by: text(&v, "decided_by"),
-        intent_summary: text(&v, "intent_summary"),
-        latency_ms: int(&v, "latency_ms"),
-        remote_ip: text(&v, "remote_ip"),
-        upstream_status: int(&v, "upstream_status"),
-        requires_step_up: v
-            .get("requires_step_up")
-            .and_then(serde_json::Value::as_bool)
-            .unwrap_or(false),
-        elevation_id: text(&v, "elevation_id"),
-        trace: None,
-    };
-    let id = v
-        .get("id")
-        .and_then(serde_json::Value::as_i64)
-        .ok_or("line without the chain columns (export with format=json)")?;
-    let seq = v.get("seq").and_then(serde_json::Value::as_i64);
+/// Rebuilds a stored row (id, seq, row) from one NDJSON export line.
+fn row_from_line(line: &str) -> Result<(i64, Option<i64>, ChainedEvent), LineError> {
+    let parsed: ExportLine = serde_json::from_str(line).map_err(|e| {
+        if e.is_data() {
+            LineError::Field(e)
+        } else {
+            LineError::NotJson(e)
+        }
+    })?;
+    let id = parsed.id.ok_or(LineError::NoChainColumns)?;
     let row = ChainedEvent {
-        event,
-        prev_hash: text(&v, "prev_hash"),
-        hash: text(&v, "hash"),
+        event: parsed.event,
+        prev_hash: parsed.prev_hash.unwrap_or_default(),
+        hash: parsed.hash.unwrap_or_default(),
     };
-    Ok((id, seq, row))
+    Ok((id, parsed.seq, row))
 }
 
 /// Verifies an NDJSON export against a signed checkpoint without the database: the
@@ -183,28 +164,29 @@ pub fn verify_export(
     ndjson: &str,
     checkpoint: &serde_json::Value,
     public_key_b64: &str,
-) -> Result<ExportReport, String> {
+) -> Result<ExportReport, ExportError> {
     let chain = text(checkpoint, "tenant");
     let seq = checkpoint
         .get("seq")
         .and_then(serde_json::Value::as_i64)
-        .ok_or("checkpoint without seq")?;
+        .ok_or(ExportError::CheckpointSeq)?;
     let head_hash = text(checkpoint, "head_hash");
     let signed_at = text(checkpoint, "ts");
-    let ts = Timestamp::parse_rfc3339(&signed_at).map_err(|e| format!("checkpoint ts: {e}"))?;
+    let ts = Timestamp::parse_rfc3339(&signed_at).map_err(ExportError::CheckpointTs)?;
     verify(
         public_key_b64,
         &message(&chain, seq, &head_hash, ts),
         &text(checkpoint, "signature"),
     )
-    .map_err(|e| format!("checkpoint: {e}"))?;
+    .map_err(ExportError::CheckpointSignature)?;
     let mut rows = Vec::new();
     for (n, line) in ndjson.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with("{\"truncated\"") {
             continue;
         }
-        let (id, row_seq, row) = row_from_line(line).map_err(|e| format!("line {}: {e}", n + 1))?;
+        let (id, row_seq, row) =
+            row_from_line(line).map_err(|error| ExportError::Line { line: n + 1, error })?;
         if intentgate_shared::audit::chain_key(&row.event.tenant) == chain {
             rows.push((id, row_seq, row));
         }
@@ -215,26 +197,22 @@ pub fn verify_export(
     let mut verified = 0;
     for (id, row_seq, row) in &rows {
         // A re-baseline marker starts a new segment (docs/OPERATIONS.md).
-        if row.event.tool == crate::store::audit::REBASELINE_TOOL && row.prev_hash.is_empty() {
+        if row.event.tool == REBASELINE_TOOL && row.prev_hash.is_empty() {
             verified += std::mem::take(&mut walker).finish().verified;
         }
         if !walker.step(row, *row_seq) {
-            let b = walker.finish().broken.map(|b| b.reason).unwrap_or("broken");
-            return Err(format!("row {id}: {b}"));
+            let reason = walker.finish().broken.map_or("broken", |b| b.reason);
+            return Err(ExportError::ChainBroken { id: *id, reason });
         }
         if *row_seq == Some(seq) {
             if row.hash != head_hash {
-                return Err(format!(
-                    "row {id} (seq {seq}) does not carry the signed head hash: the export differs from what was signed"
-                ));
+                return Err(ExportError::HeadDiffers { id: *id, seq });
             }
             found = true;
         }
     }
     if !found {
-        return Err(format!(
-            "the export holds no row of chain {chain:?} with seq {seq}: export a window that includes the checkpoint"
-        ));
+        return Err(ExportError::HeadMissing { chain, seq });
     }
     Ok(ExportReport {
         chain,
@@ -246,6 +224,9 @@ pub fn verify_export(
 
 #[cfg(test)]
 mod tests {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
+
     use super::*;
 
     #[test]
@@ -263,5 +244,39 @@ mod tests {
         assert!(Signer::from_seed("c2hvcnQ").is_err());
         assert!(verify("bad", &msg, &sig).is_err());
         assert!(format!("{signer:?}").contains(signer.key_id()));
+    }
+
+    #[test]
+    fn bad_export_lines_say_which_line_and_what() {
+        let signer = Signer::from_seed(&STANDARD.encode([7u8; 32])).unwrap();
+        let ts = Timestamp::from_unix_micros(1_790_000_000_000_000);
+        let checkpoint = serde_json::json!({
+            "tenant": "default", "seq": 1, "head_hash": "ab", "ts": ts.to_rfc3339_nano(),
+            "signature": signer.sign(&message("default", 1, "ab", ts)),
+        });
+        let err = |export: &str| {
+            verify_export(export, &checkpoint, &signer.public_key())
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(err("\n{oops").starts_with("line 2: not a JSON line: "));
+        let bad_ts = err(r#"{"ts":"yesterday","id":1}"#);
+        assert!(
+            bad_ts.starts_with("line 1: invalid RFC 3339 timestamp \"yesterday\""),
+            "{bad_ts}"
+        );
+        assert_eq!(
+            err(r#"{"ts":"2026-05-14T10:11:12Z","tool":"t"}"#),
+            "line 1: line without the chain columns (export with format=json)"
+        );
+        assert_eq!(
+            err(""),
+            "the export holds no row of chain \"default\" with seq 1: export a window that includes the checkpoint"
+        );
+        let unsigned = serde_json::json!({
+            "tenant": "default", "seq": 1, "ts": "2026-05-14T10:11:12Z", "signature": "%%",
+        });
+        let e = verify_export("", &unsigned, &signer.public_key()).unwrap_err();
+        assert_eq!(e.to_string(), "checkpoint: the signature is not base64");
     }
 }

@@ -14,7 +14,7 @@ use regorus::Value;
 use serde_json::json;
 use sqlx::PgPool;
 
-use intentgate_shared::audit::AuditEvent;
+use intentgate_shared::audit::{AuditEvent, Check, Decision};
 use intentgate_shared::policy::{Input, Policy};
 use intentgate_shared::timestamp::Timestamp;
 
@@ -71,19 +71,21 @@ impl Outcome {
 
 /// What the policy originally decided for a replayable record, or `None` to skip it.
 fn original(e: &AuditEvent, seen_pending: &mut HashSet<String>) -> Option<Outcome> {
-    if e.tool.starts_with("admin/") || matches!(e.check.as_str(), "capability" | "intent") {
+    if e.tool.starts_with("admin/")
+        || matches!(e.check.known(), Some(Check::Capability | Check::Intent))
+    {
         return None;
     }
     if !e.pending_id.is_empty() {
         // Only the escalation itself: the approval and the forward records are the same call.
-        if e.decision != "escalate" || !seen_pending.insert(e.pending_id.clone()) {
+        if e.decision != Decision::Escalate || !seen_pending.insert(e.pending_id.clone()) {
             return None;
         }
         return Some(Outcome::Escalate);
     }
-    match (e.check.as_str(), e.decision.as_str()) {
-        ("policy", "block") => Some(Outcome::Block),
-        ("policy", "escalate") => Some(Outcome::Escalate),
+    match (e.check.known(), e.decision.known()) {
+        (Some(Check::Policy), Some(Decision::Block)) => Some(Outcome::Block),
+        (Some(Check::Policy), Some(Decision::Escalate)) => Some(Outcome::Escalate),
         // Allowed by the policy (later stages may still have refused it).
         _ => Some(Outcome::Allow),
     }
@@ -176,6 +178,116 @@ fn reads_args(source: &str) -> bool {
     })
 }
 
+/// Summary keys of the decision changes, in [`Tally::transitions`] order.
+const TRANSITIONS: [&str; 6] = [
+    "allow_to_block",
+    "allow_to_escalate",
+    "block_to_allow",
+    "block_to_escalate",
+    "escalate_to_allow",
+    "escalate_to_block",
+];
+
+/// What a replay counted so far.
+#[derive(Default)]
+struct Tally {
+    evaluated: u64,
+    allow: u64,
+    block: u64,
+    escalate: u64,
+    errors: u64,
+    /// Per [`TRANSITIONS`] key.
+    transitions: [u64; 6],
+    /// Replayed events that carried stored argument values.
+    with_values: u64,
+    samples: Vec<serde_json::Value>,
+}
+
+impl Tally {
+    /// Counts one replayed event: what it `was`, what the candidate decides `now`.
+    fn add(&mut self, e: &AuditEvent, was: Outcome, now: Outcome, reason: String, max: usize) {
+        self.evaluated += 1;
+        self.with_values += u64::from(e.arg_values.as_ref().is_some_and(|v| !v.is_empty()));
+        match now {
+            Outcome::Allow => self.allow += 1,
+            Outcome::Block => self.block += 1,
+            Outcome::Escalate => self.escalate += 1,
+            Outcome::Error => self.errors += 1,
+        }
+        let t = match (was, now) {
+            (Outcome::Allow, Outcome::Block) => Some(0),
+            (Outcome::Allow, Outcome::Escalate) => Some(1),
+            (Outcome::Block, Outcome::Allow) => Some(2),
+            (Outcome::Block, Outcome::Escalate) => Some(3),
+            (Outcome::Escalate, Outcome::Allow) => Some(4),
+            (Outcome::Escalate, Outcome::Block) => Some(5),
+            _ => None,
+        };
+        if let Some(i) = t {
+            self.transitions[i] += 1;
+        }
+        if (was != now || now == Outcome::Error) && self.samples.len() < max {
+            let error = if now == Outcome::Error {
+                reason.clone()
+            } else {
+                String::new()
+            };
+            self.samples.push(json!({
+                "ts": e.ts.to_rfc3339_nano(),
+                "tool": e.tool,
+                "agent_id": e.agent_id,
+                "tenant": e.tenant,
+                "original_decision": was.as_str(),
+                "original_check": e.check,
+                "original_reason": e.reason,
+                "candidate_decision": now.as_str(),
+                "candidate_reason": reason,
+                "candidate_error": error,
+                "arg_keys": e.arg_keys,
+            }));
+        }
+    }
+
+    fn summary(&self) -> serde_json::Value {
+        let mut summary = json!({
+            "events_evaluated": self.evaluated,
+            "would_allow": self.allow,
+            "would_block": self.block,
+            "would_escalate": self.escalate,
+            "policy_error": self.errors,
+        });
+        for (k, n) in TRANSITIONS.iter().zip(self.transitions) {
+            summary[*k] = n.into();
+        }
+        summary
+    }
+
+    /// What the operator should know about the replay of `source`.
+    fn warnings(&self, source: &str) -> Vec<String> {
+        let (evaluated, with_values) = (self.evaluated, self.with_values);
+        let mut warnings: Vec<String> = Vec::new();
+        if evaluated == 0 {
+            warnings.push("no audit events matched".into());
+        } else if reads_args(source) {
+            warnings.push(if with_values == 0 {
+                "the candidate reads input.args.* but no replayed event stored argument values \
+                 (INTENTGATE_AUDIT_PERSIST_ARG_VALUES=off): those values were null in the replay"
+                    .to_owned()
+            } else if with_values < evaluated {
+                format!(
+                    "the candidate reads input.args.* but only {with_values} of {evaluated} replayed \
+                     events stored argument values; the rest replayed with null values"
+                )
+            } else {
+                "the candidate reads input.args.*: replayed with the stored argument values, which \
+                 are redacted (strings as null) unless INTENTGATE_AUDIT_PERSIST_ARG_VALUES=raw"
+                    .to_owned()
+            });
+        }
+        warnings
+    }
+}
+
 /// Replays `candidate` (compiled from `source`) and builds the compat response.
 pub async fn run(
     pool: &PgPool,
@@ -191,26 +303,16 @@ pub async fn run(
         tool: req.tool.clone(),
         ..Filter::default()
     };
-    let keys = [
-        "allow_to_block",
-        "allow_to_escalate",
-        "block_to_allow",
-        "block_to_escalate",
-        "escalate_to_allow",
-        "escalate_to_block",
-    ];
-    let mut transitions = [0u64; 6];
-    let (mut evaluated, mut allow, mut block, mut escalate, mut errors) = (0u64, 0, 0, 0, 0);
-    let (mut with_values, mut samples) = (0u64, Vec::new());
+    let mut tally = Tally::default();
     let mut seen_pending = HashSet::new();
-    'pages: loop {
+    loop {
         let rows = sql::query(pool, &filter, PAGE, 0).await?;
         let Some(last) = rows.last() else { break };
         filter.before_id = Some(last.id);
         let mut page = Vec::new();
         let mut originals = Vec::new();
         for r in rows {
-            if (evaluated as usize) + page.len() >= req.limit {
+            if (tally.evaluated as usize) + page.len() >= req.limit {
                 break;
             }
             if let Some(o) = original(&r.event, &mut seen_pending) {
@@ -220,83 +322,16 @@ pub async fn run(
         }
         let results = evaluate_parallel(candidate, page.clone()).await;
         for ((e, was), (now, reason)) in page.iter().zip(originals).zip(results) {
-            evaluated += 1;
-            with_values += u64::from(e.arg_values.as_ref().is_some_and(|v| !v.is_empty()));
-            match now {
-                Outcome::Allow => allow += 1,
-                Outcome::Block => block += 1,
-                Outcome::Escalate => escalate += 1,
-                Outcome::Error => errors += 1,
-            }
-            let t = match (was, now) {
-                (Outcome::Allow, Outcome::Block) => Some(0),
-                (Outcome::Allow, Outcome::Escalate) => Some(1),
-                (Outcome::Block, Outcome::Allow) => Some(2),
-                (Outcome::Block, Outcome::Escalate) => Some(3),
-                (Outcome::Escalate, Outcome::Allow) => Some(4),
-                (Outcome::Escalate, Outcome::Block) => Some(5),
-                _ => None,
-            };
-            if let Some(i) = t {
-                transitions[i] += 1;
-            }
-            if (was != now || now == Outcome::Error) && samples.len() < req.max_samples {
-                let error = if now == Outcome::Error {
-                    reason.clone()
-                } else {
-                    String::new()
-                };
-                samples.push(json!({
-                    "ts": e.ts.to_rfc3339_nano(),
-                    "tool": e.tool,
-                    "agent_id": e.agent_id,
-                    "tenant": e.tenant,
-                    "original_decision": was.as_str(),
-                    "original_check": e.check,
-                    "original_reason": e.reason,
-                    "candidate_decision": now.as_str(),
-                    "candidate_reason": reason,
-                    "candidate_error": error,
-                    "arg_keys": e.arg_keys,
-                }));
-            }
+            tally.add(e, was, now, reason, req.max_samples);
         }
-        if evaluated as usize >= req.limit {
-            break 'pages;
+        if tally.evaluated as usize >= req.limit {
+            break;
         }
     }
-    let mut summary = json!({
-        "events_evaluated": evaluated,
-        "would_allow": allow,
-        "would_block": block,
-        "would_escalate": escalate,
-        "policy_error": errors,
-    });
-    for (k, n) in keys.iter().zip(transitions) {
-        summary[*k] = n.into();
-    }
-    let mut warnings: Vec<String> = Vec::new();
-    if evaluated == 0 {
-        warnings.push("no audit events matched".into());
-    } else if reads_args(source) {
-        warnings.push(if with_values == 0 {
-            "the candidate reads input.args.* but no replayed event stored argument values \
-             (INTENTGATE_AUDIT_PERSIST_ARG_VALUES=off): those values were null in the replay"
-                .to_owned()
-        } else if with_values < evaluated {
-            format!(
-                "the candidate reads input.args.* but only {with_values} of {evaluated} replayed \
-                 events stored argument values; the rest replayed with null values"
-            )
-        } else {
-            "the candidate reads input.args.*: replayed with the stored argument values, which \
-             are redacted (strings as null) unless INTENTGATE_AUDIT_PERSIST_ARG_VALUES=raw"
-                .to_owned()
-        });
-    }
+    let (summary, warnings) = (tally.summary(), tally.warnings(source));
     Ok(json!({
         "summary": summary,
-        "samples": samples,
+        "samples": tally.samples,
         "warnings": warnings,
         "window": {
             "from": req.from.map(Timestamp::to_rfc3339_nano),

@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod approvals;
+pub mod chain_anchor;
 pub mod chain_writer;
 pub mod checkpoint;
 pub mod dry_run;
@@ -12,6 +13,7 @@ pub mod metrics;
 pub mod notify;
 pub mod otlp;
 pub mod policies;
+pub mod policy_model;
 pub mod revocation;
 pub mod siem;
 pub mod store;

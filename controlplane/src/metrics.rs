@@ -13,7 +13,7 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use intentgate_shared::approval::PendingApprovals;
-use intentgate_shared::metrics::{DataPlaneMetrics, Histogram, family, histogram};
+use intentgate_shared::metrics::{AuditTotals, DataPlaneMetrics, Histogram, family, histogram};
 use intentgate_shared::snapshot::SnapshotCell;
 
 use crate::chain_writer::WriterStats;
@@ -167,170 +167,195 @@ pub async fn track_admin(
 pub fn render(s: &Sources) -> String {
     let mut out = String::with_capacity(16 * 1024);
     s.dataplane.render(&mut out);
-    let audit = s.dataplane.audit();
+    render_audit(&mut out, &s.dataplane.audit());
+    // The append histogram follows every other family.
     let mut tail = String::new();
-    let mut gauge = |name: &str, kind: &str, help: &str, value: String| {
-        family(&mut out, name, kind, help);
-        let _ = writeln!(out, "{name} {value}");
-    };
-    gauge(
-        "intentgate_gateway_audit_queue_depth",
-        "gauge",
-        "Audit records in the per-core rings, not yet taken by the drain thread.",
-        audit.queue_depth.to_string(),
-    );
-    gauge(
-        "intentgate_gateway_audit_records_total",
-        "counter",
-        "Audit records taken from the rings.",
-        audit.delivered.to_string(),
-    );
-    gauge(
-        "intentgate_gateway_audit_refusals_total",
-        "counter",
-        "Calls refused with 503 because an audit ring was full (never a silent drop).",
-        audit.refused.to_string(),
-    );
     if let Some(w) = &s.writer {
-        let persisted = w.persisted.load(Ordering::Relaxed);
-        let batches = w.batches.load(Ordering::Relaxed);
-        gauge(
-            "intentgate_gateway_audit_rows_persisted_total",
-            "counter",
-            "Audit rows committed to the Postgres hash chain.",
-            persisted.to_string(),
-        );
-        // The runbook's freshness alert: "alert when the rate is zero longer than your idle
-        // window". One chain insert per committed row.
-        gauge(
-            "intentgate_gateway_audit_chain_inserts_total",
-            "counter",
-            "Rows appended to the audit hash chains (the runbook's chain-advance signal).",
-            persisted.to_string(),
-        );
-        gauge(
-            "intentgate_gateway_audit_batches_total",
-            "counter",
-            "Chain writer transactions committed (rows per batch = rows / batches).",
-            batches.to_string(),
-        );
-        // Written after the gauges (the gauge closure holds `out` until then).
-        let h = w
-            .append_duration
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        family(
-            &mut tail,
-            "intentgate_gateway_audit_append_duration_seconds",
-            "histogram",
-            "Time of each committed chain append (one transaction per batch).",
-        );
-        histogram(
-            &mut tail,
-            "intentgate_gateway_audit_append_duration_seconds",
-            "",
-            &[&*h],
-        );
-        gauge(
-            "intentgate_gateway_audit_append_failures_total",
-            "counter",
-            "Failed chain appends (each is retried in order).",
-            w.failures.load(Ordering::Relaxed).to_string(),
-        );
+        render_writer(&mut out, &mut tail, w);
     }
     if let Some(q) = &s.approvals {
         gauge(
+            &mut out,
             "intentgate_gateway_approvals_waiting",
             "gauge",
             "Escalated calls on this replica waiting for a reviewer.",
-            q.waiting().len().to_string(),
+            q.waiting().len(),
         );
     }
     if let Some(w) = &s.webhook {
-        for (name, help, v) in [
-            (
-                "intentgate_gateway_webhook_delivered_total",
-                "Webhook events delivered.",
-                &w.delivered,
-            ),
-            (
-                "intentgate_gateway_webhook_retries_total",
-                "Webhook delivery retries.",
-                &w.retried,
-            ),
-            (
-                "intentgate_gateway_webhook_dropped_total",
-                "Webhook events dropped (buffer full, refused, or attempts exhausted).",
-                &w.dropped,
-            ),
-        ] {
-            gauge(name, "counter", help, v.load(Ordering::Relaxed).to_string());
-        }
+        render_webhook(&mut out, w);
     }
     if let Some(a) = &s.admin {
         a.render(&mut out);
     }
     if !s.siem.is_empty() {
-        type Read = fn(&crate::siem::Status) -> u64;
-        let families: [(&str, &str, &str, Read); 4] = [
-            (
-                "intentgate_gateway_siem_delivered_total",
-                "counter",
-                "Audit records a SIEM receiver accepted.",
-                |st| st.delivered.load(Ordering::Relaxed),
-            ),
-            (
-                "intentgate_gateway_siem_retries_total",
-                "counter",
-                "SIEM batches sent again after a transient failure.",
-                |st| st.retried.load(Ordering::Relaxed),
-            ),
-            (
-                "intentgate_gateway_siem_dropped_total",
-                "counter",
-                "Audit records not forwarded: spool full or refused for good.",
-                |st| st.dropped.load(Ordering::Relaxed),
-            ),
-            (
-                "intentgate_gateway_siem_spool_events",
-                "gauge",
-                "Audit records waiting in a SIEM forwarder's spool.",
-                |st| st.spool.len() as u64,
-            ),
-        ];
-        for (name, kind, help, read) in families {
-            family(&mut out, name, kind, help);
-            for st in &s.siem {
-                let _ = writeln!(out, "{name}{{sink=\"{}\"}} {}", st.name, read(st));
-            }
-        }
+        render_siem(&mut out, &s.siem);
     }
-    let mut gauge = |name: &str, kind: &str, help: &str, value: String| {
-        family(&mut out, name, kind, help);
-        let _ = writeln!(out, "{name} {value}");
-    };
     if let Some(t) = &s.traces {
         gauge(
+            &mut out,
             "intentgate_gateway_trace_spans_exported_total",
             "counter",
             "Spans the OTLP collector accepted.",
-            t.exported.load(Ordering::Relaxed).to_string(),
+            t.exported.load(Ordering::Relaxed),
         );
         gauge(
+            &mut out,
             "intentgate_gateway_trace_spans_dropped_total",
             "counter",
             "Spans not exported: buffer full or the collector failed.",
-            t.dropped.load(Ordering::Relaxed).to_string(),
+            t.dropped.load(Ordering::Relaxed),
         );
     }
     gauge(
+        &mut out,
         "intentgate_gateway_snapshot_age_seconds",
         "gauge",
         "Time since the snapshot (keys, revocations, policies) was last confirmed current.",
-        format!("{:.3}", s.snapshot.age().as_secs_f64()),
+        format_args!("{:.3}", s.snapshot.age().as_secs_f64()),
     );
     out.push_str(&tail);
     out
+}
+
+/// One family with one unlabelled sample.
+fn gauge(out: &mut String, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
+    family(out, name, kind, help);
+    let _ = writeln!(out, "{name} {value}");
+}
+
+fn render_audit(out: &mut String, audit: &AuditTotals) {
+    gauge(
+        out,
+        "intentgate_gateway_audit_queue_depth",
+        "gauge",
+        "Audit records in the per-core rings, not yet taken by the drain thread.",
+        audit.queue_depth,
+    );
+    gauge(
+        out,
+        "intentgate_gateway_audit_records_total",
+        "counter",
+        "Audit records taken from the rings.",
+        audit.delivered,
+    );
+    gauge(
+        out,
+        "intentgate_gateway_audit_refusals_total",
+        "counter",
+        "Calls refused with 503 because an audit ring was full (never a silent drop).",
+        audit.refused,
+    );
+}
+
+/// The chain writer's families into `out`, its append histogram into `tail`.
+fn render_writer(out: &mut String, tail: &mut String, w: &WriterStats) {
+    let persisted = w.persisted.load(Ordering::Relaxed);
+    gauge(
+        out,
+        "intentgate_gateway_audit_rows_persisted_total",
+        "counter",
+        "Audit rows committed to the Postgres hash chain.",
+        persisted,
+    );
+    // The runbook's freshness alert: "alert when the rate is zero longer than your idle
+    // window". One chain insert per committed row.
+    gauge(
+        out,
+        "intentgate_gateway_audit_chain_inserts_total",
+        "counter",
+        "Rows appended to the audit hash chains (the runbook's chain-advance signal).",
+        persisted,
+    );
+    gauge(
+        out,
+        "intentgate_gateway_audit_batches_total",
+        "counter",
+        "Chain writer transactions committed (rows per batch = rows / batches).",
+        w.batches.load(Ordering::Relaxed),
+    );
+    let h = w
+        .append_duration
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    family(
+        tail,
+        "intentgate_gateway_audit_append_duration_seconds",
+        "histogram",
+        "Time of each committed chain append (one transaction per batch).",
+    );
+    histogram(
+        tail,
+        "intentgate_gateway_audit_append_duration_seconds",
+        "",
+        &[&*h],
+    );
+    gauge(
+        out,
+        "intentgate_gateway_audit_append_failures_total",
+        "counter",
+        "Failed chain appends (each is retried in order).",
+        w.failures.load(Ordering::Relaxed),
+    );
+}
+
+fn render_webhook(out: &mut String, w: &crate::webhook::WebhookStats) {
+    for (name, help, v) in [
+        (
+            "intentgate_gateway_webhook_delivered_total",
+            "Webhook events delivered.",
+            &w.delivered,
+        ),
+        (
+            "intentgate_gateway_webhook_retries_total",
+            "Webhook delivery retries.",
+            &w.retried,
+        ),
+        (
+            "intentgate_gateway_webhook_dropped_total",
+            "Webhook events dropped (buffer full, refused, or attempts exhausted).",
+            &w.dropped,
+        ),
+    ] {
+        gauge(out, name, "counter", help, v.load(Ordering::Relaxed));
+    }
+}
+
+/// The SIEM families, one sample per forwarder (`sink` label).
+fn render_siem(out: &mut String, siem: &[Arc<crate::siem::Status>]) {
+    type Read = fn(&crate::siem::Status) -> u64;
+    let families: [(&str, &str, &str, Read); 4] = [
+        (
+            "intentgate_gateway_siem_delivered_total",
+            "counter",
+            "Audit records a SIEM receiver accepted.",
+            |st| st.delivered.load(Ordering::Relaxed),
+        ),
+        (
+            "intentgate_gateway_siem_retries_total",
+            "counter",
+            "SIEM batches sent again after a transient failure.",
+            |st| st.retried.load(Ordering::Relaxed),
+        ),
+        (
+            "intentgate_gateway_siem_dropped_total",
+            "counter",
+            "Audit records not forwarded: spool full or refused for good.",
+            |st| st.dropped.load(Ordering::Relaxed),
+        ),
+        (
+            "intentgate_gateway_siem_spool_events",
+            "gauge",
+            "Audit records waiting in a SIEM forwarder's spool.",
+            |st| st.spool.len() as u64,
+        ),
+    ];
+    for (name, kind, help, read) in families {
+        family(out, name, kind, help);
+        for st in siem {
+            let _ = writeln!(out, "{name}{{sink=\"{}\"}} {}", st.name, read(st));
+        }
+    }
 }
 
 /// The metrics router: `GET /metrics` only.

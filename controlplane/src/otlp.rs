@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use intentgate_shared::audit::AuditEvent;
+use intentgate_shared::audit::{AuditEvent, Check, Decision};
 use intentgate_shared::audit_sink::{Observer, Tap};
 use intentgate_shared::config::Otel;
 use intentgate_shared::trace::{RequestTrace, hex};
@@ -63,7 +63,10 @@ fn attr(key: &str, value: &str) -> Value {
     json!({"key": key, "value": {"stringValue": value}})
 }
 
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one OTLP span object: every argument is one of its fields"
+)]
 fn span(
     t: &RequestTrace,
     span_id: &[u8],
@@ -101,10 +104,10 @@ pub fn request_spans(e: &AuditEvent) -> Vec<Value> {
         attr("rpc.system", "jsonrpc"),
         attr("rpc.method", "tools/call"),
         attr("intentgate.tool", &e.tool),
-        attr("intentgate.decision", &e.decision),
+        attr("intentgate.decision", e.decision.as_str()),
     ];
     for (key, value) in [
-        ("intentgate.check", &e.check),
+        ("intentgate.check", e.check.as_str()),
         ("intentgate.tenant", &e.tenant),
         ("intentgate.agent_id", &e.agent_id),
         ("intentgate.reason", &e.reason),
@@ -113,7 +116,7 @@ pub fn request_spans(e: &AuditEvent) -> Vec<Value> {
             attributes.push(attr(key, value));
         }
     }
-    let failed_upstream = e.check == "upstream" && e.decision == "block";
+    let failed_upstream = e.check == Check::Upstream && e.decision == Decision::Block;
     let mut out = Vec::with_capacity(1 + t.children.len());
     out.push(span(
         t,
@@ -133,7 +136,7 @@ pub fn request_spans(e: &AuditEvent) -> Vec<Value> {
     for c in &t.children {
         let upstream = c.name == "upstream";
         // A check that refused the call is where it stopped.
-        let stopped_here = e.decision == "block" && e.check == c.name;
+        let stopped_here = e.decision == Decision::Block && e.check.as_str() == c.name;
         let mut attributes = Vec::new();
         if stopped_here {
             attributes.push(attr("intentgate.decision", "block"));

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use intentgate_shared::audit::AuditEvent;
+use intentgate_shared::audit::{AuditEvent, Check, Decision, Recorded};
 use intentgate_shared::audit_sink::{AuditSink, Observer, Tap};
 use intentgate_shared::config::{Config, SiemOptions};
 use intentgate_shared::timestamp::Timestamp;
@@ -43,9 +43,9 @@ pub struct Item {
     /// The full event JSON (as on stdout and in exports).
     pub json: Vec<u8>,
     /// `allow`, `block` or `escalate`.
-    pub decision: String,
+    pub decision: Recorded<Decision>,
     /// The stage that decided.
-    pub check: String,
+    pub check: Recorded<Check>,
     /// Tool.
     pub tool: String,
     /// Agent.
@@ -567,7 +567,6 @@ async fn report_drops(statuses: Vec<Arc<Status>>, mut stop: watch::Receiver<bool
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
     use intentgate_shared::audit::Decision;
 

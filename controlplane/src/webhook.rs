@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use intentgate_shared::audit::AuditEvent;
+use intentgate_shared::audit::{AuditEvent, Check, Decision};
 use intentgate_shared::audit_sink::{AuditSink, Observer, Tap};
 use intentgate_shared::config::Webhook;
 use ring::hmac;
@@ -46,20 +46,25 @@ pub fn project(e: &AuditEvent) -> Option<(&'static str, &'static str)> {
     if e.tool == "admin/mint" || e.tool == "admin/revoke" {
         return None;
     }
-    match e.decision.as_str() {
-        "block" if e.reason.starts_with("approval window expired") => {
+    match e.decision.known() {
+        Some(Decision::Block) if e.reason.starts_with("approval window expired") => {
             Some(("intentgate.approval_timeout", "warning"))
         }
-        "block" => Some((
+        Some(Decision::Block) => Some((
             "intentgate.deny",
-            if matches!(e.check.as_str(), "capability" | "budget" | "upstream") {
+            if matches!(
+                e.check.known(),
+                Some(Check::Capability | Check::Budget | Check::Upstream)
+            ) {
                 "critical"
             } else {
                 "warning"
             },
         )),
-        "escalate" => Some(("intentgate.escalate", "warning")),
-        "allow" if e.requires_step_up => Some(("intentgate.step_up_required", "info")),
+        Some(Decision::Escalate) => Some(("intentgate.escalate", "warning")),
+        Some(Decision::Allow) if e.requires_step_up => {
+            Some(("intentgate.step_up_required", "info"))
+        }
         _ => None,
     }
 }
@@ -75,15 +80,15 @@ pub fn payload(e: &AuditEvent, event: &str, severity: &str) -> Value {
         "tool": e.tool,
     });
     for (key, value) in [
-        ("tenant", &e.tenant),
-        ("check", &e.check),
+        ("tenant", e.tenant.as_str()),
+        ("check", e.check.as_str()),
         ("agent_id", &e.agent_id),
         ("reason", &e.reason),
         ("capability_token_id", &e.capability_token_id),
         ("pending_id", &e.pending_id),
     ] {
         if !value.is_empty() {
-            v[key] = Value::String(value.clone());
+            v[key] = Value::from(value);
         }
     }
     if e.requires_step_up {
@@ -280,7 +285,6 @@ async fn report_drops(stats: Arc<WebhookStats>) {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
     use intentgate_shared::audit::Decision;
     use intentgate_shared::timestamp::Timestamp;

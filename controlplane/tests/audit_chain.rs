@@ -215,7 +215,7 @@ async fn a_forged_row_is_reported(pool: PgPool) {
          RETURNING id",
     )
     .bind(forged.ts.to_offset_datetime())
-    .bind(&forged.decision)
+    .bind(forged.decision.as_str())
     .bind(&forged.tool)
     .bind(&forged.reason)
     .bind(&forged.agent_id)

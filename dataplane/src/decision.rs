@@ -12,7 +12,7 @@ pub mod checks;
 
 use std::time::Instant;
 
-use intentgate_shared::audit::{AuditEvent, Check, Decision};
+use intentgate_shared::audit::{AuditEvent, Check, Decision, Recorded};
 use intentgate_shared::snapshot::Snapshot;
 use intentgate_shared::timestamp::Timestamp;
 
@@ -41,7 +41,7 @@ pub(crate) enum Authorized {
         /// The agent's error.
         error: RpcError,
         /// The stage that refused.
-        check: String,
+        check: Recorded<Check>,
         /// Why.
         reason: String,
     },
@@ -139,7 +139,7 @@ impl Worker {
             Finished::Done(v) => {
                 let reached_budget = match &v {
                     Verdict::Allow { .. } => true,
-                    Verdict::Deny { event, .. } => event.check == Check::Budget.as_str(),
+                    Verdict::Deny { event, .. } => event.check == Check::Budget,
                 };
                 if reached_budget {
                     stages.end(stages::BUDGET, metrics);

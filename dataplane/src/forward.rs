@@ -78,7 +78,7 @@ impl Worker {
             }
             // The answer waits for this record's commit too (`committed`); a full ring here
             // only loses the failure detail, the forward itself is on record.
-            Forwarded::RecordedBefore if event.decision == Decision::Block.as_str() => {
+            Forwarded::RecordedBefore if event.decision == Decision::Block => {
                 let _ = self.audit.borrow_mut().push(event);
             }
             Forwarded::RecordedBefore => {}
@@ -242,8 +242,8 @@ impl Worker {
 /// Marks `event` as blocked at the upstream stage and builds the compat -32603 error
 /// (`upstream <kind>`, data `{upstream_status, detail}`).
 pub(crate) fn upstream_failure(event: &mut AuditEvent, e: &UpstreamError) -> RpcError {
-    event.decision = Decision::Block.as_str().into();
-    event.check = Check::Upstream.as_str().into();
+    event.decision = Decision::Block.into();
+    event.check = Check::Upstream.into();
     event.reason = format!("upstream {}: {}", e.kind(), e.detail());
     let data = serde_json::json!({"upstream_status": e.status(), "detail": e.detail()});
     RpcError {
@@ -343,8 +343,8 @@ pub(crate) fn final_answer(
 /// builds the agent's -32603.
 pub(crate) fn malformed_upstream(event: &mut AuditEvent, fault: &UpstreamFault) -> RpcError {
     let reason = fault.to_string();
-    event.decision = Decision::Block.as_str().into();
-    event.check = Check::Upstream.as_str().into();
+    event.decision = Decision::Block.into();
+    event.check = Check::Upstream.into();
     event.reason.clone_from(&reason);
     RpcError::new(code::INTERNAL, reason)
 }

@@ -10,7 +10,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use intentgate_shared::audit::AuditEvent;
+use intentgate_shared::audit::{AuditEvent, Decision};
 // The cells, the histogram and its text are shared with the control plane's own metrics.
 pub use intentgate_shared::metrics::{Counter, Histogram, LATENCY_BOUNDS, family, histogram};
 
@@ -123,12 +123,12 @@ impl DecisionMetrics {
         if e.tool.starts_with("admin/") {
             return;
         }
-        if e.decision == "escalate" {
+        if e.decision == Decision::Escalate {
             self.escalations.inc();
             return;
         }
-        let stop = if e.decision == "block" {
-            CHECKS.iter().position(|c| *c == e.check)
+        let stop = if e.decision == Decision::Block {
+            CHECKS.iter().position(|c| *c == e.check.as_str())
         } else {
             None
         };

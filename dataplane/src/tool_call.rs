@@ -42,7 +42,7 @@ impl Worker {
                 check,
                 reason,
             }) => {
-                let doc = serde_json::json!({"decision": "block", "check": check, "reason": reason, "code": error.code});
+                let doc = serde_json::json!({"decision": "block", "check": check.as_str(), "reason": reason, "code": error.code});
                 (403, doc)
             }
             Ok(Authorized::Allowed {

@@ -6,7 +6,10 @@
 //! latency_ms`, Go escaping, `arg_values` excluded. A chain written by the Go gateway and one
 //! written by us verify with the same code.
 
+mod recorded;
 pub mod redaction;
+
+pub use recorded::{Recorded, WireName};
 
 use ring::digest;
 
@@ -72,56 +75,88 @@ impl Check {
 
 /// One audit record. Text fields hold what is stored, so a row read back from Postgres
 /// reproduces the exact canonical bytes it was hashed with.
-#[derive(Debug, Clone, Default, PartialEq)]
+///
+/// Reads (`Deserialize`) the event JSON of [`AuditEvent::to_json`], an export line or a Go
+/// gateway's line: the same field names, absent fields empty as `omitempty` left them, other
+/// fields (an export's chain columns) ignored. Only `ts` is required.
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
 pub struct AuditEvent {
     /// Event time, microsecond precision.
     pub ts: Timestamp,
     /// Always [`EVENT_NAME`] for events we write; kept as stored for verification.
+    #[serde(default)]
     pub event: String,
     /// Always [`SCHEMA_VERSION`] for events we write.
+    #[serde(default)]
     pub schema_version: String,
     /// `allow`, `block` or `escalate`.
-    pub decision: String,
-    /// Stage name or empty.
-    pub check: String,
+    #[serde(default)]
+    pub decision: Recorded<Decision>,
+    /// Stage that decided, or empty.
+    #[serde(default)]
+    pub check: Recorded<Check>,
     /// Human-readable reason.
+    #[serde(default)]
     pub reason: String,
     /// Tenant ("" joins the `default` chain).
+    #[serde(default)]
     pub tenant: String,
     /// Agent id (token subject).
+    #[serde(default)]
     pub agent_id: String,
     /// Session id.
+    #[serde(default)]
     pub session_id: String,
     /// Tool name, or `admin/<action>` for admin events.
+    #[serde(default)]
     pub tool: String,
     /// Argument names.
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub arg_keys: Vec<String>,
     /// Redacted argument values; outside the hash.
+    #[serde(default)]
     pub arg_values: Option<serde_json::Map<String, serde_json::Value>>,
     /// Token `jti`.
+    #[serde(default)]
     pub capability_token_id: String,
     /// Token `root_jti`.
+    #[serde(default)]
     pub root_capability_token_id: String,
     /// Number of caveats on the token.
+    #[serde(default)]
     pub caveat_count: i64,
     /// Approval id.
+    #[serde(default)]
     pub pending_id: String,
     /// Approver.
+    #[serde(default)]
     pub decided_by: String,
     /// Extracted intent summary.
+    #[serde(default)]
     pub intent_summary: String,
     /// Decision latency.
+    #[serde(default)]
     pub latency_ms: i64,
     /// Caller address.
+    #[serde(default)]
     pub remote_ip: String,
     /// Upstream HTTP status.
+    #[serde(default)]
     pub upstream_status: i64,
     /// Policy asked for step-up.
+    #[serde(default)]
     pub requires_step_up: bool,
     /// Admin elevation id.
+    #[serde(default)]
     pub elevation_id: String,
     /// The spans of a sampled request, for trace export; never stored or hashed.
+    #[serde(skip)]
     pub trace: Option<Box<crate::trace::RequestTrace>>,
+}
+
+/// `null` reads as no argument names (Go marshals a nil slice so without `omitempty`).
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    <Option<Vec<String>> as serde::Deserialize>::deserialize(d).map(Option::unwrap_or_default)
 }
 
 impl Default for Timestamp {
@@ -137,7 +172,7 @@ impl AuditEvent {
             ts,
             event: EVENT_NAME.to_owned(),
             schema_version: SCHEMA_VERSION.to_owned(),
-            decision: decision.as_str().to_owned(),
+            decision: decision.into(),
             tool: tool.into(),
             ..Self::default()
         }
@@ -145,7 +180,7 @@ impl AuditEvent {
 
     /// Sets `check`.
     pub fn with_check(mut self, check: Check) -> Self {
-        check.as_str().clone_into(&mut self.check);
+        self.check = check.into();
         self
     }
 
@@ -160,8 +195,8 @@ impl AuditEvent {
         w.str("ts", &ts);
         w.str("event", &self.event);
         w.str("schema_version", &self.schema_version);
-        w.str("decision", &self.decision);
-        w.str_omitempty("check", &self.check);
+        w.str("decision", self.decision.as_str());
+        w.str_omitempty("check", self.check.as_str());
         w.str_omitempty("reason", &self.reason);
         w.str_omitempty("tenant", &self.tenant);
         w.str_omitempty("agent_id", &self.agent_id);

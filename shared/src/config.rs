@@ -15,12 +15,17 @@ use crate::key_ring::KeyRing;
 use crate::policy::Syntax;
 
 mod otel;
+mod reader;
 mod siem;
+mod variables;
 
 pub use otel::Otel;
 use otel::read_otel;
+pub use reader::{ConfigError, VarError, parse_listen_addr};
+use reader::{Reader, default_addr, is_http_url};
 pub use siem::{Datadog, S3, Sentinel, SiemOptions, Splunk};
 use siem::{read_datadog, read_s3, read_sentinel, read_siem_options, read_splunk};
+pub use variables::{VARIABLES, VarDoc};
 
 /// A value that must never be printed: `Debug` and `Display` show `<redacted>`.
 #[derive(Clone, PartialEq, Eq)]
@@ -190,670 +195,19 @@ pub struct Webhook {
     pub events: Vec<String>,
 }
 
-/// One documented variable.
-#[derive(Debug, Clone, Copy)]
-pub struct VarDoc {
-    /// Name.
-    pub name: &'static str,
-    /// Default, as text ("" = unset).
-    pub default: &'static str,
-    /// What it does and accepts.
-    pub help: &'static str,
-}
-
-/// Every variable [`Config::from_source`] reads.
-pub const VARIABLES: &[VarDoc] = &[
-    VarDoc {
-        name: "INTENTGATE_ADDR",
-        default: ":8080",
-        help: "data plane listen address (host:port or :port)",
-    },
-    VarDoc {
-        name: "INTENTGATE_ADMIN_ADDR",
-        default: "127.0.0.1:8081",
-        help: "admin API listen address",
-    },
-    VarDoc {
-        name: "INTENTGATE_METRICS_ADDR",
-        default: ":9090",
-        help: "Prometheus listen address",
-    },
-    VarDoc {
-        name: "INTENTGATE_METRICS_ENABLED",
-        default: "false",
-        help: "serve /metrics (true|false)",
-    },
-    VarDoc {
-        name: "INTENTGATE_MASTER_KEY",
-        default: "",
-        help: "base64 HMAC key, >= 16 bytes; unset: ephemeral random key (never logged)",
-    },
-    VarDoc {
-        name: "INTENTGATE_MASTER_KEY_PREVIOUS",
-        default: "",
-        help: "comma-separated older keys still accepted for verification",
-    },
-    VarDoc {
-        name: "INTENTGATE_REQUIRE_CAPABILITY",
-        default: "true",
-        help: "deny calls without a capability token (true|false)",
-    },
-    VarDoc {
-        name: "INTENTGATE_REQUIRE_INTENT",
-        default: "false",
-        help: "deny calls without an intent prompt (true|false)",
-    },
-    VarDoc {
-        name: "INTENTGATE_REQUIRE_BUDGET",
-        default: "false",
-        help: "deny calls without a token when budgets apply (true|false)",
-    },
-    VarDoc {
-        name: "INTENTGATE_EXTRACTOR_URL",
-        default: "",
-        help: "intent extractor base URL (http or https)",
-    },
-    VarDoc {
-        name: "INTENTGATE_POLICY_FILE",
-        default: "",
-        help: "Rego policy file; unset: embedded default policy",
-    },
-    VarDoc {
-        name: "INTENTGATE_POLICY_SYNTAX",
-        default: "v1",
-        help: "Rego syntax of policies: v1 | v0 (v0: as the Go gateway parsed them)",
-    },
-    VarDoc {
-        name: "INTENTGATE_REDIS_URL",
-        default: "",
-        help: "Redis URL for budget counters; unset: in memory",
-    },
-    VarDoc {
-        name: "INTENTGATE_AUDIT_TARGET",
-        default: "stdout",
-        help: "stdout | none | off",
-    },
-    VarDoc {
-        name: "INTENTGATE_AUDIT_PERSIST",
-        default: "false",
-        help: "write the audit chain to Postgres (true|false)",
-    },
-    VarDoc {
-        name: "INTENTGATE_AUDIT_PERSIST_ARG_VALUES",
-        default: "off",
-        help: "off | scalars | raw",
-    },
-    VarDoc {
-        name: "INTENTGATE_AUDIT_DURABILITY",
-        default: "async",
-        help: "async | sync",
-    },
-    VarDoc {
-        name: "INTENTGATE_AUDIT_SIGNING_KEY",
-        default: "",
-        help: "base64 Ed25519 seed (32 bytes): sign a chain checkpoint per audit batch",
-    },
-    VarDoc {
-        name: "INTENTGATE_APPROVALS_BACKEND",
-        default: "memory",
-        help: "off | memory | postgres",
-    },
-    VarDoc {
-        name: "INTENTGATE_APPROVAL_TIMEOUT_S",
-        default: "300",
-        help: "seconds an escalated call waits; 0 means 300",
-    },
-    VarDoc {
-        name: "INTENTGATE_POLICY_STORE",
-        default: "off",
-        help: "off | memory | postgres",
-    },
-    VarDoc {
-        name: "INTENTGATE_TENANT_ADMINS",
-        default: "",
-        help: "tenant:token,... per-tenant admin tokens",
-    },
-    VarDoc {
-        name: "INTENTGATE_UPSTREAM_URL",
-        default: "",
-        help: "upstream MCP server URL (http or https); unset: local fallback",
-    },
-    VarDoc {
-        name: "INTENTGATE_UPSTREAM_TIMEOUT_MS",
-        default: "30000",
-        help: "upstream timeout in ms (positive integer)",
-    },
-    VarDoc {
-        name: "INTENTGATE_UPSTREAM_CA_FILE",
-        default: "",
-        help: "PEM file of extra CA certificates for https upstreams and extractors",
-    },
-    VarDoc {
-        name: "INTENTGATE_POSTGRES_URL",
-        default: "",
-        help: "Postgres URL for all stores",
-    },
-    VarDoc {
-        name: "INTENTGATE_ADMIN_TOKEN",
-        default: "",
-        help: "superadmin token; unset (and no tenant admins): admin API answers 404",
-    },
-    VarDoc {
-        name: "INTENTGATE_ADMIN_TOKEN_PREVIOUS",
-        default: "",
-        help: "previous superadmin token, still accepted during a rotation; needs INTENTGATE_ADMIN_TOKEN",
-    },
-    VarDoc {
-        name: "INTENTGATE_DATAPLANE_THREADS",
-        default: "",
-        help: "data plane threads; unset: available cores",
-    },
-    VarDoc {
-        name: "INTENTGATE_MAX_BODY_BYTES",
-        default: "1048576",
-        help: "largest request body in bytes",
-    },
-    VarDoc {
-        name: "INTENTGATE_ADMIN_ON_DATA_PORT",
-        default: "true",
-        help: "relay /v1/admin/* from the data port (true|false)",
-    },
-    VarDoc {
-        name: "INTENTGATE_SNAPSHOT_MAX_STALENESS_S",
-        default: "30",
-        help: "fail closed when the snapshot is older (seconds)",
-    },
-    VarDoc {
-        name: "INTENTGATE_REPLICA_ID",
-        default: "<hostname>:<port of INTENTGATE_ADDR>",
-        help: "this process's name on shared pending approvals; unique per replica",
-    },
-    VarDoc {
-        name: "INTENTGATE_SHUTDOWN_DELAY_S",
-        default: "0",
-        help: "after SIGTERM, seconds /healthz answers 503 draining while calls are still served",
-    },
-    VarDoc {
-        name: "INTENTGATE_ALLOWED_ORIGINS",
-        default: "",
-        help: "browser origins allowed on /v1/mcp and /v1/tool-call (comma-separated; * allows any); unset: loopback origins only. Requests without Origin are not affected",
-    },
-    VarDoc {
-        name: "INTENTGATE_BUDGET_AGENT_PER_HOUR",
-        default: "",
-        help: "per-agent calls per hour; unset: off",
-    },
-    VarDoc {
-        name: "INTENTGATE_BUDGET_TENANT_PER_HOUR",
-        default: "",
-        help: "per-tenant calls per hour; unset: off",
-    },
-    VarDoc {
-        name: "INTENTGATE_WEBHOOK_URL",
-        default: "",
-        help: "webhook target URL",
-    },
-    VarDoc {
-        name: "INTENTGATE_WEBHOOK_SECRET",
-        default: "",
-        help: "webhook HMAC secret (64 hex chars = 32 bytes, else raw bytes)",
-    },
-    VarDoc {
-        name: "INTENTGATE_WEBHOOK_EVENTS",
-        default: "",
-        help: "comma-separated webhook event types; unset: all",
-    },
-    VarDoc {
-        name: "INTENTGATE_SIEM_SPLUNK_URL",
-        default: "",
-        help: "Splunk HEC URL (needs _TOKEN)",
-    },
-    VarDoc {
-        name: "INTENTGATE_SIEM_SPLUNK_TOKEN",
-        default: "",
-        help: "Splunk HEC token",
-    },
-    VarDoc {
-        name: "INTENTGATE_SIEM_SPLUNK_INDEX",
-        default: "",
-        help: "Splunk index",
-    },
-    VarDoc {
-        name: "INTENTGATE_SIEM_DATADOG_API_KEY",
-        default: "",
-        help: "Datadog API key",
-    },
-    VarDoc {
-        name: "INTENTGATE_SIEM_DATADOG_SITE",
-        default: "datadoghq.com",
-        help: "Datadog site",
-    },
-    VarDoc {
-        name: "INTENTGATE_SIEM_DATADOG_SERVICE",
-        default: "intentgate-gateway",
-        help: "Datadog service",
-    },
-    VarDoc {
-        name: "INTENTGATE_SIEM_SENTINEL_DCE_URL",
-        default: "",
-        help: "Sentinel data collection endpoint (all six _SENTINEL_ vars together)",
-    },
-    VarDoc {
-        name: "INTENTGATE_SIEM_SENTINEL_DCR_ID",
-        default: "",
-        help: "Sentinel data collection rule id",
-    },
-    VarDoc {
-        name: "INTENTGATE_SIEM_SENTINEL_STREAM",
-        default: "",
-        help: "Sentinel stream",
-    },
-    VarDoc {
-        name: "INTENTGATE_SIEM_SENTINEL_TENANT_ID",
-        default: "",
-        help: "Sentinel Entra tenant id",
-    },
-    VarDoc {
-        name: "INTENTGATE_SIEM_SENTINEL_CLIENT_ID",
-        default: "",
-        help: "Sentinel client id",
-    },
-    VarDoc {
-        name: "INTENTGATE_SIEM_SENTINEL_CLIENT_SECRET",
-        default: "",
-        help: "Sentinel client secret",
-    },
-    VarDoc {
-        name: "INTENTGATE_SIEM_SENTINEL_AUTHORITY_URL",
-        default: "https://login.microsoftonline.com",
-        help: "OAuth authority for the Sentinel client-credentials token (sovereign clouds)",
-    },
-    VarDoc {
-        name: "INTENTGATE_SIEM_DATADOG_URL",
-        default: "https://http-intake.logs.<site>/api/v2/logs",
-        help: "Datadog Logs intake URL; overrides the one derived from _SITE",
-    },
-    VarDoc {
-        name: "INTENTGATE_SIEM_S3_BUCKET",
-        default: "",
-        help: "S3 bucket for gzip NDJSON audit objects (needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)",
-    },
-    VarDoc {
-        name: "INTENTGATE_SIEM_S3_PREFIX",
-        default: "audit/",
-        help: "key prefix of the audit objects",
-    },
-    VarDoc {
-        name: "INTENTGATE_SIEM_S3_REGION",
-        default: "us-east-1",
-        help: "bucket region (signing scope); unset: AWS_REGION, else us-east-1",
-    },
-    VarDoc {
-        name: "INTENTGATE_SIEM_S3_KMS_KEY_ID",
-        default: "",
-        help: "KMS key id: objects are written with SSE-KMS",
-    },
-    VarDoc {
-        name: "INTENTGATE_SIEM_S3_GATEWAY_ID",
-        default: "gateway",
-        help: "this gateway's name in object keys (letters, digits, . _ -)",
-    },
-    VarDoc {
-        name: "INTENTGATE_SIEM_S3_ENDPOINT",
-        default: "",
-        help: "S3-compatible endpoint URL (MinIO, R2, ...); unset: AWS",
-    },
-    VarDoc {
-        name: "INTENTGATE_SIEM_S3_FORCE_PATH_STYLE",
-        default: "false",
-        help: "address the bucket in the path, not the host name (true|false)",
-    },
-    VarDoc {
-        name: "AWS_REGION",
-        default: "",
-        help: "region used when INTENTGATE_SIEM_S3_REGION is unset",
-    },
-    VarDoc {
-        name: "AWS_ACCESS_KEY_ID",
-        default: "",
-        help: "S3 forwarder access key id",
-    },
-    VarDoc {
-        name: "AWS_SECRET_ACCESS_KEY",
-        default: "",
-        help: "S3 forwarder secret key",
-    },
-    VarDoc {
-        name: "AWS_SESSION_TOKEN",
-        default: "",
-        help: "S3 forwarder session token (temporary credentials)",
-    },
-    VarDoc {
-        name: "INTENTGATE_SIEM_BATCH_SIZE",
-        default: "100",
-        help: "events per SIEM request (1-10000)",
-    },
-    VarDoc {
-        name: "INTENTGATE_SIEM_FLUSH_INTERVAL_MS",
-        default: "5000",
-        help: "longest wait before a partial SIEM batch is sent (ms, >= 10)",
-    },
-    VarDoc {
-        name: "INTENTGATE_SIEM_SPOOL_EVENTS",
-        default: "100000",
-        help: "events each SIEM forwarder holds while its receiver is down; beyond it new events are dropped and counted",
-    },
-    VarDoc {
-        name: "INTENTGATE_OAUTH_RESOURCE",
-        default: "",
-        help: "canonical URI of the MCP endpoint (https://gw.example/v1/mcp): publishes OAuth protected resource metadata and answers token-less MCP calls 401 with WWW-Authenticate",
-    },
-    VarDoc {
-        name: "INTENTGATE_OAUTH_AUTHORIZATION_SERVERS",
-        default: "",
-        help: "comma-separated authorization server (issuer) URLs for the metadata; required with INTENTGATE_OAUTH_RESOURCE",
-    },
-    VarDoc {
-        name: "INTENTGATE_OAUTH_SCOPES",
-        default: "",
-        help: "comma-separated scopes to advertise in the metadata and the 401 challenge",
-    },
-    VarDoc {
-        name: "OTEL_EXPORTER_OTLP_ENDPOINT",
-        default: "",
-        help: "OTLP/HTTP collector base URL (traces go to <url>/v1/traces); unset: no traces",
-    },
-    VarDoc {
-        name: "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-        default: "",
-        help: "full OTLP/HTTP traces URL; overrides OTEL_EXPORTER_OTLP_ENDPOINT",
-    },
-    VarDoc {
-        name: "OTEL_EXPORTER_OTLP_PROTOCOL",
-        default: "http/json",
-        help: "http/json (the only protocol this build speaks)",
-    },
-    VarDoc {
-        name: "OTEL_EXPORTER_OTLP_HEADERS",
-        default: "",
-        help: "key=value,... headers sent to the collector (treated as secret)",
-    },
-    VarDoc {
-        name: "OTEL_TRACES_SAMPLER",
-        default: "parentbased_always_on",
-        help: "always_on | always_off | traceidratio | parentbased_always_on | parentbased_always_off | parentbased_traceidratio",
-    },
-    VarDoc {
-        name: "OTEL_TRACES_SAMPLER_ARG",
-        default: "1.0",
-        help: "sampling ratio for the traceidratio samplers (0.0-1.0)",
-    },
-    VarDoc {
-        name: "OTEL_SERVICE_NAME",
-        default: "intentgate-gateway",
-        help: "service.name of the exported spans",
-    },
-];
-
-/// One invalid variable.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VarError {
-    /// Variable name.
-    pub var: &'static str,
-    /// What is wrong and what is accepted (never the value of a secret).
-    pub message: String,
-}
-
-/// All invalid variables found; displayed as one line per variable, so each
-/// misconfiguration is a line of its own at startup.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{}", .0.iter().map(|e| format!("{}: {}", e.var, e.message)).collect::<Vec<_>>().join("\n"))]
-pub struct ConfigError(pub Vec<VarError>);
-
-struct Reader<F> {
-    get: F,
-    errors: Vec<VarError>,
-}
-
-impl<F: Fn(&str) -> Option<String>> Reader<F> {
-    /// The trimmed value, `None` when unset or blank.
-    fn raw(&self, var: &str) -> Option<String> {
-        (self.get)(var)
-            .map(|v| v.trim().to_owned())
-            .filter(|v| !v.is_empty())
-    }
-
-    fn fail(&mut self, var: &'static str, message: String) {
-        self.errors.push(VarError { var, message });
-    }
-
-    /// Shows a non-secret value in an error, shortened.
-    fn shown(value: &str) -> String {
-        format!("{:?}", value.chars().take(80).collect::<String>())
-    }
-
-    fn bool(&mut self, var: &'static str, default: bool) -> bool {
-        match self.raw(var).map(|v| v.to_ascii_lowercase()) {
-            None => default,
-            Some(v) if v == "true" || v == "1" => true,
-            Some(v) if v == "false" || v == "0" => false,
-            Some(v) => {
-                self.fail(
-                    var,
-                    format!("invalid value {} (accepted: true, false)", Self::shown(&v)),
-                );
-                default
-            }
-        }
-    }
-
-    fn choice<T: Copy>(
-        &mut self,
-        var: &'static str,
-        default: T,
-        options: &[(&str, T)],
-        accepted: &str,
-    ) -> T {
-        let Some(v) = self.raw(var) else {
-            return default;
-        };
-        let lower = v.to_ascii_lowercase();
-        match options.iter().find(|(name, _)| *name == lower) {
-            Some((_, value)) => *value,
-            None => {
-                self.fail(
-                    var,
-                    format!("invalid value {} (accepted: {accepted})", Self::shown(&v)),
-                );
-                default
-            }
-        }
-    }
-
-    fn u64(&mut self, var: &'static str, default: u64, min: u64) -> u64 {
-        self.opt_u64(var, min).unwrap_or(default)
-    }
-
-    fn opt_u64(&mut self, var: &'static str, min: u64) -> Option<u64> {
-        let v = self.raw(var)?;
-        match v.parse::<u64>() {
-            Ok(n) if n >= min => Some(n),
-            _ => {
-                self.fail(
-                    var,
-                    format!(
-                        "invalid value {} (accepted: an integer >= {min})",
-                        Self::shown(&v)
-                    ),
-                );
-                None
-            }
-        }
-    }
-
-    fn addr(&mut self, var: &'static str, default: SocketAddr) -> SocketAddr {
-        let Some(v) = self.raw(var) else {
-            return default;
-        };
-        match parse_listen_addr(&v) {
-            Some(a) => a,
-            None => {
-                self.fail(
-                    var,
-                    format!(
-                        "invalid value {} (accepted: host:port, [v6]:port or :port)",
-                        Self::shown(&v)
-                    ),
-                );
-                default
-            }
-        }
-    }
-
-    fn url(&mut self, var: &'static str) -> Option<String> {
-        let v = self.raw(var)?;
-        if is_http_url(&v) {
-            Some(v)
-        } else {
-            self.fail(
-                var,
-                format!(
-                    "invalid value {} (accepted: an http:// or https:// URL with a host)",
-                    Self::shown(&v)
-                ),
-            );
-            None
-        }
-    }
-
-    fn secret(&self, var: &str) -> Option<Secret> {
-        self.raw(var).map(Secret)
-    }
-
-    fn list(&self, var: &str) -> Vec<String> {
-        self.raw(var)
-            .map(|v| {
-                v.split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-}
-
-/// Parses `host:port`, `[v6]:port` or Go's `:port` (all interfaces).
-pub fn parse_listen_addr(s: &str) -> Option<SocketAddr> {
-    if let Some(port) = s.strip_prefix(':') {
-        return port
-            .parse::<u16>()
-            .ok()
-            .map(|p| SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), p));
-    }
-    if let Ok(a) = s.parse::<SocketAddr>() {
-        return Some(a);
-    }
-    let (host, port) = s.rsplit_once(':')?;
-    let port = port.parse::<u16>().ok()?;
-    match host {
-        "localhost" => Some(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port)),
-        _ => None,
-    }
-}
-
-fn is_http_url(s: &str) -> bool {
-    let rest = s
-        .strip_prefix("https://")
-        .or_else(|| s.strip_prefix("http://"));
-    match rest {
-        Some(rest) => {
-            let host = rest.split(['/', '?', '#']).next().unwrap_or("");
-            !host.is_empty() && !host.starts_with(':') && !host.contains(char::is_whitespace)
-        }
-        None => false,
-    }
-}
-
-fn default_addr(port: u16) -> SocketAddr {
-    SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port)
-}
-
 impl Config {
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_source(|name| std::env::var(name).ok())
     }
 
-    /// Reads from any source (tests pass a map).
+    /// Reads from any source (tests pass a map). Variables are read (and their errors
+    /// listed) in a fixed order; the combinations are checked last.
     pub fn from_source<F: Fn(&str) -> Option<String>>(get: F) -> Result<Self, ConfigError> {
-        use StoreBackend::{Memory, Off, Postgres};
-        let mut r = Reader {
-            get,
-            errors: Vec::new(),
-        };
-        let backends = [("off", Off), ("memory", Memory), ("postgres", Postgres)];
-
-        let keys = match KeyRing::from_config(
-            r.raw("INTENTGATE_MASTER_KEY").as_deref(),
-            r.raw("INTENTGATE_MASTER_KEY_PREVIOUS").as_deref(),
-        ) {
-            Ok(k) => Some(k),
-            Err(e) => {
-                let var = match e {
-                    crate::key_ring::KeyError::EmptyPrevious { .. }
-                    | crate::key_ring::KeyError::Previous { .. } => {
-                        "INTENTGATE_MASTER_KEY_PREVIOUS"
-                    }
-                    _ => "INTENTGATE_MASTER_KEY",
-                };
-                r.fail(var, e.to_string());
-                None
-            }
-        };
-
-        let audit_arg_values = match r
-            .raw("INTENTGATE_AUDIT_PERSIST_ARG_VALUES")
-            .unwrap_or_default()
-            .parse()
-        {
-            Ok(m) => m,
-            Err(e) => {
-                r.fail("INTENTGATE_AUDIT_PERSIST_ARG_VALUES", format!("{e}"));
-                Redaction::Off
-            }
-        };
-
-        let mut tenant_admins = parse_tenant_admins(r.raw("INTENTGATE_TENANT_ADMINS").as_deref())
-            .unwrap_or_else(|m| {
-                r.fail("INTENTGATE_TENANT_ADMINS", m);
-                Vec::new()
-            });
-        // A shared token would give one admin another's scope (first match wins).
-        let superadmin = r.raw("INTENTGATE_ADMIN_TOKEN");
-        let previous = r.raw("INTENTGATE_ADMIN_TOKEN_PREVIOUS");
-        if previous.is_some() && superadmin.is_none() {
-            r.fail(
-                "INTENTGATE_ADMIN_TOKEN_PREVIOUS",
-                "set only during a rotation, beside the new INTENTGATE_ADMIN_TOKEN".into(),
-            );
-        }
-        let reused = tenant_admins.iter().enumerate().find(|(i, (_, tok))| {
-            superadmin.as_deref() == Some(tok.expose())
-                || previous.as_deref() == Some(tok.expose())
-                || tenant_admins[..*i].iter().any(|(_, other)| other == tok)
-        });
-        if let Some((i, _)) = reused {
-            r.fail(
-                "INTENTGATE_TENANT_ADMINS",
-                format!(
-                    "entry #{} reuses another admin's token; every admin needs its own",
-                    i + 1
-                ),
-            );
-            tenant_admins.clear();
-        }
-
+        let mut r = Reader::new(get);
+        let keys = read_master_keys(&mut r);
+        let audit_arg_values = read_audit_arg_values(&mut r);
+        let tenant_admins = read_tenant_admins(&mut r);
         let threads = r.opt_u64("INTENTGATE_DATAPLANE_THREADS", 1);
         let cfg = Config {
             addr: r.addr("INTENTGATE_ADDR", default_addr(8080)),
@@ -875,44 +229,21 @@ impl Config {
                 "v1, v0",
             ),
             redis_url: r.secret("INTENTGATE_REDIS_URL"),
-            audit_target: r.choice(
-                "INTENTGATE_AUDIT_TARGET",
-                AuditTarget::Stdout,
-                &[
-                    ("stdout", AuditTarget::Stdout),
-                    ("none", AuditTarget::None),
-                    ("off", AuditTarget::None),
-                ],
-                "stdout, none, off",
-            ),
+            audit_target: read_audit_target(&mut r),
             audit_persist: r.bool("INTENTGATE_AUDIT_PERSIST", false),
             audit_arg_values,
-            audit_durability: r.choice(
-                "INTENTGATE_AUDIT_DURABILITY",
-                AuditDurability::Async,
-                &[
-                    ("async", AuditDurability::Async),
-                    ("sync", AuditDurability::Sync),
-                ],
-                "async, sync",
-            ),
+            audit_durability: read_audit_durability(&mut r),
             audit_signing_key: r.secret("INTENTGATE_AUDIT_SIGNING_KEY"),
-            approvals_backend: r.choice(
+            approvals_backend: read_backend(
+                &mut r,
                 "INTENTGATE_APPROVALS_BACKEND",
-                Memory,
-                &backends,
-                "off, memory, postgres",
+                StoreBackend::Memory,
             ),
             approval_timeout_s: match r.u64("INTENTGATE_APPROVAL_TIMEOUT_S", 300, 0) {
                 0 => 300,
                 n => n,
             },
-            policy_store: r.choice(
-                "INTENTGATE_POLICY_STORE",
-                Off,
-                &backends,
-                "off, memory, postgres",
-            ),
+            policy_store: read_backend(&mut r, "INTENTGATE_POLICY_STORE", StoreBackend::Off),
             tenant_admins,
             upstream_url: r.url("INTENTGATE_UPSTREAM_URL"),
             upstream_timeout_ms: r.u64("INTENTGATE_UPSTREAM_TIMEOUT_MS", 30_000, 1),
@@ -944,7 +275,13 @@ impl Config {
                 KeyRing::single(crate::key_ring::MasterKey::from_bytes(&[0; 32]))
             }),
         };
-        if let Some(key) = &cfg.audit_signing_key {
+        cfg.check_combinations(&mut r);
+        r.finish(cfg)
+    }
+
+    /// Settings that are valid alone but not together.
+    fn check_combinations<F: Fn(&str) -> Option<String>>(&self, r: &mut Reader<F>) {
+        if let Some(key) = &self.audit_signing_key {
             let len = crate::key_ring::decode_base64_any(key.expose()).map(|k| k.len());
             if len != Some(32) {
                 r.fail(
@@ -952,7 +289,7 @@ impl Config {
                     "must be a base64 32-byte Ed25519 seed (intentgate audit gen-signing-key)"
                         .into(),
                 );
-            } else if !cfg.audit_persist {
+            } else if !self.audit_persist {
                 r.fail(
                     "INTENTGATE_AUDIT_SIGNING_KEY",
                     "requires INTENTGATE_AUDIT_PERSIST=true (checkpoints sign persisted chains)"
@@ -960,31 +297,26 @@ impl Config {
                 );
             }
         }
-        if cfg.audit_durability == AuditDurability::Sync && !cfg.audit_persist {
+        if self.audit_durability == AuditDurability::Sync && !self.audit_persist {
             r.fail(
                 "INTENTGATE_AUDIT_DURABILITY",
                 "sync requires INTENTGATE_AUDIT_PERSIST=true (there is no store to wait for)"
                     .into(),
             );
         }
-        if cfg.audit_persist && cfg.postgres_url.is_none() {
+        if self.audit_persist && self.postgres_url.is_none() {
             r.fail(
                 "INTENTGATE_AUDIT_PERSIST",
                 "true requires INTENTGATE_POSTGRES_URL".into(),
             );
         }
         for (var, backend) in [
-            ("INTENTGATE_APPROVALS_BACKEND", cfg.approvals_backend),
-            ("INTENTGATE_POLICY_STORE", cfg.policy_store),
+            ("INTENTGATE_APPROVALS_BACKEND", self.approvals_backend),
+            ("INTENTGATE_POLICY_STORE", self.policy_store),
         ] {
-            if backend == Postgres && cfg.postgres_url.is_none() {
+            if backend == StoreBackend::Postgres && self.postgres_url.is_none() {
                 r.fail(var, "postgres requires INTENTGATE_POSTGRES_URL".into());
             }
-        }
-        if r.errors.is_empty() {
-            Ok(cfg)
-        } else {
-            Err(ConfigError(r.errors))
         }
     }
 
@@ -992,6 +324,113 @@ impl Config {
     pub fn admin_enabled(&self) -> bool {
         self.admin_token.is_some() || !self.tenant_admins.is_empty()
     }
+}
+
+/// `INTENTGATE_MASTER_KEY` and `_PREVIOUS`; `None` (and an error) when either is unusable.
+fn read_master_keys<F: Fn(&str) -> Option<String>>(r: &mut Reader<F>) -> Option<KeyRing> {
+    match KeyRing::from_config(
+        r.raw("INTENTGATE_MASTER_KEY").as_deref(),
+        r.raw("INTENTGATE_MASTER_KEY_PREVIOUS").as_deref(),
+    ) {
+        Ok(k) => Some(k),
+        Err(e) => {
+            let var = match e {
+                crate::key_ring::KeyError::EmptyPrevious { .. }
+                | crate::key_ring::KeyError::Previous { .. } => "INTENTGATE_MASTER_KEY_PREVIOUS",
+                _ => "INTENTGATE_MASTER_KEY",
+            };
+            r.fail(var, e.to_string());
+            None
+        }
+    }
+}
+
+fn read_audit_arg_values<F: Fn(&str) -> Option<String>>(r: &mut Reader<F>) -> Redaction {
+    match r
+        .raw("INTENTGATE_AUDIT_PERSIST_ARG_VALUES")
+        .unwrap_or_default()
+        .parse()
+    {
+        Ok(m) => m,
+        Err(e) => {
+            r.fail("INTENTGATE_AUDIT_PERSIST_ARG_VALUES", format!("{e}"));
+            Redaction::Off
+        }
+    }
+}
+
+/// `INTENTGATE_TENANT_ADMINS`, refused whole when an entry reuses another admin's token
+/// (a shared token would give one admin another's scope: first match wins); also checks
+/// that `INTENTGATE_ADMIN_TOKEN_PREVIOUS` only accompanies a new superadmin token.
+fn read_tenant_admins<F: Fn(&str) -> Option<String>>(r: &mut Reader<F>) -> Vec<(String, Secret)> {
+    let mut tenant_admins = parse_tenant_admins(r.raw("INTENTGATE_TENANT_ADMINS").as_deref())
+        .unwrap_or_else(|e| {
+            r.fail("INTENTGATE_TENANT_ADMINS", e.to_string());
+            Vec::new()
+        });
+    let superadmin = r.raw("INTENTGATE_ADMIN_TOKEN");
+    let previous = r.raw("INTENTGATE_ADMIN_TOKEN_PREVIOUS");
+    if previous.is_some() && superadmin.is_none() {
+        r.fail(
+            "INTENTGATE_ADMIN_TOKEN_PREVIOUS",
+            "set only during a rotation, beside the new INTENTGATE_ADMIN_TOKEN".into(),
+        );
+    }
+    let reused = tenant_admins.iter().enumerate().find(|(i, (_, tok))| {
+        superadmin.as_deref() == Some(tok.expose())
+            || previous.as_deref() == Some(tok.expose())
+            || tenant_admins[..*i].iter().any(|(_, other)| other == tok)
+    });
+    if let Some((i, _)) = reused {
+        r.fail(
+            "INTENTGATE_TENANT_ADMINS",
+            format!(
+                "entry #{} reuses another admin's token; every admin needs its own",
+                i + 1
+            ),
+        );
+        tenant_admins.clear();
+    }
+    tenant_admins
+}
+
+fn read_audit_target<F: Fn(&str) -> Option<String>>(r: &mut Reader<F>) -> AuditTarget {
+    r.choice(
+        "INTENTGATE_AUDIT_TARGET",
+        AuditTarget::Stdout,
+        &[
+            ("stdout", AuditTarget::Stdout),
+            ("none", AuditTarget::None),
+            ("off", AuditTarget::None),
+        ],
+        "stdout, none, off",
+    )
+}
+
+fn read_audit_durability<F: Fn(&str) -> Option<String>>(r: &mut Reader<F>) -> AuditDurability {
+    r.choice(
+        "INTENTGATE_AUDIT_DURABILITY",
+        AuditDurability::Async,
+        &[
+            ("async", AuditDurability::Async),
+            ("sync", AuditDurability::Sync),
+        ],
+        "async, sync",
+    )
+}
+
+fn read_backend<F: Fn(&str) -> Option<String>>(
+    r: &mut Reader<F>,
+    var: &'static str,
+    default: StoreBackend,
+) -> StoreBackend {
+    use StoreBackend::{Memory, Off, Postgres};
+    r.choice(
+        var,
+        default,
+        &[("off", Off), ("memory", Memory), ("postgres", Postgres)],
+        "off, memory, postgres",
+    )
 }
 
 fn read_webhook<F: Fn(&str) -> Option<String>>(r: &mut Reader<F>) -> Option<Webhook> {
@@ -1072,8 +511,24 @@ fn read_oauth<F: Fn(&str) -> Option<String>>(r: &mut Reader<F>) -> Option<OAuthR
     }
 }
 
+/// An invalid `INTENTGATE_TENANT_ADMINS` (never shows a token).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TenantAdminsError {
+    /// An entry without a colon (1-based).
+    #[error("entry #{0} is not tenant:token")]
+    NotPair(usize),
+    /// An entry with an empty side (1-based).
+    #[error("entry #{0} has an empty tenant or token")]
+    Empty(usize),
+    /// A tenant listed twice.
+    #[error("tenant {0:?} is listed twice")]
+    Duplicate(String),
+}
+
 /// Parses `tenant:token,tenant:token`. Errors never include a token.
-pub fn parse_tenant_admins(value: Option<&str>) -> Result<Vec<(String, Secret)>, String> {
+pub fn parse_tenant_admins(
+    value: Option<&str>,
+) -> Result<Vec<(String, Secret)>, TenantAdminsError> {
     let mut out: Vec<(String, Secret)> = Vec::new();
     let Some(value) = value else { return Ok(out) };
     for (i, entry) in value.split(',').enumerate() {
@@ -1082,14 +537,14 @@ pub fn parse_tenant_admins(value: Option<&str>) -> Result<Vec<(String, Secret)>,
             continue;
         }
         let Some((tenant, token)) = entry.split_once(':') else {
-            return Err(format!("entry #{} is not tenant:token", i + 1));
+            return Err(TenantAdminsError::NotPair(i + 1));
         };
         let (tenant, token) = (tenant.trim(), token.trim());
         if tenant.is_empty() || token.is_empty() {
-            return Err(format!("entry #{} has an empty tenant or token", i + 1));
+            return Err(TenantAdminsError::Empty(i + 1));
         }
         if out.iter().any(|(t, _)| t == tenant) {
-            return Err(format!("tenant {tenant:?} is listed twice"));
+            return Err(TenantAdminsError::Duplicate(tenant.to_owned()));
         }
         out.push((tenant.to_owned(), Secret(token.to_owned())));
     }

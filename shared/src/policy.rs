@@ -38,13 +38,18 @@ pub enum Syntax {
     V0,
 }
 
+/// A syntax name that is neither `v1` nor `v0`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown Rego syntax {0:?} (accepted: v1, v0)")]
+pub struct UnknownSyntax(pub String);
+
 impl std::str::FromStr for Syntax {
-    type Err = String;
+    type Err = UnknownSyntax;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.trim().to_ascii_lowercase().as_str() {
             "v1" | "1" => Ok(Self::V1),
             "v0" | "0" => Ok(Self::V0),
-            other => Err(format!("unknown Rego syntax {other:?} (accepted: v1, v0)")),
+            other => Err(UnknownSyntax(other.to_owned())),
         }
     }
 }
@@ -110,6 +115,17 @@ pub struct Decision {
     /// The policy failed (no decision, a malformed one, an evaluation error): denied with
     /// the problem as the reason.
     pub error: bool,
+}
+
+/// Why an evaluation produced no value; the decision then denies, naming it.
+#[derive(Debug, thiserror::Error)]
+enum EvalError {
+    /// The register VM failed.
+    #[error("{0}")]
+    Vm(#[from] regorus::rvm::vm::VmError),
+    /// The interpreter failed (regorus reports it as an opaque error).
+    #[error("{0}")]
+    Interpreter(Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl Decision {
@@ -256,14 +272,14 @@ impl Evaluator {
                 vm.set_input(input.clone());
                 match vm.execute() {
                     Ok(Value::Undefined) => self.explain_undefined(input),
-                    other => other.map_err(|e| e.to_string()),
+                    other => other.map_err(EvalError::Vm),
                 }
             }
             State::Interpreter(engine) => {
                 engine.set_input(input);
                 engine
                     .eval_rule(ENTRYPOINT.to_owned())
-                    .map_err(|e| e.to_string())
+                    .map_err(|e| EvalError::Interpreter(e.into()))
             }
         };
         match result {
@@ -276,7 +292,7 @@ impl Evaluator {
 impl Evaluator {
     /// Re-runs an undefined VM result on the interpreter, which names the actual problem
     /// (e.g. "complete rules should not produce multiple outputs") instead of "undefined".
-    fn explain_undefined(&mut self, input: Value) -> Result<Value, String> {
+    fn explain_undefined(&mut self, input: Value) -> Result<Value, EvalError> {
         let engine = match (&mut self.explainer, &*self.policy.backend) {
             (Some(e), _) => e,
             (slot @ None, Backend::Vm(_, engine)) => slot.insert(engine.clone()),
@@ -285,7 +301,7 @@ impl Evaluator {
         engine.set_input(input);
         engine
             .eval_rule(ENTRYPOINT.to_owned())
-            .map_err(|e| e.to_string())
+            .map_err(|e| EvalError::Interpreter(e.into()))
     }
 }
 
@@ -307,12 +323,18 @@ fn decision_from(value: &Value) -> Decision {
         Some(Value::String(s)) => s.to_string(),
         Some(_) => return Decision::deny("policy decision reason must be a string"),
     };
-    let flag = |name: &str| match field(name) {
+    let flag = |name: &str, wrong: &'static str| match field(name) {
         None => Ok(false),
         Some(Value::Bool(b)) => Ok(*b),
-        Some(_) => Err(format!("policy decision {name} must be a boolean")),
+        Some(_) => Err(wrong),
     };
-    match (flag("escalate"), flag("requires_step_up")) {
+    match (
+        flag("escalate", "policy decision escalate must be a boolean"),
+        flag(
+            "requires_step_up",
+            "policy decision requires_step_up must be a boolean",
+        ),
+    ) {
         (Ok(escalate), Ok(requires_step_up)) => Decision {
             allow: *allow,
             reason,
@@ -479,9 +501,14 @@ impl Input<'_> {
     }
 }
 
+/// Tool arguments that are not JSON.
+#[derive(Debug, thiserror::Error)]
+#[error("arguments are not valid JSON: {0}")]
+pub struct ArgsError(#[source] Box<dyn std::error::Error + Send + Sync>);
+
 /// Parses tool arguments (JSON text) into a regorus value.
-pub fn args_from_json(json: &str) -> Result<Value, String> {
-    Value::from_json_str(json).map_err(|e| format!("arguments are not valid JSON: {e}"))
+pub fn args_from_json(json: &str) -> Result<Value, ArgsError> {
+    Value::from_json_str(json).map_err(|e| ArgsError(e.into()))
 }
 
 #[cfg(test)]

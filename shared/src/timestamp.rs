@@ -122,6 +122,15 @@ impl From<OffsetDateTime> for Timestamp {
     }
 }
 
+/// Reads the RFC 3339 text written for the event (`ts` of an audit line); the parse error's
+/// text is the deserialization error, so a bad line says what was wrong with its time.
+impl<'de> serde::Deserialize<'de> for Timestamp {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        Self::parse_rfc3339(&text).map_err(serde::de::Error::custom)
+    }
+}
+
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.to_rfc3339_nano())

@@ -33,19 +33,46 @@ pub enum Root {
     TraceIdRatio(f64),
 }
 
+/// A sampler setting that is not one of the standard names or ratios.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}: {}", self.var(), self.problem())]
+pub enum SamplerError {
+    /// `OTEL_TRACES_SAMPLER` names no sampler.
+    Name(String),
+    /// `OTEL_TRACES_SAMPLER_ARG` is not a ratio in 0.0-1.0.
+    Ratio(String),
+}
+
+impl SamplerError {
+    /// The variable at fault.
+    pub fn var(&self) -> &'static str {
+        match self {
+            Self::Name(_) => "OTEL_TRACES_SAMPLER",
+            Self::Ratio(_) => "OTEL_TRACES_SAMPLER_ARG",
+        }
+    }
+
+    /// What is wrong with it and what is accepted.
+    pub fn problem(&self) -> String {
+        match self {
+            Self::Name(name) => format!(
+                "invalid value {name:?} (accepted: always_on, always_off, traceidratio, \
+                 parentbased_always_on, parentbased_always_off, parentbased_traceidratio)"
+            ),
+            Self::Ratio(arg) => format!("invalid value {arg:?} (accepted: 0.0-1.0)"),
+        }
+    }
+}
+
 impl Sampler {
     /// Parses the standard names; `arg` is the ratio (default 1.0).
-    pub fn parse(name: &str, arg: Option<&str>) -> Result<Self, String> {
-        let ratio = || -> Result<f64, String> {
-            match arg {
-                None => Ok(1.0),
-                Some(a) => match a.trim().parse::<f64>() {
-                    Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
-                    _ => Err(format!(
-                        "OTEL_TRACES_SAMPLER_ARG: invalid value {a:?} (accepted: 0.0-1.0)"
-                    )),
-                },
-            }
+    pub fn parse(name: &str, arg: Option<&str>) -> Result<Self, SamplerError> {
+        let ratio = || match arg {
+            None => Ok(1.0),
+            Some(a) => match a.trim().parse::<f64>() {
+                Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
+                _ => Err(SamplerError::Ratio(a.to_owned())),
+            },
         };
         Ok(match name.trim() {
             "always_on" => Self::AlwaysOn,
@@ -54,13 +81,7 @@ impl Sampler {
             "parentbased_always_on" => Self::ParentBased(Root::AlwaysOn),
             "parentbased_always_off" => Self::ParentBased(Root::AlwaysOff),
             "parentbased_traceidratio" => Self::ParentBased(Root::TraceIdRatio(ratio()?)),
-            other => {
-                return Err(format!(
-                    "OTEL_TRACES_SAMPLER: invalid value {other:?} (accepted: always_on, \
-                     always_off, traceidratio, parentbased_always_on, parentbased_always_off, \
-                     parentbased_traceidratio)"
-                ));
-            }
+            other => return Err(SamplerError::Name(other.to_owned())),
         })
     }
 
@@ -236,7 +257,6 @@ pub fn now_ns() -> u64 {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     const TP: &[u8] = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";

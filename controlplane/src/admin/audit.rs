@@ -2,34 +2,27 @@
 //! the audit chain is persisted. Tenant admins see and verify only their tenant's chain.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::Query;
+use axum::http::StatusCode;
 use futures_util::StreamExt as _;
 use serde_json::{Value, json};
 
 use intentgate_shared::timestamp::Timestamp;
 
-use super::auth::Principal;
-use super::{AdminState, ApiError, page, scoped_tenant, store_error};
+use super::auth::Caller;
+use super::{ApiError, page, store_error};
 use crate::store::audit::{self as sql, Filter};
 
 type Params = Query<HashMap<String, String>>;
 
-/// Authenticates the caller and returns the audit store.
-fn caller<'s>(
-    state: &'s AdminState,
-    peer: SocketAddr,
-    headers: &HeaderMap,
-) -> Result<(Principal, &'s sqlx::PgPool), ApiError> {
-    let principal = state.authenticate(peer, headers)?;
-    let pool = state
+/// The audit store (404 when persistence is off).
+fn store(caller: &Caller) -> Result<&sqlx::PgPool, ApiError> {
+    caller
+        .state
         .audit_store
         .as_ref()
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "audit persistence is off"))?;
-    Ok((principal, pool))
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "audit persistence is off"))
 }
 
 fn param<'a>(params: &'a HashMap<String, String>, name: &str) -> Option<&'a str> {
@@ -73,14 +66,12 @@ fn filter(params: &HashMap<String, String>, tenant: Option<String>) -> Result<Fi
 /// `before_id` (pass the response's `next_before_id` to get the next page: stable while rows
 /// are being added).
 pub(super) async fn query(
-    State(state): State<Arc<AdminState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
     Query(params): Params,
+    caller: Caller,
 ) -> Result<axum::Json<Value>, ApiError> {
-    let (principal, pool) = caller(&state, peer, &headers)?;
+    let pool = store(&caller)?;
     let (limit, offset) = page(&params)?;
-    let tenant = scoped_tenant(&principal, param(&params, "tenant"))?;
+    let tenant = caller.scoped_tenant(param(&params, "tenant"))?;
     let f = filter(&params, tenant)?;
     let rows = sql::query(pool, &f, limit, offset)
         .await
@@ -102,13 +93,13 @@ pub(super) async fn query(
 
 /// `GET /v1/admin/audit/verify`: walks one chain (compat response; 200 whenever the walk ran).
 pub(super) async fn verify(
-    State(state): State<Arc<AdminState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
     Query(params): Params,
+    caller: Caller,
 ) -> Result<axum::Json<Value>, ApiError> {
-    let (principal, pool) = caller(&state, peer, &headers)?;
-    let tenant = scoped_tenant(&principal, param(&params, "tenant"))?.unwrap_or_default();
+    let pool = store(&caller)?;
+    let tenant = caller
+        .scoped_tenant(param(&params, "tenant"))?
+        .unwrap_or_default();
     let (from, to) = (time_param(&params, "from")?, time_param(&params, "to")?);
     let key = intentgate_shared::audit::chain_key(&tenant);
     let v = sql::verify(pool, key, from, to)
@@ -173,8 +164,8 @@ fn csv_row(out: &mut String, e: &intentgate_shared::audit::AuditEvent) {
     let fields: [&str; 10] = [
         &e.event,
         &e.schema_version,
-        &e.decision,
-        &e.check,
+        e.decision.as_str(),
+        e.check.as_str(),
         &e.reason,
         &e.tenant,
         &e.agent_id,
@@ -328,12 +319,10 @@ impl Export {
 /// the export short. The first page is read before the headers are sent, so a store error is
 /// a clean 503.
 pub(super) async fn export(
-    State(state): State<Arc<AdminState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
     Query(params): Params,
+    caller: Caller,
 ) -> Result<axum::response::Response, ApiError> {
-    let (principal, pool) = caller(&state, peer, &headers)?;
+    let pool = store(&caller)?;
     let format = match param(&params, "format") {
         None | Some("csv") => Format::Csv,
         Some("json" | "ndjson") => Format::Ndjson,
@@ -343,7 +332,7 @@ pub(super) async fn export(
             )));
         }
     };
-    let tenant = scoped_tenant(&principal, param(&params, "tenant"))?;
+    let tenant = caller.scoped_tenant(param(&params, "tenant"))?;
     let label = tenant.clone().unwrap_or_else(|| "all".into());
     let filter = filter(&params, tenant)?;
     let page = sql::query(pool, &filter, EXPORT_PAGE, 0)
@@ -407,14 +396,12 @@ fn internal() -> ApiError {
 /// `GET /v1/admin/audit/checkpoints`: signed chain heads, newest first (`tenant`, `limit`,
 /// `offset`), with the public key that verifies them when signing is configured.
 pub(super) async fn checkpoints(
-    State(state): State<Arc<AdminState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
     Query(params): Params,
+    caller: Caller,
 ) -> Result<axum::Json<Value>, ApiError> {
-    let (principal, pool) = caller(&state, peer, &headers)?;
+    let pool = store(&caller)?;
     let (limit, offset) = page(&params)?;
-    let tenant = scoped_tenant(&principal, param(&params, "tenant"))?;
+    let tenant = caller.scoped_tenant(param(&params, "tenant"))?;
     let key = tenant.as_deref().map(intentgate_shared::audit::chain_key);
     let rows = sql::checkpoints(pool, key, limit, offset)
         .await
@@ -434,7 +421,7 @@ pub(super) async fn checkpoints(
         })
         .collect();
     let mut out = json!({"checkpoints": list, "limit": limit, "offset": offset});
-    if let Some(k) = &state.audit_public_key {
+    if let Some(k) = &caller.state.audit_public_key {
         out["public_key"] = k.clone().into();
     }
     Ok(axum::Json(out))

@@ -1,17 +1,23 @@
 //! Admin authentication: bearer tokens compared in constant time, every slot walked whatever
-//! matched, and failed attempts from one address throttled.
+//! matched, and failed attempts from one address throttled. [`Caller`] is the extractor
+//! every handler takes: it authenticates once, before the handler runs.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
-use std::sync::{Mutex, PoisonError};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use ring::digest;
 
+use intentgate_shared::audit::{AuditEvent, Check, Decision};
 use intentgate_shared::config::Secret;
+use intentgate_shared::timestamp::Timestamp;
 
-use super::ApiError;
+use super::{AdminState, ApiError};
 
 /// Failed attempts per address within [`WINDOW`] before further attempts are refused.
 pub const MAX_FAILURES: u32 = 10;
@@ -157,5 +163,81 @@ impl AdminAuth {
                 ))
             }
         }
+    }
+}
+
+/// An authenticated admin call: the shared state, who is calling and from where. Extracting
+/// it authenticates (throttled per client address), so a handler taking a `Caller` never runs
+/// for a refused caller; the rejection is the same `{"error": …}` answer (401, 429 with
+/// `Retry-After`) the handlers gave when each authenticated on its own.
+pub struct Caller {
+    /// What the handlers share.
+    pub state: Arc<AdminState>,
+    /// Who is calling.
+    pub principal: Principal,
+    /// The client address: the TCP peer, or the address the data plane relayed for.
+    pub addr: SocketAddr,
+    /// `X-IntentGate-Elevation-Id` (at most 128 bytes), recorded on the call's audit events.
+    pub elevation_id: String,
+}
+
+impl std::fmt::Debug for Caller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Caller")
+            .field("principal", &self.principal)
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FromRequestParts<Arc<AdminState>> for Caller {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AdminState>,
+    ) -> Result<Self, Response> {
+        let ConnectInfo(peer) = ConnectInfo::<SocketAddr>::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        // Failures are throttled per client address (the relayed one for calls arriving
+        // through the data port, so one client cannot lock out every other).
+        let addr = state.client_addr(peer, &parts.headers);
+        let principal = state
+            .auth
+            .authenticate(addr.ip().to_canonical(), &parts.headers)
+            .map_err(IntoResponse::into_response)?;
+        Ok(Self {
+            state: Arc::clone(state),
+            principal,
+            addr,
+            elevation_id: elevation_id(&parts.headers),
+        })
+    }
+}
+
+fn elevation_id(headers: &HeaderMap) -> String {
+    headers
+        .get("x-intentgate-elevation-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.len() <= 128)
+        .unwrap_or_default()
+        .to_owned()
+}
+
+impl Caller {
+    /// The audit event of this caller's admin action (check `capability`).
+    pub(super) fn event(&self, decision: Decision, tool: &str, tenant: &str) -> AuditEvent {
+        let mut e = AuditEvent::new(Timestamp::now(), decision, tool).with_check(Check::Capability);
+        e.tenant = tenant.to_owned();
+        e.remote_ip = self.addr.to_string();
+        e.elevation_id.clone_from(&self.elevation_id);
+        e
+    }
+
+    /// The tenant the call acts for: a tenant admin's own (403 for another), else the
+    /// explicit one.
+    pub(super) fn scoped_tenant(&self, explicit: Option<&str>) -> Result<Option<String>, ApiError> {
+        super::scoped_tenant(&self.principal, explicit)
     }
 }

@@ -3,22 +3,22 @@
 //! for another tenant's draft); every pointer change is audited.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{FromRequestParts, Path, Query};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use intentgate_shared::audit::{Check, Decision};
 
-use super::auth::Principal;
-use super::{AdminState, ApiError, admin_event, page, parse_body, scoped_tenant};
-use crate::policies::{Active, Draft, PolicyError, PolicyManager};
+use super::auth::Caller;
+use super::body::{JsonBody, OptionalJsonBody};
+use super::{AdminState, ApiError, page};
+use crate::policies::{PolicyError, PolicyManager};
+use crate::policy_model::{Active, Draft};
 
 type Params = Query<HashMap<String, String>>;
 
@@ -72,28 +72,34 @@ impl From<PolicyError> for ApiError {
     }
 }
 
-fn caller<'s>(
-    state: &'s AdminState,
-    peer: SocketAddr,
-    headers: &HeaderMap,
-) -> Result<(Principal, &'s Arc<PolicyManager>), ApiError> {
-    let principal = state.authenticate(peer, headers)?;
-    let m = state
-        .policies
-        .as_ref()
-        .ok_or_else(|| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "policy store is off"))?;
-    Ok((principal, m))
+/// An authenticated caller of the policy routes and the policy lifecycle: 503 when the
+/// policy store is off, answered right after authentication and before any body is read.
+pub(super) struct PolicyCaller {
+    caller: Caller,
+    manager: Arc<PolicyManager>,
+}
+
+impl FromRequestParts<Arc<AdminState>> for PolicyCaller {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AdminState>,
+    ) -> Result<Self, Response> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        let manager = state.policies.clone().ok_or_else(|| {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "policy store is off").into_response()
+        })?;
+        Ok(Self { caller, manager })
+    }
 }
 
 pub(super) async fn list_drafts(
-    State(state): State<Arc<AdminState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
     Query(params): Params,
+    PolicyCaller { caller, manager: m }: PolicyCaller,
 ) -> Result<axum::Json<Value>, ApiError> {
-    let (principal, m) = caller(&state, peer, &headers)?;
     let (limit, offset) = page(&params)?;
-    let tenant = scoped_tenant(&principal, params.get("tenant").map(String::as_str))?;
+    let tenant = caller.scoped_tenant(params.get("tenant").map(String::as_str))?;
     let drafts = m.list(tenant.as_deref(), limit, offset).await?;
     let list: Vec<Value> = drafts.iter().map(draft_json).collect();
     Ok(axum::Json(
@@ -103,7 +109,7 @@ pub(super) async fn list_drafts(
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct DraftBody {
+pub(super) struct DraftBody {
     #[serde(default)]
     name: String,
     #[serde(default)]
@@ -117,14 +123,12 @@ struct DraftBody {
 }
 
 pub(super) async fn create_draft(
-    State(state): State<Arc<AdminState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    PolicyCaller { caller, manager: m }: PolicyCaller,
+    JsonBody(b): JsonBody<DraftBody>,
 ) -> Result<Response, ApiError> {
-    let (principal, m) = caller(&state, peer, &headers)?;
-    let b: DraftBody = parse_body(body)?;
-    let tenant = scoped_tenant(&principal, b.tenant.as_deref())?.unwrap_or_default();
+    let tenant = caller
+        .scoped_tenant(b.tenant.as_deref())?
+        .unwrap_or_default();
     let d = m
         .create(
             &tenant,
@@ -135,9 +139,7 @@ pub(super) async fn create_draft(
         )
         .await?;
     audit_change(
-        &state,
-        peer,
-        &headers,
+        &caller,
         "admin/create_policy_draft",
         &d.tenant,
         format!(
@@ -149,38 +151,29 @@ pub(super) async fn create_draft(
 }
 
 pub(super) async fn get_draft(
-    State(state): State<Arc<AdminState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(id): Path<String>,
-    headers: HeaderMap,
+    PolicyCaller { caller, manager: m }: PolicyCaller,
 ) -> Result<axum::Json<Value>, ApiError> {
-    let (principal, m) = caller(&state, peer, &headers)?;
-    let d = m.get(&id, principal.tenant.as_deref()).await?;
+    let d = m.get(&id, caller.principal.tenant.as_deref()).await?;
     Ok(axum::Json(draft_json(&d)))
 }
 
 pub(super) async fn put_draft(
-    State(state): State<Arc<AdminState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    PolicyCaller { caller, manager: m }: PolicyCaller,
+    JsonBody(b): JsonBody<DraftBody>,
 ) -> Result<axum::Json<Value>, ApiError> {
-    let (principal, m) = caller(&state, peer, &headers)?;
-    let b: DraftBody = parse_body(body)?;
     let d = m
         .update(
             &id,
-            principal.tenant.as_deref(),
+            caller.principal.tenant.as_deref(),
             &b.name,
             &b.description,
             &b.rego_source,
         )
         .await?;
     audit_change(
-        &state,
-        peer,
-        &headers,
+        &caller,
         "admin/update_policy_draft",
         &d.tenant,
         format!("policy draft updated: id={} name={:?}", d.id, d.name),
@@ -189,18 +182,13 @@ pub(super) async fn put_draft(
 }
 
 pub(super) async fn delete_draft(
-    State(state): State<Arc<AdminState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(id): Path<String>,
-    headers: HeaderMap,
+    PolicyCaller { caller, manager: m }: PolicyCaller,
 ) -> Result<axum::Json<Value>, ApiError> {
-    let (principal, m) = caller(&state, peer, &headers)?;
-    let tenant = m.get(&id, principal.tenant.as_deref()).await?.tenant;
-    m.delete(&id, principal.tenant.as_deref()).await?;
+    let tenant = m.get(&id, caller.principal.tenant.as_deref()).await?.tenant;
+    m.delete(&id, caller.principal.tenant.as_deref()).await?;
     audit_change(
-        &state,
-        peer,
-        &headers,
+        &caller,
         "admin/delete_policy_draft",
         &tenant,
         format!("policy draft deleted: id={id}"),
@@ -209,16 +197,15 @@ pub(super) async fn delete_draft(
 }
 
 pub(super) async fn get_active(
-    State(state): State<Arc<AdminState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
     Query(params): Params,
+    PolicyCaller { caller, manager: m }: PolicyCaller,
 ) -> Result<axum::Json<Value>, ApiError> {
-    let (principal, m) = caller(&state, peer, &headers)?;
-    let slot =
-        scoped_tenant(&principal, params.get("tenant").map(String::as_str))?.unwrap_or_default();
+    let slot = caller
+        .scoped_tenant(params.get("tenant").map(String::as_str))?
+        .unwrap_or_default();
     let a = m.active(&slot).await?;
     let mut out = json!({"active": active_json(&a)});
+    let m = &*m;
     let draft_of = |id: &str| {
         let id = id.to_owned();
         async move { m.get(&id, None).await.ok() }
@@ -254,7 +241,7 @@ pub(super) async fn get_active(
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct PromoteBody {
+pub(super) struct PromoteBody {
     draft_id: String,
     #[serde(default)]
     promoted_by: String,
@@ -262,50 +249,33 @@ struct PromoteBody {
     tenant: Option<String>,
 }
 
-fn audit_change(
-    state: &AdminState,
-    peer: SocketAddr,
-    headers: &HeaderMap,
-    tool: &str,
-    slot: &str,
-    reason: String,
-) -> Result<(), ApiError> {
-    let mut e = admin_event(
-        Decision::Allow,
-        tool,
-        slot,
-        state.client_ip(peer, headers),
-        headers,
-    );
-    e.check = Check::Policy.as_str().into();
+fn audit_change(caller: &Caller, tool: &str, slot: &str, reason: String) -> Result<(), ApiError> {
+    let mut e = caller.event(Decision::Allow, tool, slot);
+    e.check = Check::Policy.into();
     e.reason = reason;
-    state.record(e)
+    caller.state.record(e)
 }
 
 pub(super) async fn promote(
-    State(state): State<Arc<AdminState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    PolicyCaller { caller, manager: m }: PolicyCaller,
+    JsonBody(b): JsonBody<PromoteBody>,
 ) -> Result<axum::Json<Value>, ApiError> {
-    let (principal, m) = caller(&state, peer, &headers)?;
-    let b: PromoteBody = parse_body(body)?;
     if b.draft_id.trim().is_empty() {
         return Err(ApiError::bad_request("draft_id is required"));
     }
-    let slot = scoped_tenant(&principal, b.tenant.as_deref())?.unwrap_or_default();
+    let slot = caller
+        .scoped_tenant(b.tenant.as_deref())?
+        .unwrap_or_default();
     let (a, prior) = m
         .promote(
             &slot,
             &b.draft_id,
-            principal.tenant.as_deref(),
+            caller.principal.tenant.as_deref(),
             &b.promoted_by,
         )
         .await?;
     audit_change(
-        &state,
-        peer,
-        &headers,
+        &caller,
         "admin/promote_policy",
         &slot,
         format!(
@@ -325,19 +295,15 @@ pub(super) async fn promote(
 }
 
 pub(super) async fn clear(
-    State(state): State<Arc<AdminState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
     Query(params): Params,
+    PolicyCaller { caller, manager: m }: PolicyCaller,
 ) -> Result<axum::Json<Value>, ApiError> {
-    let (principal, m) = caller(&state, peer, &headers)?;
-    let slot =
-        scoped_tenant(&principal, params.get("tenant").map(String::as_str))?.unwrap_or_default();
+    let slot = caller
+        .scoped_tenant(params.get("tenant").map(String::as_str))?
+        .unwrap_or_default();
     let cleared = m.clear(&slot).await?;
     audit_change(
-        &state,
-        peer,
-        &headers,
+        &caller,
         "admin/clear_policy",
         &slot,
         format!(
@@ -351,7 +317,7 @@ pub(super) async fn clear(
 }
 
 #[derive(Debug, Default, Deserialize)]
-struct RollbackBody {
+pub(super) struct RollbackBody {
     #[serde(default)]
     rolled_back_by: String,
     #[serde(default)]
@@ -359,23 +325,16 @@ struct RollbackBody {
 }
 
 pub(super) async fn rollback(
-    State(state): State<Arc<AdminState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<axum::Json<Value>, ApiError> {
-    let (principal, m) = caller(&state, peer, &headers)?;
+    PolicyCaller { caller, manager: m }: PolicyCaller,
     // An empty body is fine (compat); a body that is there must be valid.
-    let b: RollbackBody = match &body {
-        Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => RollbackBody::default(),
-        _ => parse_body(body)?,
-    };
-    let slot = scoped_tenant(&principal, b.tenant.as_deref())?.unwrap_or_default();
+    OptionalJsonBody(b): OptionalJsonBody<RollbackBody>,
+) -> Result<axum::Json<Value>, ApiError> {
+    let slot = caller
+        .scoped_tenant(b.tenant.as_deref())?
+        .unwrap_or_default();
     let a = m.rollback(&slot, &b.rolled_back_by).await?;
     audit_change(
-        &state,
-        peer,
-        &headers,
+        &caller,
         "admin/rollback_policy",
         &slot,
         format!(
@@ -390,7 +349,7 @@ pub(super) async fn rollback(
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct DryRunBody {
+pub(super) struct DryRunBody {
     #[serde(default)]
     rego: String,
     #[serde(default)]
@@ -411,14 +370,10 @@ struct DryRunBody {
 
 /// `POST /v1/admin/policies/dry-run`: replays a candidate over the audit history.
 pub(super) async fn dry_run(
-    State(state): State<Arc<AdminState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    caller: Caller,
+    JsonBody(b): JsonBody<DryRunBody>,
 ) -> Result<axum::Json<Value>, ApiError> {
-    let principal = state.authenticate(peer, &headers)?;
-    let b: DryRunBody = parse_body(body)?;
-    let pool = state.audit_store.as_ref().ok_or_else(|| {
+    let pool = caller.state.audit_store.as_ref().ok_or_else(|| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "dry-run needs the persisted audit history (INTENTGATE_AUDIT_PERSIST=true)",
@@ -429,7 +384,7 @@ pub(super) async fn dry_run(
             "rego is required (a non-empty Rego source)",
         ));
     }
-    let candidate = intentgate_shared::policy::Policy::compile(&b.rego, state.policy_syntax)
+    let candidate = intentgate_shared::policy::Policy::compile(&b.rego, caller.state.policy_syntax)
         .map_err(|e| ApiError::bad_request(format!("compile candidate: {e}")))?;
     let time = |name: &str, v: &Option<String>| {
         v.as_deref()
@@ -445,7 +400,7 @@ pub(super) async fn dry_run(
     let req = crate::dry_run::Request {
         from: time("from", &b.from)?,
         to: time("to", &b.to)?,
-        tenant: scoped_tenant(&principal, b.tenant.as_deref())?,
+        tenant: caller.scoped_tenant(b.tenant.as_deref())?,
         agent_id: text(b.agent_id),
         tool: text(b.tool),
         limit: b

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use intentgate_shared::audit::Decision;
 use intentgate_shared::config;
 use serde_json::{Value, json};
 
@@ -40,7 +41,7 @@ impl Datadog {
                     "service": self.service,
                     "ddsource": "intentgate",
                     "message": format!("{} {} tool={} agent={} reason={}", i.decision, i.check, i.tool, agent, i.reason),
-                    "status": if i.decision == "block" { "warn" } else { "info" },
+                    "status": if i.decision == Decision::Block { "warn" } else { "info" },
                     "audit": audit,
                 });
                 if !self.hostname.is_empty() {

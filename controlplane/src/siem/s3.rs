@@ -172,7 +172,6 @@ fn amz_date(now: Timestamp) -> String {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
     use intentgate_shared::config::Secret;
 

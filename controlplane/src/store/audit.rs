@@ -1,5 +1,5 @@
 //! SQL of the audit chain (compat §8.3, §8.4, §10): the batched chained insert, queries and
-//! the streaming verifier.
+//! the streaming verifier (`walk`).
 //!
 //! One transaction per batch: lock every chain head the batch touches (`FOR UPDATE`, in
 //! chain-key order so replicas never deadlock), give each event the next gapless `seq` and
@@ -12,10 +12,11 @@ use std::collections::BTreeMap;
 use sqlx::{PgPool, Postgres, Transaction};
 use time::OffsetDateTime;
 
-use intentgate_shared::audit::{self, AuditEvent, ChainBreak, ChainWalker, ChainedEvent};
+use intentgate_shared::audit::{self, AuditEvent};
 use intentgate_shared::timestamp::Timestamp;
 
-use crate::checkpoint::{self, Signer};
+pub use crate::chain_anchor::REBASELINE_TOOL;
+use crate::chain_anchor::{self, Signer};
 
 /// The head of one chain as locked for a batch.
 struct Head {
@@ -63,8 +64,8 @@ impl Columns {
         self.ts.push(e.ts.to_offset_datetime());
         self.event.push(e.event.clone());
         self.schema_version.push(e.schema_version.clone());
-        self.decision.push(e.decision.clone());
-        self.check.push(e.check.clone());
+        self.decision.push(e.decision.as_str().to_owned());
+        self.check.push(e.check.as_str().to_owned());
         self.reason.push(e.reason.clone());
         self.tenant.push(nullable(&e.tenant));
         self.agent_id.push(e.agent_id.clone());
@@ -130,7 +131,21 @@ pub async fn append_signed(
         cols.push(e, &head.hash, hash.clone(), head.seq);
         head.hash = hash;
     }
-    let ids: Vec<(String, i64, i64)> = sqlx::query_as(
+    let ids = insert_rows(&mut tx, &cols).await?;
+    let moved = MovedHeads::new(&ids, &heads);
+    moved.write(&mut tx).await?;
+    if let Some(signer) = signer {
+        moved.sign(&mut tx, signer).await?;
+    }
+    tx.commit().await
+}
+
+/// Inserts the rows with one `UNNEST`; returns each row's (chain key, seq, id).
+async fn insert_rows(
+    tx: &mut Transaction<'static, Postgres>,
+    cols: &Columns,
+) -> Result<Vec<(String, i64, i64)>, sqlx::Error> {
+    sqlx::query_as(
         "INSERT INTO audit_events (ts, event_name, schema_version, decision, check_stage, \
          reason, tenant, agent_id, session_id, tool, arg_keys, arg_values, capability_token_id, \
          root_capability_token_id, caveat_count, pending_id, decided_by, intent_summary, \
@@ -173,44 +188,74 @@ pub async fn append_signed(
     .bind(&cols.prev_hash)
     .bind(&cols.hash)
     .bind(&cols.seq)
-    .fetch_all(&mut *tx)
-    .await?;
-    // The head id of each chain: the id of its highest seq in this batch.
-    let mut head_ids: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
-    for (key, seq, id) in &ids {
-        let slot = head_ids.entry(key.as_str()).or_insert((*seq, *id));
-        if *seq >= slot.0 {
-            *slot = (*seq, *id);
+    .fetch_all(&mut **tx)
+    .await
+}
+
+/// The heads a batch moved, as column arrays: chain key, hash, seq and row id of each.
+struct MovedHeads {
+    keys: Vec<String>,
+    hashes: Vec<String>,
+    seqs: Vec<i64>,
+    ids: Vec<i64>,
+}
+
+impl MovedHeads {
+    /// The head of each chain: the row of its highest seq in this batch.
+    fn new(rows: &[(String, i64, i64)], heads: &BTreeMap<String, Head>) -> Self {
+        let mut head_ids: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
+        for (key, seq, id) in rows {
+            let slot = head_ids.entry(key.as_str()).or_insert((*seq, *id));
+            if *seq >= slot.0 {
+                *slot = (*seq, *id);
+            }
         }
-    }
-    let (mut k, mut h, mut s, mut i) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for (key, (seq, id)) in head_ids {
-        if let Some(head) = heads.get(key) {
-            k.push(key.to_owned());
-            h.push(head.hash.clone());
-            s.push(seq);
-            i.push(id);
+        let mut moved = Self {
+            keys: Vec::new(),
+            hashes: Vec::new(),
+            seqs: Vec::new(),
+            ids: Vec::new(),
+        };
+        for (key, (seq, id)) in head_ids {
+            if let Some(head) = heads.get(key) {
+                moved.keys.push(key.to_owned());
+                moved.hashes.push(head.hash.clone());
+                moved.seqs.push(seq);
+                moved.ids.push(id);
+            }
         }
+        moved
     }
-    sqlx::query(
-        "UPDATE audit_chain_heads AS h SET head_hash = u.hash, head_seq = u.seq, \
-         head_id = u.id, updated_at = now() \
-         FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bigint[]) AS u(tenant, hash, seq, id) \
-         WHERE h.tenant = u.tenant",
-    )
-    .bind(&k)
-    .bind(&h)
-    .bind(&s)
-    .bind(&i)
-    .execute(&mut *tx)
-    .await?;
-    if let Some(signer) = signer {
+
+    async fn write(&self, tx: &mut Transaction<'static, Postgres>) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "UPDATE audit_chain_heads AS h SET head_hash = u.hash, head_seq = u.seq, \
+             head_id = u.id, updated_at = now() \
+             FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bigint[]) AS u(tenant, hash, seq, id) \
+             WHERE h.tenant = u.tenant",
+        )
+        .bind(&self.keys)
+        .bind(&self.hashes)
+        .bind(&self.seqs)
+        .bind(&self.ids)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    /// A signed checkpoint of every moved head.
+    async fn sign(
+        &self,
+        tx: &mut Transaction<'static, Postgres>,
+        signer: &Signer,
+    ) -> Result<(), sqlx::Error> {
         let ts = Timestamp::now();
-        let sigs: Vec<String> = k
+        let sigs: Vec<String> = self
+            .keys
             .iter()
-            .zip(&s)
-            .zip(&h)
-            .map(|((key, seq), hash)| signer.sign(&checkpoint::message(key, *seq, hash, ts)))
+            .zip(&self.seqs)
+            .zip(&self.hashes)
+            .map(|((key, seq), hash)| signer.sign(&chain_anchor::message(key, *seq, hash, ts)))
             .collect();
         sqlx::query(
             "INSERT INTO audit_checkpoints (tenant, seq, head_hash, head_id, ts, key_id, signature) \
@@ -218,17 +263,17 @@ pub async fn append_signed(
              FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::bigint[], $7::text[]) \
                AS u(t, s, h, i, sig)",
         )
-        .bind(&k)
-        .bind(&s)
-        .bind(&h)
-        .bind(&i)
+        .bind(&self.keys)
+        .bind(&self.seqs)
+        .bind(&self.hashes)
+        .bind(&self.ids)
         .bind(ts.to_offset_datetime())
         .bind(signer.key_id())
         .bind(&sigs)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
+        Ok(())
     }
-    tx.commit().await
 }
 
 /// One signed checkpoint.
@@ -253,7 +298,7 @@ pub struct Checkpoint {
 impl Checkpoint {
     /// The bytes the signature covers.
     pub fn message(&self) -> Vec<u8> {
-        checkpoint::message(&self.tenant, self.seq, &self.head_hash, self.ts)
+        chain_anchor::message(&self.tenant, self.seq, &self.head_hash, self.ts)
     }
 }
 
@@ -402,8 +447,8 @@ impl From<RawRow> for StoredRow {
                 ts: Timestamp::from(r.ts),
                 event: r.event_name,
                 schema_version: r.schema_version,
-                decision: r.decision,
-                check: r.check_stage,
+                decision: r.decision.into(),
+                check: r.check_stage.into(),
                 reason: r.reason,
                 tenant: r.tenant,
                 agent_id: r.agent_id,
@@ -551,24 +596,6 @@ pub async fn count(pool: &PgPool, f: &Filter) -> Result<i64, sqlx::Error> {
         .try_get(0)
 }
 
-/// The result of walking a chain (compat §8.4 plus seq and head checks).
-#[derive(Debug, Clone)]
-pub struct Verification {
-    /// Rows verified.
-    pub verified: u64,
-    /// Rows without a hash.
-    pub skipped: u64,
-    /// The first break: row id, its ts, and the break.
-    pub broken: Option<(i64, Timestamp, ChainBreak)>,
-    /// The chain head's row id and update time, when the chain exists.
-    pub head: Option<(Option<i64>, Timestamp)>,
-    /// The re-baseline marker the walk started from, if the chain was re-baselined.
-    pub baseline_id: Option<i64>,
-}
-
-/// `tool` of a re-baseline marker event.
-pub const REBASELINE_TOOL: &str = "admin/rebaseline_chain";
-
 /// Starts a new chain segment for `key` after an investigated break (runbook, "Re-baseline"):
 /// appends a marker event (reason = `note`) whose `prev_hash` is empty, so verification
 /// starts from it; the rows before it stay queryable for forensics. Returns the marker id.
@@ -592,7 +619,7 @@ pub async fn rebaseline(pool: &PgPool, key: &str, note: &str) -> Result<i64, sql
     .bind(e.ts.to_offset_datetime())
     .bind(&e.event)
     .bind(&e.schema_version)
-    .bind(&e.decision)
+    .bind(e.decision.as_str())
     .bind(&e.tool)
     .bind(&e.reason)
     .bind(nullable(&e.tenant))
@@ -614,134 +641,6 @@ pub async fn rebaseline(pool: &PgPool, key: &str, note: &str) -> Result<i64, sql
     Ok(id)
 }
 
-/// Rows per page of the verifier (it never holds more).
-const VERIFY_PAGE: i64 = 2000;
+mod walk;
 
-/// Walks chain `key` in id order within `[from, to]`, a page at a time. Without a `to`
-/// bound the last row is compared with the chain head, which catches deleted newest rows.
-pub async fn verify(
-    pool: &PgPool,
-    key: &str,
-    from: Option<Timestamp>,
-    to: Option<Timestamp>,
-) -> Result<Verification, sqlx::Error> {
-    let mut walker = ChainWalker::default();
-    let baseline_id: Option<i64> = sqlx::query_scalar(
-        "SELECT max(id) FROM audit_events WHERE COALESCE(tenant, 'default') = $1 \
-         AND tool = $2 AND prev_hash IS NULL AND seq IS NOT NULL",
-    )
-    .bind(key)
-    .bind(REBASELINE_TOOL)
-    .fetch_one(pool)
-    .await?;
-    let mut after = baseline_id.map_or(0, |id| id - 1);
-    // The last hashed row walked (id, seq, ts, hash), for the comparison with the head.
-    let mut last: Option<(i64, Option<i64>, Timestamp, String)> = None;
-    let mut broken_row = None;
-    'pages: loop {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            event_columns!(),
-            " FROM audit_events WHERE COALESCE(tenant, 'default') = $1 AND id > $2 \
-             AND ($3::timestamptz IS NULL OR ts >= $3) AND ($4::timestamptz IS NULL OR ts <= $4) \
-             ORDER BY id LIMIT $5"
-        ))
-        .bind(key)
-        .bind(after)
-        .bind(from.map(Timestamp::to_offset_datetime))
-        .bind(to.map(Timestamp::to_offset_datetime))
-        .bind(VERIFY_PAGE)
-        .fetch_all(pool)
-        .await?;
-        let n = rows.len();
-        for r in &rows {
-            let StoredRow {
-                id,
-                event,
-                prev_hash,
-                hash,
-                seq,
-            } = StoredRow::from(raw_row(r)?);
-            after = id;
-            let ts = event.ts;
-            let chained = ChainedEvent {
-                event,
-                prev_hash,
-                hash,
-            };
-            if !walker.step(&chained, seq) {
-                broken_row = Some((id, ts));
-                break 'pages;
-            }
-            if !chained.hash.is_empty() {
-                last = Some((id, seq, ts, chained.hash));
-            }
-        }
-        if (n as i64) < VERIFY_PAGE {
-            break;
-        }
-    }
-    let missing_seq = walker.last_seq().map(|s| s + 1);
-    let mut walk = walker.finish();
-    // A gap is a deletion unless the missing row sits elsewhere in the table: then the rows
-    // were reordered.
-    if let (Some(b), Some(seq)) = (walk.broken.as_mut(), missing_seq)
-        && b.reason == audit::DELETED_ROWS
-    {
-        let elsewhere: Option<i64> = sqlx::query_scalar(
-            "SELECT id FROM audit_events WHERE COALESCE(tenant, 'default') = $1 AND seq = $2",
-        )
-        .bind(key)
-        .bind(seq)
-        .fetch_optional(pool)
-        .await?;
-        if elsewhere.is_some() {
-            b.reason = audit::REORDERED_ROWS;
-        }
-    }
-    let head: Option<(String, i64, Option<i64>, OffsetDateTime)> = sqlx::query_as(
-        "SELECT head_hash, head_seq, head_id, updated_at FROM audit_chain_heads WHERE tenant = $1",
-    )
-    .bind(key)
-    .fetch_optional(pool)
-    .await?;
-    let mut out = Verification {
-        verified: walk.verified,
-        skipped: walk.skipped,
-        broken: None,
-        head: head
-            .as_ref()
-            .map(|(_, _, id, at)| (*id, Timestamp::from(*at))),
-        baseline_id,
-    };
-    if let (Some(b), Some((id, ts))) = (walk.broken, broken_row) {
-        out.broken = Some((id, ts, b));
-        return Ok(out);
-    }
-    if let (None, Some((head_hash, head_seq, _, _))) = (to, &head) {
-        let last_hash = last.as_ref().map_or("", |r| r.3.as_str()).to_owned();
-        let reason = match last.as_ref().map(|r| r.1) {
-            _ if head_hash.is_empty() || *head_hash == last_hash => None,
-            None => Some(audit::TRUNCATED),
-            Some(Some(seq)) if seq < *head_seq => Some(audit::TRUNCATED),
-            Some(Some(seq)) if seq > *head_seq => Some(audit::BEYOND_HEAD),
-            Some(_) => Some(audit::HEAD_MISMATCH),
-        };
-        if let Some(reason) = reason {
-            let (id, ts) = last
-                .as_ref()
-                .map_or((0, Timestamp::from_unix_micros(0)), |r| (r.0, r.2));
-            out.broken = Some((
-                id,
-                ts,
-                ChainBreak {
-                    index: 0,
-                    stored_hash: last_hash,
-                    expected_hash: head_hash.clone(),
-                    reason,
-                },
-            ));
-        }
-    }
-    Ok(out)
-}
+pub use walk::{Verification, verify};

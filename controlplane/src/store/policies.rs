@@ -6,7 +6,7 @@
 use sqlx::PgPool;
 use time::OffsetDateTime;
 
-use crate::policies::{Active, Draft};
+use crate::policy_model::{Active, Draft};
 
 /// The channel (compat name).
 pub const CHANNEL: &str = "intentgate_policy_active_changed";

@@ -37,8 +37,8 @@ impl Worker {
             return policy_denied(esc.event, "policy escalation failed", reason);
         };
         let mut escalated = esc.event.clone();
-        escalated.decision = Decision::Escalate.as_str().into();
-        escalated.check = Check::Policy.as_str().into();
+        escalated.decision = Decision::Escalate.into();
+        escalated.check = Check::Policy.into();
         escalated.reason = format!("escalate: {}", esc.policy_reason);
         escalated.pending_id.clone_from(&pending_id);
         if self.audit.borrow_mut().push(escalated).is_err() {
@@ -73,7 +73,7 @@ impl Worker {
                 let reason = reviewer_reason("approved", &d);
                 metrics.approvals[0].inc();
                 let mut approved = event.clone();
-                approved.check = Check::Policy.as_str().into();
+                approved.check = Check::Policy.into();
                 approved.reason.clone_from(&reason);
                 approved.decided_by.clone_from(&d.decided_by);
                 // The approval is recorded on the call's final record too, so a full ring

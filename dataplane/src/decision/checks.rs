@@ -217,8 +217,8 @@ pub fn deny(
     message: &'static str,
     reason: String,
 ) -> Verdict {
-    event.decision = Decision::Block.as_str().to_owned();
-    event.check = check.as_str().to_owned();
+    event.decision = Decision::Block.into();
+    event.check = check.into();
     let error = RpcError::with_reason(code, message, &reason);
     event.reason = reason;
     Verdict::Deny { error, event }

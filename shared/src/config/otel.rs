@@ -44,13 +44,7 @@ pub(super) fn read_otel<F: Fn(&str) -> Option<String>>(r: &mut Reader<F>) -> Opt
         Some(name) => match Sampler::parse(&name, sampler_arg.as_deref()) {
             Ok(s) => s,
             Err(e) => {
-                let (var, message) = e.split_once(": ").unwrap_or(("OTEL_TRACES_SAMPLER", &e));
-                let var = if var == "OTEL_TRACES_SAMPLER_ARG" {
-                    "OTEL_TRACES_SAMPLER_ARG"
-                } else {
-                    "OTEL_TRACES_SAMPLER"
-                };
-                r.fail(var, message.to_owned());
+                r.fail(e.var(), e.problem());
                 Sampler::AlwaysOff
             }
         },
