@@ -1,4 +1,4 @@
-//! The admin API (compat §2.3, §2.4): bearer-token auth for the superadmin and per-tenant
+//! The admin API (COMPATIBILITY.md §2.3, §2.4): bearer-token auth for the superadmin and per-tenant
 //! admins, tenant scoping (403 for an explicit foreign tenant, 404 for a foreign object), and
 //! the routes for tokens (`mint`, `revoke`, `revocations`, `tenants`), approvals and the
 //! audit chain (`admin::audit`). Every mutation is audited.

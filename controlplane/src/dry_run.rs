@@ -1,4 +1,4 @@
-//! Policy dry-run (compat §7.3): replays a candidate policy over the persisted audit history
+//! Policy dry-run (COMPATIBILITY.md §7.3): replays a candidate policy over the persisted audit history
 //! and reports how its decisions would differ. Pages are read by keyset (newest first) and
 //! evaluated on the control plane's blocking threads, one evaluator per thread, so a long
 //! replay never runs on a data plane core.

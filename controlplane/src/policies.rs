@@ -1,4 +1,4 @@
-//! The policy lifecycle (compat §7): drafts that compile on save with the engine the data
+//! The policy lifecycle (COMPATIBILITY.md §7): drafts that compile on save with the engine the data
 //! plane runs, a per-tenant active pointer (current and one previous, for rollback), and
 //! publication into the snapshot. `tenant ""` is the default slot; a tenant without its own
 //! policy uses it; clearing the default slot returns to the startup policy (file or

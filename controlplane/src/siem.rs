@@ -1,4 +1,4 @@
-//! SIEM forwarders (compat §9.2): every audit record goes to Splunk HEC, Datadog Logs,
+//! SIEM forwarders (COMPATIBILITY.md §9.2): every audit record goes to Splunk HEC, Datadog Logs,
 //! Microsoft Sentinel and S3-compatible storage, whichever are configured.
 //!
 //! The audit drain thread offers each record to every forwarder's bounded spool

@@ -1,4 +1,4 @@
-//! Webhooks (compat §9.1): denials, escalations, step-up requests and approval timeouts are
+//! Webhooks (COMPATIBILITY.md §9.1): denials, escalations, step-up requests and approval timeouts are
 //! POSTed as JSON to `INTENTGATE_WEBHOOK_URL`, signed like the Go gateway
 //! (`X-IntentGate-Signature: sha256=<hex HMAC(secret, body)>`) so existing receivers work,
 //! plus `X-IntentGate-Timestamp` and `X-IntentGate-Signature-Timestamped` over

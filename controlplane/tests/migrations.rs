@@ -1,6 +1,6 @@
 //! The schema: migrations apply on an empty database, re-running is a no-op, replicas
 //! starting together apply each migration once, and the tables hold what the compat
-//! schema (compat §10) says, plus the chain `seq`.
+//! schema (COMPATIBILITY.md §10) says, plus the chain `seq`.
 
 // Test helpers fail the test by panicking; that is their job.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]

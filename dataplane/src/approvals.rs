@@ -1,4 +1,4 @@
-//! Human approval of escalated calls (compat §6): the escalated call waits on a oneshot
+//! Human approval of escalated calls (COMPATIBILITY.md §6): the escalated call waits on a oneshot
 //! channel that a decision completes, waking the core that holds the call without any
 //! polling. Decide once; a timeout marks the row `timeout`.
 //!

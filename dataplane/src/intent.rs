@@ -1,4 +1,4 @@
-//! The intent check (compat §5.1): the agent states its purpose in `X-Intent-Prompt`; an
+//! The intent check (COMPATIBILITY.md §5.1): the agent states its purpose in `X-Intent-Prompt`; an
 //! extractor service turns it into allowed and forbidden tools; the call's tool must fit.
 //!
 //! Results are cached per core by SHA-256 of tenant, agent and prompt (the Go gateway keyed by

@@ -22,7 +22,7 @@ use intentgate_shared::gojson;
 /// Deepest nesting accepted anywhere in a request.
 pub const MAX_DEPTH: usize = 64;
 
-/// Error codes (compat §3).
+/// Error codes (COMPATIBILITY.md §3).
 pub mod code {
     /// Parse error.
     pub const PARSE: i32 = -32700;

@@ -70,7 +70,7 @@ impl Conn {
     }
 }
 
-/// Why a forward failed (compat §3: -32603 `upstream <kind>`).
+/// Why a forward failed (COMPATIBILITY.md §3: -32603 `upstream <kind>`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UpstreamError {
     /// No answer within the timeout.

@@ -1,4 +1,4 @@
-//! The pending-approval record (compat §6) and what each plane may do with a queue of them.
+//! The pending-approval record (COMPATIBILITY.md §6) and what each plane may do with a queue of them.
 //!
 //! The data plane's queue (`intentgate_dataplane::approvals::ApprovalQueue`) holds the rows
 //! and wakes the waiting calls; the control plane lists and decides through

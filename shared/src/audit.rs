@@ -1,5 +1,5 @@
-//! Audit events (schema version 6, compat §8.1), their canonical bytes and the per-tenant
-//! hash chain (compat §8.2, §8.3).
+//! Audit events (schema version 6, COMPATIBILITY.md §8.1), their canonical bytes and the per-tenant
+//! hash chain (COMPATIBILITY.md §8.2, §8.3).
 //!
 //! The canonical form is what Go's `json.Marshal` writes for the event's hash mirror: fixed
 //! field order, `omitempty` on all but `ts, event, schema_version, decision, tool,
@@ -225,7 +225,7 @@ impl AuditEvent {
         w.str_omitempty("elevation_id", &self.elevation_id);
     }
 
-    /// Appends the canonical bytes that the chain hash covers (compat §8.2).
+    /// Appends the canonical bytes that the chain hash covers (COMPATIBILITY.md §8.2).
     pub fn write_canonical(&self, out: &mut Vec<u8>) {
         let mut w = ObjectWriter::new(out);
         self.write_fields(&mut w, false);
@@ -278,7 +278,7 @@ pub fn hex_sha256(bytes: &[u8]) -> String {
     s
 }
 
-/// Where a chain walk found a break (compat §8.4).
+/// Where a chain walk found a break (COMPATIBILITY.md §8.4).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChainBreak {
     /// Index of the offending event in the walked slice.

@@ -1,4 +1,4 @@
-//! Typed configuration from the `INTENTGATE_*` environment (compat §11.2 plus our additions).
+//! Typed configuration from the `INTENTGATE_*` environment (COMPATIBILITY.md §11.2 plus our additions).
 //!
 //! Every variable is read once at startup. An invalid value does not fall back to a default,
 //! as the Go gateway often did: startup stops, and the message names the variable and what

@@ -1,6 +1,6 @@
 //! Byte-exact reproduction of Go's `encoding/json` output for the shapes we sign and hash.
 //!
-//! Token signatures (compat §4.2) and audit hashes (compat §8.2) are computed over the bytes
+//! Token signatures (COMPATIBILITY.md §4.2) and audit hashes (COMPATIBILITY.md §8.2) are computed over the bytes
 //! Go's `json.Marshal` writes for a struct. Any difference — one escaped character, one
 //! omitted field — breaks verification of tokens and chains produced by the Go gateway, so
 //! this module writes JSON by hand instead of going through serde.
@@ -211,7 +211,7 @@ impl<'a> ObjectWriter<'a> {
 ///
 /// Go re-formats numbers decoded into `float64`; we keep the original text, which agrees for
 /// every integer below 2^53 and every number the canonical forms hash (none: argument values
-/// are outside the audit hash, compat §8.2).
+/// are outside the audit hash, COMPATIBILITY.md §8.2).
 pub fn write_value(out: &mut Vec<u8>, v: &serde_json::Value) {
     use serde_json::Value;
     match v {

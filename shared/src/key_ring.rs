@@ -1,7 +1,7 @@
 //! Master keys for capability tokens and the ring that lets them rotate.
 //!
 //! The old gateway had exactly one key, so rotating it invalidated every token at once, and
-//! when none was configured it generated one and logged it in clear (compat §13.11). Here a
+//! when none was configured it generated one and logged it in clear (COMPATIBILITY.md §13.11). Here a
 //! [`KeyRing`] holds the current key (used to mint) and any number of previous keys (still
 //! accepted when verifying), and no key material is ever printed: `Debug` shows fingerprints.
 
@@ -11,7 +11,7 @@ use base64::Engine as _;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use ring::{digest, hmac, rand::SecureRandom};
 
-/// Shortest master key accepted, in bytes (compat §4.1).
+/// Shortest master key accepted, in bytes (COMPATIBILITY.md §4.1).
 pub const MIN_KEY_BYTES: usize = 16;
 /// Length of generated keys, in bytes.
 pub const GENERATED_KEY_BYTES: usize = 32;

@@ -24,7 +24,7 @@ pub const MAX_INSTRUCTIONS: usize = 200_000;
 /// Largest accepted policy source.
 pub const MAX_SOURCE_BYTES: usize = 1 << 20;
 
-/// The embedded default policy (compat §5.2): default deny, read-only and routine tools
+/// The embedded default policy (COMPATIBILITY.md §5.2): default deny, read-only and routine tools
 /// allowed, transfers capped at 10000 EUR, destructive tools denied.
 pub const DEFAULT_POLICY: &str = include_str!("policy/default_policy.rego");
 
@@ -346,7 +346,7 @@ fn decision_from(value: &Value) -> Decision {
     }
 }
 
-/// `input.capability` (compat §5.2). Built once per verified token and reused: regorus values
+/// `input.capability` (COMPATIBILITY.md §5.2). Built once per verified token and reused: regorus values
 /// are reference-counted, so attaching it to each call's input is a pointer copy.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CapabilityInput {
@@ -460,7 +460,7 @@ impl AgentInput {
     }
 }
 
-/// The input document of one decision (compat §5.2). Sub-objects are pre-built values so a
+/// The input document of one decision (COMPATIBILITY.md §5.2). Sub-objects are pre-built values so a
 /// caller can cache them.
 #[derive(Debug, Clone, Default)]
 pub struct Input<'a> {

@@ -1,6 +1,6 @@
 //! Microsecond UTC timestamps, formatted as Go's `time.RFC3339Nano`.
 //!
-//! Audit hashes cover the event time as text (compat §8.3). Postgres `TIMESTAMPTZ` keeps
+//! Audit hashes cover the event time as text (COMPATIBILITY.md §8.3). Postgres `TIMESTAMPTZ` keeps
 //! microseconds, so the time is truncated to microseconds before hashing; after that the
 //! value read back from the database re-formats to the same bytes.
 

@@ -1,4 +1,4 @@
-//! Capability tokens, byte-compatible with IntentGate v3 (and v4) tokens (compat §4).
+//! Capability tokens, byte-compatible with IntentGate v3 (and v4) tokens (COMPATIBILITY.md §4).
 //!
 //! Wire form: `base64url_nopad(JSON)` of `{v, jti, root_jti, iss, tenant, [zone], sub, iat,
 //! [nbf], [cav], sig}`. The signature is a Macaroon-style HMAC-SHA256 chain:
@@ -34,7 +34,7 @@ pub const VERSION_3: i64 = 3;
 /// Schema version with `zone` (IntentGate-app 1.0+).
 pub const VERSION_4: i64 = 4;
 
-/// Caveat type names (compat §4.4).
+/// Caveat type names (COMPATIBILITY.md §4.4).
 pub mod kind {
     /// Token expires at `exp` (unix seconds).
     pub const EXP: &str = "exp";
@@ -113,7 +113,7 @@ fn missing_label(field: &str) -> &str {
     }
 }
 
-/// Why a verified token does not allow a call (compat §4.4). Each renders as the reason the
+/// Why a verified token does not allow a call (COMPATIBILITY.md §4.4). Each renders as the reason the
 /// gateway returns in JSON-RPC `data` and writes to the audit log.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Denial {
@@ -321,7 +321,7 @@ pub struct Claims {
 }
 
 impl Claims {
-    /// Appends the canonical payload bytes (compat §4.2).
+    /// Appends the canonical payload bytes (COMPATIBILITY.md §4.2).
     pub fn write_canonical(&self, out: &mut Vec<u8>) {
         let mut w = ObjectWriter::new(out);
         self.write_fields(&mut w);
@@ -445,7 +445,7 @@ impl Token {
         }
     }
 
-    /// Appends a caveat without the master key (holder-side attenuation, compat §4.3). The
+    /// Appends a caveat without the master key (holder-side attenuation, COMPATIBILITY.md §4.3). The
     /// child keeps `jti` and `root_jti`: they are inside the signed payload.
     pub fn attenuate(mut self, caveat: Caveat) -> Result<Self, TokenError> {
         if self.caveats.len() >= MAX_CAVEATS {
@@ -518,7 +518,7 @@ impl Token {
     }
 
     /// Evaluates `nbf` and every caveat in chain order at `now` for a call of `tool` by
-    /// `agent`; the first failure is returned (compat §4.4).
+    /// `agent`; the first failure is returned (COMPATIBILITY.md §4.4).
     pub fn check(&self, now: i64, agent: &str, tool: &str) -> Result<(), Denial> {
         self.check_caveats(now, agent, Some(tool))
     }

@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// auditCanonical mirrors the hashed subset of an audit event (compat §8.2).
+// auditCanonical mirrors the hashed subset of an audit event (COMPATIBILITY.md §8.2).
 // Field order = JSON order; do not reorder.
 type auditCanonical struct {
 	TS                    string   `json:"ts"`

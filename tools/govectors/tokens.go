@@ -10,7 +10,7 @@ import (
 )
 
 // ---------------------------------------------------------------------------
-// Go mirrors of the capability token (compat spec §4). Field order and tags
+// Go mirrors of the capability token (COMPATIBILITY.md §4). Field order and tags
 // are what makes the canonical bytes; do not reorder.
 
 // Caveat is the NG (v3) caveat. APP (v4) appends more omitempty fields after
@@ -453,7 +453,7 @@ func buildTokenVectors() tokenFile {
 }
 
 // ---------------------------------------------------------------------------
-// Decode cases: a verifier re-marshals the *parsed* structs (compat §4.2),
+// Decode cases: a verifier re-marshals the *parsed* structs (COMPATIBILITY.md §4.2),
 // so what Go's json.Unmarshal does to the wire JSON decides whether a token
 // verifies. Each case is arbitrary token JSON bytes; expected results come
 // from json.Unmarshal into the v3 token struct, re-marshal, HMAC chain.

@@ -1,4 +1,4 @@
-//! `GET /v1/admin/audit` and `GET /v1/admin/audit/verify` (compat §2.4, §8.4), present when
+//! `GET /v1/admin/audit` and `GET /v1/admin/audit/verify` (COMPATIBILITY.md §2.4, §8.4), present when
 //! the audit chain is persisted. Tenant admins see and verify only their tenant's chain.
 
 use std::collections::HashMap;
@@ -136,7 +136,7 @@ pub(super) async fn verify(
 pub const EXPORT_ROW_CAP: usize = 200_000;
 const EXPORT_PAGE: i64 = 1000;
 
-/// The 22 CSV columns of compat §2.4, in order.
+/// The 22 CSV columns of COMPATIBILITY.md §2.4, in order.
 const CSV_HEADER: &str = "ts,event,schema_version,decision,check,reason,tenant,agent_id,session_id,tool,arg_keys,capability_token_id,root_capability_token_id,caveat_count,pending_id,decided_by,intent_summary,latency_ms,remote_ip,upstream_status,requires_step_up,elevation_id\n";
 
 /// Export encodings.

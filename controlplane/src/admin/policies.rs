@@ -1,4 +1,4 @@
-//! The policy routes (compat §7.1, §7.2): drafts, the active pointer, rollback. Tenant
+//! The policy routes (COMPATIBILITY.md §7.1, §7.2): drafts, the active pointer, rollback. Tenant
 //! admins work in their own tenant's slot and drafts (403 for an explicit other tenant, 404
 //! for another tenant's draft); every pointer change is audited.
 

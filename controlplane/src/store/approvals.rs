@@ -1,4 +1,4 @@
-//! SQL of the shared approvals queue (`pending_approvals`, compat §6 and §10).
+//! SQL of the shared approvals queue (`pending_approvals`, COMPATIBILITY.md §6 and §10).
 //!
 //! A decision and its `NOTIFY intentgate_approvals` (payload: the pending id) commit in one
 //! transaction, so whichever replica holds the waiting call learns of it without polling.

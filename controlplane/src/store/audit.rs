@@ -1,4 +1,4 @@
-//! SQL of the audit chain (compat §8.3, §8.4, §10): the batched chained insert, queries and
+//! SQL of the audit chain (COMPATIBILITY.md §8.3, §8.4, §10): the batched chained insert, queries and
 //! the streaming verifier (`walk`).
 //!
 //! One transaction per batch: lock every chain head the batch touches (`FOR UPDATE`, in
@@ -509,7 +509,7 @@ fn raw_row(row: &sqlx::postgres::PgRow) -> Result<RawRow, sqlx::Error> {
     })
 }
 
-/// Filters of `GET /v1/admin/audit` (compat §2.4), all optional.
+/// Filters of `GET /v1/admin/audit` (COMPATIBILITY.md §2.4), all optional.
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
     /// `ts >= from`.

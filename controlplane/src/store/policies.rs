@@ -1,4 +1,4 @@
-//! SQL of the policy store (compat §7, §10): drafts and the per-tenant active pointer
+//! SQL of the policy store (COMPATIBILITY.md §7, §10): drafts and the per-tenant active pointer
 //! (`tenant ''` is the default slot). Promote, rollback and clear announce the change with
 //! `pg_notify('intentgate_policy_active_changed', tenant 0x1E draft_id)` inside their
 //! transaction, so other replicas swap the same policy.

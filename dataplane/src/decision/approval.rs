@@ -1,6 +1,6 @@
 //! The approval stage: a call the policy escalated is handed to a reviewer through the
 //! approvals queue and waits, without blocking the core, for approve, reject or the approval
-//! timeout (compat §6, `docs/COMPATIBILITY.md`). An approved call is checked again (the wait
+//! timeout (COMPATIBILITY.md §6). An approved call is checked again (the wait
 //! may have been long) before its budget is charged.
 
 use intentgate_shared::audit::{AuditEvent, Check, Decision};

@@ -1,4 +1,4 @@
-//! The synchronous checks of one call: capability → intent → policy → budget (compat §4.5,
+//! The synchronous checks of one call: capability → intent → policy → budget (COMPATIBILITY.md §4.5,
 //! §5).
 //!
 //! Sans-IO: it reads the snapshot and the per-core caches and returns values: a [`Verdict`]

@@ -1,5 +1,5 @@
 //! What of a tool call's argument values reaches the audit store
-//! (`INTENTGATE_AUDIT_PERSIST_ARG_VALUES`, compat §8.6).
+//! (`INTENTGATE_AUDIT_PERSIST_ARG_VALUES`, COMPATIBILITY.md §8.6).
 
 use std::str::FromStr;
 

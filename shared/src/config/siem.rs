@@ -1,4 +1,4 @@
-//! SIEM forwarder settings (compat §9.2): Splunk HEC, Datadog Logs, Microsoft Sentinel and
+//! SIEM forwarder settings (COMPATIBILITY.md §9.2): Splunk HEC, Datadog Logs, Microsoft Sentinel and
 //! S3-compatible object storage, plus the batching and spool sizes they share.
 
 use super::{Reader, Secret};

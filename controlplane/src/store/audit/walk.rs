@@ -10,7 +10,7 @@ use intentgate_shared::timestamp::Timestamp;
 
 use super::{REBASELINE_TOOL, StoredRow, raw_row};
 
-/// The result of walking a chain (compat §8.4 plus seq and head checks).
+/// The result of walking a chain (COMPATIBILITY.md §8.4 plus seq and head checks).
 #[derive(Debug, Clone)]
 pub struct Verification {
     /// Rows verified.
