@@ -42,3 +42,59 @@ fn no_file_over_800_lines_and_no_function_over_100() {
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+/// The `§n` numbers a `COMPATIBILITY.md §a, §b` citation names.
+fn cited_sections(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for (at, _) in text.match_indices("COMPATIBILITY.md §") {
+        let rest = &text[at + "COMPATIBILITY.md ".len()..];
+        // `§4.5, §5` cites both.
+        for part in rest.split(", ") {
+            let Some(number) = part.strip_prefix('§') else {
+                break;
+            };
+            let n: String = number
+                .chars()
+                .take_while(|c| c.is_ascii_digit() || *c == '.')
+                .collect();
+            let n = n.trim_end_matches('.');
+            if n.is_empty() {
+                break;
+            }
+            out.push(n.to_owned());
+        }
+    }
+    out
+}
+
+#[test]
+fn every_cited_compatibility_section_exists() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let doc = std::fs::read_to_string(root.join("docs/COMPATIBILITY.md")).unwrap();
+    let headings: Vec<&str> = doc
+        .lines()
+        .filter_map(|l| l.strip_prefix("### §"))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert!(headings.len() > 20, "{headings:?}");
+    let mut missing = Vec::new();
+    let mut cited = 0;
+    for path in rust_files(&root) {
+        let text = std::fs::read_to_string(&path).unwrap();
+        for n in cited_sections(&text) {
+            cited += 1;
+            if !headings.contains(&n.as_str()) {
+                missing.push(format!("{}: §{n}", path.display()));
+            }
+        }
+    }
+    assert!(cited > 30, "only {cited} citations found");
+    assert!(
+        missing.is_empty(),
+        "cited but not in COMPATIBILITY.md: {missing:?}"
+    );
+    assert_eq!(
+        cited_sections("see COMPATIBILITY.md §4.5, §5."),
+        ["4.5", "5"]
+    );
+}
