@@ -49,8 +49,8 @@ pub enum LineError {
     #[error("not a JSON line: {0}")]
     NotJson(#[source] serde_json::Error),
     /// JSON, but a field does not read as the event's (a bad `ts`, a string where a number
-    /// belongs): the message names what was wrong.
-    #[error("{0}")]
+    /// belongs, a repeated key): the message names what was wrong and where in the line.
+    #[error("{} (column {})", without_position(.0), .0.column())]
     Field(#[source] serde_json::Error),
     /// An event line of a CSV-era or database-less export.
     #[error("line without the chain columns (export with format=json)")]
@@ -140,6 +140,14 @@ struct ExportLine {
 }
 
 /// Rebuilds a stored row (id, seq, row) from one NDJSON export line.
+/// serde_json's message without its ` at line 1 column N` suffix: an export line is one
+/// line, and the caller numbers lines itself.
+fn without_position(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    let suffix = format!(" at line {} column {}", e.line(), e.column());
+    text.strip_suffix(&suffix).unwrap_or(&text).to_owned()
+}
+
 fn row_from_line(line: &str) -> Result<(i64, Option<i64>, ChainedEvent), LineError> {
     let parsed: ExportLine = serde_json::from_str(line).map_err(|e| {
         if e.is_data() {
@@ -265,6 +273,9 @@ mod tests {
             bad_ts.starts_with("line 1: invalid RFC 3339 timestamp \"yesterday\""),
             "{bad_ts}"
         );
+        // The position is the column within the line; serde's "line 1" is not repeated.
+        assert!(bad_ts.ends_with("(column 18)"), "{bad_ts}");
+        assert!(!bad_ts.contains("at line"), "{bad_ts}");
         assert_eq!(
             err(r#"{"ts":"2026-05-14T10:11:12Z","tool":"t"}"#),
             "line 1: line without the chain columns (export with format=json)"
