@@ -58,7 +58,7 @@ impl Worker {
         };
         if let Err(refusal) = self.transport_rules(buf, head, &req) {
             return Refusal::Transport {
-                refusal,
+                refusal: &refusal,
                 id: req.id,
             }
             .write(out, close);

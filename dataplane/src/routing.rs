@@ -10,8 +10,10 @@ use crate::jsonrpc::{self, RpcError};
 use crate::relay::events::Relay;
 use crate::worker::Worker;
 
-/// An answer the gateway writes itself: refusals and the fixed bodies of its own routes.
-#[derive(Debug)]
+/// An answer the gateway writes itself: the kind of refusal (`Copy`, so it is passed and
+/// returned freely on the request path) whose status, body and headers are static, or which
+/// borrows the detail it reports.
+#[derive(Debug, Clone, Copy)]
 pub(crate) enum Refusal<'a> {
     /// A framing error from the HTTP parser.
     Http(HttpError),
@@ -47,7 +49,7 @@ pub(crate) enum Refusal<'a> {
     /// revision that has one, else as a plain error.
     Transport {
         /// What is wrong, and the JSON-RPC code for modern clients.
-        refusal: crate::mcp_transport::Refusal,
+        refusal: &'a crate::mcp_transport::Refusal,
         /// The request id, when the body was parsed.
         id: Option<&'a [u8]>,
     },
@@ -63,10 +65,10 @@ pub(crate) enum Refusal<'a> {
 
 impl Refusal<'_> {
     /// Appends the answer to `out`.
-    pub(crate) fn write(&self, out: &mut Vec<u8>, close: bool) {
+    pub(crate) fn write(self, out: &mut Vec<u8>, close: bool) {
         let error = |status, message| HttpError { status, message };
         match self {
-            Self::Http(e) => http::write_error(out, *e, close),
+            Self::Http(e) => http::write_error(out, e, close),
             Self::TooLarge => http::write_error(out, error(413, "request too large"), close),
             Self::HeadTimeout => {
                 http::write_error(out, error(408, "request not received in time"), close);
@@ -127,7 +129,7 @@ impl Refusal<'_> {
                 match refusal.code {
                     Some(code) => {
                         let e = RpcError::new(code, refusal.message.clone());
-                        jsonrpc::write_error(&mut body, *id, &e);
+                        jsonrpc::write_error(&mut body, id, &e);
                     }
                     None => plain_error(&mut body, &refusal.message),
                 }
@@ -136,7 +138,7 @@ impl Refusal<'_> {
             Self::Rpc { status, error } => {
                 let mut body = Vec::with_capacity(256);
                 jsonrpc::write_error(&mut body, Some(b"null"), error);
-                http::write_response(out, *status, &body, close, &[]);
+                http::write_response(out, status, &body, close, &[]);
             }
         }
     }

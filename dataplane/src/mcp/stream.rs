@@ -38,7 +38,11 @@ impl Worker {
                     code: None,
                     ..refusal
                 };
-                return Refusal::Transport { refusal, id: None }.write(out, close);
+                return Refusal::Transport {
+                    refusal: &refusal,
+                    id: None,
+                }
+                .write(out, close);
             }
         }
         let Some(upstream) = &self.upstream else {
