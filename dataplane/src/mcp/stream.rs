@@ -16,6 +16,29 @@ use crate::routing::Refusal;
 use crate::upstream::{Answered, Outgoing};
 use crate::worker::Worker;
 
+/// Whether the client's revision has sessions and streams; if not, its answer is written:
+/// 405 for 2026-07-28, 400 for a version the gateway does not serve.
+fn has_streams(buf: &[u8], head: &Head, close: bool, out: &mut Vec<u8>) -> bool {
+    let version = head.mcp_protocol_version.clone().map(|r| &buf[r]);
+    match mcp_transport::revision(version) {
+        Ok(Revision::Modern) => Refusal::NoStream.write(out, close),
+        Ok(_) => return true,
+        Err(refusal) => {
+            // No body was parsed: a plain error whatever the revision.
+            let refusal = mcp_transport::Refusal {
+                code: None,
+                ..refusal
+            };
+            Refusal::Transport {
+                refusal: &refusal,
+                id: None,
+            }
+            .write(out, close);
+        }
+    }
+    false
+}
+
 impl Worker {
     /// `GET` or `DELETE /v1/mcp`.
     pub(crate) async fn mcp_stream_or_end(
@@ -28,22 +51,8 @@ impl Worker {
         relay: &mut Option<Relay>,
     ) {
         let get = head.method == Some(Method::Get);
-        let version = head.mcp_protocol_version.clone().map(|r| &buf[r]);
-        match mcp_transport::revision(version) {
-            Ok(Revision::Modern) => return Refusal::NoStream.write(out, close),
-            Ok(_) => {}
-            Err(refusal) => {
-                // No body was parsed: a plain error whatever the revision.
-                let refusal = mcp_transport::Refusal {
-                    code: None,
-                    ..refusal
-                };
-                return Refusal::Transport {
-                    refusal: &refusal,
-                    id: None,
-                }
-                .write(out, close);
-            }
+        if !has_streams(buf, head, close, out) {
+            return;
         }
         let Some(upstream) = &self.upstream else {
             return Refusal::NoStream.write(out, close);
