@@ -83,6 +83,11 @@ pub struct Head {
     pub mcp_params: Vec<(Range<usize>, Range<usize>)>,
     /// `Expect: 100-continue` was sent.
     pub expect_continue: bool,
+    /// `Content-Type` value (one header at most).
+    pub content_type: Option<Range<usize>>,
+    /// A `Content-Encoding` other than `identity` was sent: the body is not the bytes the
+    /// gateway would authorize.
+    pub content_encoded: bool,
     /// Body framing.
     pub body: BodyFraming,
 }
@@ -125,6 +130,25 @@ fn parse_usize(v: &[u8]) -> Option<usize> {
 }
 
 impl Head {
+    /// Records `Content-Type` (once) and whether a `Content-Encoding` other than `identity`
+    /// was sent; false for any other header.
+    fn note_content(&mut self, buf: &[u8], name: &str, value: &[u8]) -> Result<bool, HttpError> {
+        if name.eq_ignore_ascii_case("content-type") {
+            if self.content_type.is_some() {
+                return Err(HttpError::new(400, "repeated Content-Type header"));
+            }
+            self.content_type = Some(range_of(buf, value));
+        } else if name.eq_ignore_ascii_case("content-encoding") {
+            self.content_encoded |= value
+                .split(|b| *b == b',')
+                .map(trim)
+                .any(|v| !v.is_empty() && !v.eq_ignore_ascii_case(b"identity"));
+        } else {
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
     /// Where a header the gateway only records (its value's range) is kept, if it is one.
     fn slot_for(&mut self, name: &str) -> Option<&mut Option<std::ops::Range<usize>>> {
         let is = |n: &str| name.eq_ignore_ascii_case(n);
@@ -228,6 +252,7 @@ pub fn parse_head(buf: &[u8], max_body: usize) -> Result<Option<(Head, usize)>, 
         } else if name.len() > 10 && name[..10].eq_ignore_ascii_case("mcp-param-") {
             head.mcp_params
                 .push((range_of(buf, name.as_bytes()), range_of(buf, value)));
+        } else if head.note_content(buf, name, value)? {
         } else if name.eq_ignore_ascii_case("expect") {
             if !value.eq_ignore_ascii_case(b"100-continue") {
                 return Err(HttpError::new(417, "unsupported Expect header"));

@@ -241,6 +241,54 @@ impl<'a> Document<'a> {
         Ok(found)
     }
 
+    /// Whether the key node at `key` is written with an escape in the body. simd-json
+    /// unescapes a string in place right after its opening quote, so an unescaped name is
+    /// one whose raw bytes are its text, free of backslashes, followed by the closing quote
+    /// (a quote no backslash precedes ends the string).
+    fn key_escaped(&self, key: usize) -> bool {
+        let Some(Node::String(k)) = self.node(key) else {
+            return false;
+        };
+        let Some(start) = (k.as_ptr() as usize).checked_sub(self.base) else {
+            return true;
+        };
+        let raw = self.body.get(start..start + k.len());
+        let literal = raw.is_some_and(|r| r == k.as_bytes() && !r.contains(&b'\\'))
+            && self.body.get(start + k.len()) == Some(&b'"');
+        !literal
+    }
+
+    /// The spelling rules for the envelope and `params` objects (every method): names
+    /// written without escapes, in ASCII, no two equal but for case. What the gateway reads
+    /// is then what any upstream parser reads.
+    fn check_names(&self, obj: usize) -> Result<(), ContentError> {
+        let Some(Node::Object { len, .. }) = self.nodes.get(obj) else {
+            return Ok(());
+        };
+        let mut i = obj + 1;
+        let mut bad = None;
+        let names = (0..*len).map_while(|_| {
+            let at = i;
+            i += 1 + span(&self.nodes, i + 1);
+            let name = self.str_at(at).unwrap_or_default();
+            if !name.is_ascii() {
+                bad = Some(ContentError::NonAsciiKey(name.to_owned()));
+            } else if self.key_escaped(at) {
+                bad = Some(ContentError::EscapedKey(name.to_owned()));
+            }
+            bad.is_none().then_some(name)
+        });
+        let pair = case_variants(*len, names);
+        if let Some(e) = bad {
+            return Err(e);
+        }
+        match pair {
+            Some((a, b)) if a == b => Err(ContentError::DuplicateKey(a.to_owned())),
+            Some((a, b)) => Err(ContentError::CaseVariantKeys(a.to_owned(), b.to_owned())),
+            None => Ok(()),
+        }
+    }
+
     /// The raw bytes of the scalar value that follows the key node at `key`, as the body has
     /// them (`1.50`, `"a\u0062"`): a response must echo an id exactly.
     fn raw_after_key(&self, key: usize) -> Option<&'a [u8]> {
@@ -295,6 +343,16 @@ impl<'a> Document<'a> {
                         return Err(ContentError::DuplicateArgument(key.to_owned()));
                     }
                     j += 1 + span(&self.nodes, j + 1);
+                }
+                let names = map
+                    .keys()
+                    .filter_map(|k| k.as_string().ok())
+                    .map(|k| k.as_ref());
+                if let Some((a, b)) = case_variants(map.len(), names) {
+                    return Err(ContentError::CaseVariantArguments(
+                        a.to_owned(),
+                        b.to_owned(),
+                    ));
                 }
                 Ok(Value::from(map))
             }
@@ -357,6 +415,10 @@ pub fn parse_request<'a>(
     if !doc.is_object_at(0) {
         return Err(invalid("a request must be a JSON object".into()));
     }
+    doc.check_names(0).map_err(|e| {
+        let err = RpcError::with_reason(code::INVALID_REQUEST, "invalid request", &e.to_string());
+        (err, None)
+    })?;
     let [jsonrpc, id, method, params] = doc
         .pick(0, ["jsonrpc", "id", "method", "params"])
         .map_err(|dup| {
@@ -391,16 +453,27 @@ pub fn parse_request<'a>(
             ));
         }
     };
+    let params = params.map(|(_, v)| v);
+    if let Some(p) = params {
+        doc.check_names(p).map_err(|e| {
+            let message = if method == "tools/call" {
+                "invalid tools/call params"
+            } else {
+                "invalid params"
+            };
+            let err = RpcError::with_reason(code::INVALID_PARAMS, message, &e.to_string());
+            (err, id)
+        })?;
+    }
     Ok(Request {
         id,
         method,
-        params: params.map(|(_, v)| v),
+        params,
         doc,
     })
 }
 
 impl<'a> Request<'a> {
-    /// Parses `tools/call` params.
     /// A string member of `params` (`name`, `uri`), if present.
     pub fn param_str(&self, key: &str) -> Option<&'a str> {
         let params = self.params?;
@@ -411,6 +484,7 @@ impl<'a> Request<'a> {
         v.and_then(|(_, at)| self.doc.str_at(at))
     }
 
+    /// Parses `tools/call` params.
     pub fn tool_call(&self) -> Result<ToolCall<'a>, RpcError> {
         let bad = |reason: &str| {
             RpcError::with_reason(code::INVALID_PARAMS, "invalid tools/call params", reason)
@@ -469,6 +543,71 @@ pub enum ContentError {
     /// The parser's tape ended early.
     #[error("truncated document")]
     Truncated,
+    /// A member name of the envelope or `params` written with escapes: a parser that does
+    /// not unescape names would read another name than the one authorized.
+    #[error(
+        "key {0:?} is written with escapes: spell the names of the envelope and params literally"
+    )]
+    EscapedKey(String),
+    /// A member name of the envelope or `params` outside ASCII (the protocol's names are
+    /// ASCII; Unicode case folding would let one stand for another).
+    #[error("key {0:?} is not ASCII: the envelope and params take the protocol's names only")]
+    NonAsciiKey(String),
+    /// Two member names of one object equal but for case: a parser that matches names
+    /// case-insensitively (Go's `encoding/json`) may read either.
+    #[error("keys {0:?} and {1:?} differ only in case")]
+    CaseVariantKeys(String, String),
+    /// The same in the arguments, at any depth (Unicode case folding).
+    #[error("keys {0:?} and {1:?} in arguments differ only in case")]
+    CaseVariantArguments(String, String),
+}
+
+/// Whether `a` and `b` are one name to a parser that ignores case: ASCII case, or Unicode
+/// case folding (`ſ` is `s`, the Kelvin sign is `k`). Over-folding (`ß` → `ss`) only refuses
+/// more.
+fn same_but_case(a: &str, b: &str) -> bool {
+    if a.is_ascii() && b.is_ascii() {
+        return a.eq_ignore_ascii_case(b);
+    }
+    let fold = |s: &'_ str| {
+        s.chars()
+            .flat_map(char::to_uppercase)
+            .flat_map(char::to_lowercase)
+            .collect::<String>()
+    };
+    fold(a) == fold(b)
+}
+
+/// The first pair of `names` (`len` of them) that differ only in case. Up to a few dozen
+/// names are compared pairwise from a stack array (no allocation on the request path);
+/// wider objects by their folded form through a set, so they cost no quadratic time.
+fn case_variants<'n>(
+    len: usize,
+    names: impl Iterator<Item = &'n str>,
+) -> Option<(&'n str, &'n str)> {
+    const PAIRWISE_UP_TO: usize = 32;
+    if len <= PAIRWISE_UP_TO {
+        let mut seen: [&str; PAIRWISE_UP_TO] = [""; PAIRWISE_UP_TO];
+        for (i, name) in names.take(PAIRWISE_UP_TO).enumerate() {
+            if let Some(first) = seen[..i].iter().find(|s| same_but_case(s, name)) {
+                return Some((first, name));
+            }
+            seen[i] = name;
+        }
+        return None;
+    }
+    let mut seen: std::collections::HashMap<String, &'n str> = std::collections::HashMap::new();
+    for name in names {
+        let folded: String = name
+            .chars()
+            .flat_map(char::to_uppercase)
+            .flat_map(char::to_lowercase)
+            .collect();
+        if let Some(first) = seen.insert(folded, name) {
+            return Some((first, name));
+        }
+    }
+    None
 }
 
 impl Document<'_> {
@@ -519,6 +658,8 @@ pub fn parse_tool_call_body<'a>(
     if !doc.is_object_at(0) {
         return Err(fail("invalid_json", "body must be a JSON object".into()));
     }
+    doc.check_names(0)
+        .map_err(|e| fail("invalid_json", e.to_string()))?;
     let [tool, args] = doc
         .pick(0, ["tool", "args"])
         .map_err(|dup| fail("invalid_json", dup.to_string()))?;

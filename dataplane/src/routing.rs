@@ -33,6 +33,11 @@ pub(crate) enum Refusal<'a> {
     AdminUnavailable,
     /// A request line that is not text (400).
     Malformed,
+    /// A compressed body (`Content-Encoding`): the gateway authorizes the bytes it reads
+    /// and forwards, so it takes none it would have to decode (415).
+    Encoded,
+    /// A body declared as something other than JSON (415).
+    NotJson,
     /// A browser origin not in `INTENTGATE_ALLOWED_ORIGINS` (403); `mcp`: answer as JSON-RPC.
     Origin {
         /// The route is `/v1/mcp`.
@@ -91,6 +96,19 @@ impl Refusal<'_> {
                 http::write_error(out, error(502, "admin API unavailable"), close);
             }
             Self::Malformed => http::write_error(out, error(400, "malformed HTTP request"), close),
+            Self::Encoded => http::write_error(
+                out,
+                error(
+                    415,
+                    "compressed request bodies are refused: send the JSON without Content-Encoding",
+                ),
+                close,
+            ),
+            Self::NotJson => http::write_error(
+                out,
+                error(415, "Content-Type must be application/json"),
+                close,
+            ),
             Self::Origin { mcp: true } => http::write_response(
                 out,
                 403,
@@ -144,6 +162,21 @@ impl Refusal<'_> {
     }
 }
 
+/// Why a call's body is refused before it is parsed: compressed, or declared as not JSON
+/// (`application/json`, parameters such as `charset` allowed; no header: JSON assumed).
+fn body_media(buf: &[u8], head: &Head) -> Option<Refusal<'static>> {
+    if head.content_encoded {
+        return Some(Refusal::Encoded);
+    }
+    let declared = &buf[head.content_type.clone()?];
+    let media = declared
+        .split(|b| *b == b';')
+        .next()
+        .unwrap_or_default()
+        .trim_ascii();
+    (!media.eq_ignore_ascii_case(b"application/json")).then_some(Refusal::NotJson)
+}
+
 /// `{"error": message}` with the message escaped as Go would.
 fn plain_error(body: &mut Vec<u8>, message: &str) {
     body.extend_from_slice(b"{\"error\":");
@@ -181,6 +214,12 @@ impl Worker {
             .write(out, close);
         }
         let admin = path.starts_with(b"/v1/admin/") || path == b"/v1/admin";
+        if method == Method::Post
+            && matches!(path, b"/v1/mcp" | b"/v1/tool-call")
+            && let Some(refusal) = body_media(buf, head)
+        {
+            return refusal.write(out, close);
+        }
         match (path, method) {
             (b"/healthz", Method::Get) => self.health(out, close),
             (p, Method::Get) if self.config.oauth.as_ref().is_some_and(|m| m.serves(p)) => {

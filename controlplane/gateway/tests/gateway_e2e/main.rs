@@ -24,6 +24,7 @@ mod support;
 use support::*;
 
 mod durability;
+mod enforcement;
 mod mcp;
 mod replicas;
 mod services;
