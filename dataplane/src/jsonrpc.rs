@@ -569,13 +569,15 @@ fn same_but_case(a: &str, b: &str) -> bool {
     if a.is_ascii() && b.is_ascii() {
         return a.eq_ignore_ascii_case(b);
     }
-    let fold = |s: &'_ str| {
-        s.chars()
-            .flat_map(char::to_uppercase)
-            .flat_map(char::to_lowercase)
-            .collect::<String>()
-    };
-    fold(a) == fold(b)
+    fold_case(a) == fold_case(b)
+}
+
+/// `s` with Unicode case folded (upper, then lower: `ſ` and `S` both become `s`).
+fn fold_case(s: &str) -> String {
+    s.chars()
+        .flat_map(char::to_uppercase)
+        .flat_map(char::to_lowercase)
+        .collect()
 }
 
 /// The first pair of `names` (`len` of them) that differ only in case. Up to a few dozen
@@ -598,12 +600,7 @@ fn case_variants<'n>(
     }
     let mut seen: std::collections::HashMap<String, &'n str> = std::collections::HashMap::new();
     for name in names {
-        let folded: String = name
-            .chars()
-            .flat_map(char::to_uppercase)
-            .flat_map(char::to_lowercase)
-            .collect();
-        if let Some(first) = seen.insert(folded, name) {
+        if let Some(first) = seen.insert(fold_case(name), name) {
             return Some((first, name));
         }
     }
