@@ -17,7 +17,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use intentgate_bench::{NOW, key_ring, wire_token};
 use intentgate_dataplane::audit_ring::{self, AuditCounters};
 use intentgate_dataplane::budget::Budget;
-use intentgate_dataplane::decision::{Call, Core, Settings};
+use intentgate_dataplane::decision::{Call, Core, Settings, TOOLS_CALL};
 use intentgate_dataplane::http::parse_head;
 use intentgate_dataplane::jsonrpc::{Scratch, parse_request};
 use intentgate_shared::audit::AuditEvent;
@@ -25,6 +25,7 @@ use intentgate_shared::audit_sink::AuditSink;
 use intentgate_shared::policy::Policy;
 use intentgate_shared::snapshot::{RevocationSet, Snapshot};
 use intentgate_shared::timestamp::Timestamp;
+use intentgate_shared::token::Target;
 
 const BODY: &str = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read_invoice","arguments":{"id":"bench-1"}}}"#;
 
@@ -78,7 +79,10 @@ fn decision(c: &mut Criterion) {
         authorization: Some(auth.as_bytes()),
         intent_prompt: None,
         tool,
+        method: TOOLS_CALL,
+        target: Target::Tool(tool),
         arguments: Some(&args),
+        params: None,
         remote_ip: "127.0.0.1:50000",
         now: Timestamp::from_unix_micros((NOW + 10) * 1_000_000),
     };

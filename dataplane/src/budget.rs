@@ -40,6 +40,39 @@ pub enum BudgetDenial {
     },
 }
 
+impl BudgetDenial {
+    /// The JSON-RPC `data` of the refusal: the reason text, which limit, its value, what was
+    /// used, and for an hourly ceiling the seconds until the next hour, when a retry may
+    /// succeed (a token's `max_calls` is for its lifetime: no retry ever will).
+    pub fn data(&self, now_s: i64) -> Vec<u8> {
+        let (scope, count, limit) = match *self {
+            Self::MaxCalls { count, limit } => ("max_calls", count, limit),
+            Self::AgentHour { count, limit } => ("agent_hour", count, limit),
+            Self::TenantHour { count, limit } => ("tenant_hour", count, limit),
+        };
+        let mut v = serde_json::json!({
+            "reason": self.to_string(),
+            "scope": scope,
+            "limit": limit,
+            "used": count.saturating_sub(1),
+        });
+        if let Some(s) = self.retry_after_s(now_s) {
+            v["retry_after_s"] = serde_json::json!(s);
+        }
+        v.to_string().into_bytes()
+    }
+
+    /// Seconds until a retry may succeed, if one ever may.
+    pub fn retry_after_s(&self, now_s: i64) -> Option<i64> {
+        match self {
+            Self::MaxCalls { .. } => None,
+            Self::AgentHour { .. } | Self::TenantHour { .. } => {
+                Some(3_600 - now_s.rem_euclid(3_600))
+            }
+        }
+    }
+}
+
 /// Recent usage of one agent, for `input.agent` in policies.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct AgentStats {
@@ -215,6 +248,11 @@ mod tests {
             .charge(Some("root"), Some(3), "t", "a", "x", NOW + 86_400 * 10)
             .unwrap_err();
         assert_eq!(err.to_string(), "max_calls exceeded (4 > 3)");
+        let data: serde_json::Value = serde_json::from_slice(&err.data(7_200)).unwrap();
+        assert_eq!(
+            data,
+            serde_json::json!({"reason": "max_calls exceeded (4 > 3)", "scope": "max_calls", "limit": 3, "used": 3})
+        );
         // A different root has its own budget; a token without max_calls is not counted.
         b.charge(Some("other"), Some(1), "t", "a", "x", NOW)
             .unwrap();
@@ -249,6 +287,13 @@ mod tests {
                 .unwrap_err()
                 .to_string(),
             "tenant hourly budget exceeded (4 > 3)"
+        );
+        // An hourly refusal says when the next hour starts (NOW is 800 s into its hour).
+        let err = b.charge(None, None, "t", "d", "x", NOW).unwrap_err();
+        let data: serde_json::Value = serde_json::from_slice(&err.data(NOW)).unwrap();
+        assert_eq!(
+            data,
+            serde_json::json!({"reason": "tenant hourly budget exceeded (4 > 3)", "scope": "tenant_hour", "limit": 3, "used": 3, "retry_after_s": 2_800})
         );
         b.charge(None, None, "t", "a", "x", NOW + 3_600).unwrap();
         let s = b.stats("t", "a", "x", NOW + 3_600);

@@ -15,11 +15,12 @@ use std::time::Instant;
 use intentgate_shared::audit::{AuditEvent, Check, Decision, Recorded};
 use intentgate_shared::snapshot::Snapshot;
 use intentgate_shared::timestamp::Timestamp;
+use intentgate_shared::token::Target;
 
 pub use checks::{
     Call, CapabilityRefusal, CapabilityStage, Core, Escalation, Finish, Finished, IntentOutcome,
-    Passed, RevocationLookup, Settings, TOKEN_CACHE_ENTRIES, TokenFacts, TokenLookup, Verdict,
-    VerifiedToken, capability_denied, deny,
+    Passed, RevocationLookup, Settings, TOKEN_CACHE_ENTRIES, TOOLS_CALL, TokenFacts, TokenLookup,
+    Verdict, VerifiedToken, capability_denied, deny,
 };
 
 use crate::audit_ring::Reservation;
@@ -44,6 +45,8 @@ pub(crate) enum Authorized {
         check: Recorded<Check>,
         /// Why.
         reason: String,
+        /// The refusal concerns the named prompt or resource: answer as "not found".
+        about_target: bool,
     },
     /// Allowed: the record is written into `slot` around the forward.
     Allowed {
@@ -57,8 +60,9 @@ pub(crate) enum Authorized {
 }
 
 impl Worker {
-    /// The four checks of a tool call, with its audit slot reserved first (a call that cannot
-    /// be recorded must not consume budget: `Err(AuditFull)`), and a denial recorded at once.
+    /// The checks of a request (the four of a tool call; capability and policy of any other
+    /// method), with its audit slot reserved first (a call that cannot be recorded must not
+    /// consume budget: `Err(AuditFull)`), and a denial recorded at once.
     pub(crate) async fn authorize_and_record(
         &self,
         snap: &Snapshot,
@@ -72,7 +76,11 @@ impl Worker {
         };
         let mut stages = self.stages(buf, head, started);
         match self.decide(snap, call, &mut stages).await {
-            Verdict::Deny { error, mut event } => {
+            Verdict::Deny {
+                error,
+                mut event,
+                about_target,
+            } => {
                 event.latency_ms = elapsed_ms(started);
                 stages.finish(&mut event);
                 let (check, reason) = (event.check.clone(), event.reason.clone());
@@ -81,6 +89,7 @@ impl Worker {
                     error,
                     check,
                     reason,
+                    about_target,
                 })
             }
             Verdict::Allow { event } => Ok(Authorized::Allowed {
@@ -91,7 +100,7 @@ impl Worker {
         }
     }
 
-    /// The four checks of a `tools/call`, each timed on `stages`.
+    /// The checks of a request, each timed on `stages`.
     async fn decide(&self, snap: &Snapshot, call: &Call<'_>, stages: &mut Stages) -> Verdict {
         let settings = &self.config.settings;
         let metrics = self.metrics();
@@ -154,6 +163,9 @@ impl Worker {
         let (Some(prompt), Some(extractor)) = (call.intent_prompt, &self.extractor) else {
             return IntentOutcome::NotConsulted;
         };
+        if !call.is_tool_call() {
+            return IntentOutcome::NotConsulted;
+        }
         let claims = passed.token.as_ref().map(|t| &t.token.claims);
         let tenant = claims.map_or("", |c| c.tenant.as_str());
         let agent = claims.map_or("", |c| c.sub.as_str());
@@ -163,9 +175,9 @@ impl Worker {
         }
     }
 
-    /// The capability check of a request that names no tool (MCP methods other than
-    /// `tools/call`, GET and DELETE): refused while the snapshot is stale, else the token
-    /// (if any) must verify, be unrevoked and valid now.
+    /// The capability check of `GET` and `DELETE /v1/mcp` (no JSON-RPC request to decide):
+    /// refused while the snapshot is stale, else the token (if any) must verify, be
+    /// unrevoked and valid now.
     pub(crate) fn session_verdict(
         &self,
         snap: &Snapshot,
@@ -180,7 +192,7 @@ impl Worker {
         let (verdict, facts) = self.core.borrow_mut().authorize_session(
             snap,
             &self.config.settings,
-            &self.call(buf, head, what, None, remote),
+            &self.method_call(buf, head, what, Target::Nothing, None, remote),
         );
         self.count_token_facts(facts);
         verdict

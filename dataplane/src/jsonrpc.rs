@@ -484,6 +484,20 @@ impl<'a> Request<'a> {
         v.and_then(|(_, at)| self.doc.str_at(at))
     }
 
+    /// `params` of a method other than `tools/call`, as the policy reads it
+    /// (`input.params`): None when absent or null, else an object held to the same rules as
+    /// tool arguments (no duplicate or case-variant keys at any depth).
+    pub fn params_value(&self) -> Result<Option<Value>, RpcError> {
+        self.doc.arguments(self.params).map_err(|e| match e {
+            Arguments::NotAnObject => {
+                RpcError::new(code::INVALID_PARAMS, "params must be an object")
+            }
+            Arguments::Invalid(reason) => {
+                RpcError::with_reason(code::INVALID_PARAMS, "invalid params", &reason.to_string())
+            }
+        })
+    }
+
     /// Parses `tools/call` params.
     pub fn tool_call(&self) -> Result<ToolCall<'a>, RpcError> {
         let bad = |reason: &str| {

@@ -13,7 +13,7 @@
 //! | 3 | [`mcp`], [`tool_call`] | the two entry points (`jsonrpc`: the envelope; `mcp_transport`, `origin`, `resource_metadata`) |
 //! | 4 | [`decision`] | token → verdict: `decision::checks`, `intent`, `budget`, `approvals`, `stages` |
 //! | 5 | [`forward`] | the upstream forward (`upstream`) and the record around it (`audit_ring`) |
-//! | 6 | [`relay`] | event streams (`sse`) and `/v1/admin/*`; [`tool_list`] narrows `tools/list` |
+//! | 6 | [`relay`] | event streams (`sse`) and `/v1/admin/*`; [`list_filter`] narrows the four list answers |
 //!
 //! Beside the path: [`worker`] (the per-core context every phase reads), [`metrics`]
 //! (per-core single-writer counters; [`scrape`] is what `/metrics` reads of them and of the
@@ -30,6 +30,7 @@ mod forward;
 pub mod http;
 pub mod intent;
 pub mod jsonrpc;
+pub mod list_filter;
 mod mcp;
 pub mod mcp_transport;
 pub mod metrics;
@@ -43,6 +44,5 @@ pub mod socket_peek;
 pub mod sse;
 pub mod stages;
 mod tool_call;
-mod tool_list;
 pub mod upstream;
 mod worker;

@@ -1,17 +1,17 @@
 //! Phase 3, the MCP handler: `POST /v1/mcp` (Streamable HTTP). The envelope is parsed
-//! (`jsonrpc`), the transport headers checked (`mcp_transport`), then a `tools/call` goes
-//! through the four checks ([`Worker::authorize_and_record`]) and every other method through
-//! the capability check ([`Worker::session_verdict`]) before it is forwarded (`forward`)
-//! and answered, or relayed as an event stream (`relay::events`). `GET`/`DELETE /v1/mcp`
-//! are in [`stream`].
+//! (`jsonrpc`), the transport headers checked (`mcp_transport`), then every request and
+//! notification goes through one decision ([`Worker::authorize_and_record`]): a
+//! `tools/call` through the four checks, every other method through capability (with the
+//! caveats of the prompt or resource it names, [`method`]) and policy. Allowed requests are
+//! forwarded (`forward`) and answered, or relayed as an event stream (`relay::events`); list
+//! answers are narrowed (`list_filter`). `GET`/`DELETE /v1/mcp` are in [`stream`].
 
+mod method;
 mod stream;
 
 use std::time::Instant;
 
-use intentgate_shared::snapshot::Snapshot;
-
-use crate::decision::{Authorized, Verdict};
+use crate::decision::Authorized;
 use crate::forward::UpstreamReply;
 use crate::http::{self, Head};
 use crate::jsonrpc::{self, RpcError, code};
@@ -142,9 +142,10 @@ impl Worker {
         answer.write(out, req.is_notification(), x.close);
     }
 
-    /// Any other method (`initialize`, `tools/list`, `ping`, notifications...): the
-    /// capability check, then the forward (or the local fallbacks); a `tools/list` answer is
-    /// narrowed to the token's tools.
+    /// Any other method (`initialize`, `resources/read`, `prompts/get`, the lists,
+    /// notifications, methods unknown to us...): the same decision as a tool call (capability
+    /// with the caveats of what it names, policy with `input.method` and `input.params`; no
+    /// intent, no budget), then the forward; a list answer is narrowed entry by entry.
     async fn mcp_other_method(
         &self,
         x: &Exchange<'_, '_>,
@@ -153,20 +154,41 @@ impl Worker {
     ) {
         let req = x.req;
         let notification = req.is_notification();
-        let snap = self.shared.snapshot.load();
-        let Some(slot) = self.audit.borrow_mut().reserve() else {
-            return Refusal::AuditFull.write(out, x.close);
+        let params = match req.params_value() {
+            Ok(p) => p,
+            Err(err) => return self.answer_error(req.id, &err, x, out),
         };
-        let mut event = match self.session_verdict(&snap, x.buf, x.head, req.method, x.remote) {
-            Verdict::Deny { error, event } => {
-                self.audit.borrow_mut().push_reserved(slot, event);
+        let target = match method::target_of(req, params.as_ref()) {
+            Ok(t) => t,
+            Err(err) => return self.answer_error(req.id, &err, x, out),
+        };
+        let snap = self.shared.snapshot.load();
+        let call = self.method_call(x.buf, x.head, req.method, target, params.as_ref(), x.remote);
+        let (slot, mut event, stages) = match self
+            .authorize_and_record(&snap, x.buf, x.head, &call, x.started)
+            .await
+        {
+            Err(refusal) => return refusal.write(out, x.close),
+            Ok(Authorized::Denied {
+                about_target: true, ..
+            }) if !notification => {
+                let err = method::not_found(target, self.modern(x));
+                return self.answer_error(req.id, &err, x, out);
+            }
+            Ok(Authorized::Denied { error, .. }) => {
                 return self.answer_denied(req.id, &error, notification, x, out);
             }
-            Verdict::Allow { event } => event,
+            Ok(Authorized::Allowed {
+                slot,
+                event,
+                stages,
+            }) => (slot, event, stages),
         };
         let Some(record) = self.before_forward(slot, &event).await else {
             return Refusal::AuditUnconfirmed.write(out, true);
         };
+        let authorization = x.head.authorization.clone().map(|r| &x.buf[r]);
+        let filter = self.list_filter(&snap, req.method, authorization);
         let mcp = McpIn::of(x.buf, x.head);
         let mut answer = match self
             .passthrough(req, x.body, &mut event, mcp, !notification)
@@ -174,40 +196,49 @@ impl Worker {
         {
             UpstreamReply::Whole(a) => a,
             UpstreamReply::Stream(upstream) => {
-                // A tools/list stream is narrowed to the token's tools as its answer passes.
-                let narrow = self.list_narrowing(&snap, x);
+                // A list stream is narrowed as its answer passes.
                 *relay = Some(Relay {
                     upstream,
                     record: Some(record),
                     event,
-                    stages: self.untraced(x.started),
+                    stages,
                     id: req.id.map(<[u8]>::to_vec),
                     started: x.started,
                     close: x.close,
-                    narrow,
+                    narrow: filter,
                 });
                 return;
             }
         };
-        if req.method == "tools/list" {
-            self.filter_tools(&snap, x.buf, x.head, &mut answer, &mut event);
+        if let Some(filter) = &filter {
+            self.filter_answer(&snap, filter, &mut answer, &mut event);
         }
         event.latency_ms = elapsed_ms(x.started);
+        stages.finish(&mut event);
         self.after_forward(record, event);
         answer.write(out, notification, x.close);
     }
 
-    /// The token a relayed `tools/list` answer is narrowed to.
-    fn list_narrowing(
+    /// A JSON-RPC error the gateway answers itself, before or instead of a decision.
+    fn answer_error(
         &self,
-        snap: &Snapshot,
+        id: Option<&[u8]>,
+        err: &RpcError,
         x: &Exchange<'_, '_>,
-    ) -> Option<std::sync::Arc<crate::decision::VerifiedToken>> {
-        if x.req.method != "tools/list" {
-            return None;
+        out: &mut Vec<u8>,
+    ) {
+        if x.req.is_notification() {
+            return http::write_response(out, 202, b"", x.close, &[]);
         }
-        let auth = x.head.authorization.clone()?;
-        self.core.borrow_mut().verify(snap, &x.buf[auth]).token.ok()
+        let mut payload = Vec::with_capacity(256);
+        jsonrpc::write_error(&mut payload, id, err);
+        http::write_response(out, 200, &payload, x.close, &[]);
+    }
+
+    /// The client speaks the 2026-07-28 revision.
+    fn modern(&self, x: &Exchange<'_, '_>) -> bool {
+        let header = x.head.mcp_protocol_version.clone().map(|r| &x.buf[r]);
+        crate::mcp_transport::revision(header) == Ok(crate::mcp_transport::Revision::Modern)
     }
 
     /// A refused request's answer (its record is already pushed). OAuth resource-server

@@ -78,10 +78,12 @@ impl Refusal<'_> {
             Self::HeadTimeout => {
                 http::write_error(out, error(408, "request not received in time"), close);
             }
-            Self::TooManyConnections => http::write_error(
+            Self::TooManyConnections => http::write_response(
                 out,
-                error(503, "too many connections on this core; retry later"),
+                503,
+                br#"{"error":"too many connections on this core; retry later"}"#,
                 close,
+                &[("Retry-After", "1")],
             ),
             Self::MethodNotAllowed => {
                 http::write_error(out, error(405, "method not allowed"), close);

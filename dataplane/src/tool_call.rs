@@ -41,6 +41,7 @@ impl Worker {
                 error,
                 check,
                 reason,
+                ..
             }) => {
                 let doc = serde_json::json!({"decision": "block", "check": check.as_str(), "reason": reason, "code": error.code});
                 (403, doc)

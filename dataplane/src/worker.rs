@@ -14,7 +14,9 @@ use intentgate_shared::timestamp::Timestamp;
 use intentgate_shared::trace::IdGen;
 
 use crate::audit_ring::AuditProducer;
-use crate::decision::{Call, Core};
+use intentgate_shared::token::Target;
+
+use crate::decision::{Call, Core, TOOLS_CALL};
 use crate::http::Head;
 use crate::intent::IntentCache;
 use crate::jsonrpc;
@@ -78,7 +80,7 @@ impl Worker {
         self.shared.metrics.core(self.index)
     }
 
-    /// What the checks read of a request: its headers, the tool (or method) and arguments.
+    /// What the checks read of a tool call: its headers, the tool and its arguments.
     pub(crate) fn call<'a>(
         &self,
         buf: &'a [u8],
@@ -91,7 +93,34 @@ impl Worker {
             authorization: head.authorization.clone().map(|r| &buf[r]),
             intent_prompt: head.intent_prompt.clone().map(|r| &buf[r]),
             tool,
+            method: TOOLS_CALL,
+            target: Target::Tool(tool),
             arguments,
+            params: None,
+            remote_ip: remote,
+            now: Timestamp::now(),
+        }
+    }
+
+    /// What the checks read of any other request: its headers, the method, what it names
+    /// and its params.
+    pub(crate) fn method_call<'a>(
+        &self,
+        buf: &'a [u8],
+        head: &Head,
+        method: &'a str,
+        target: Target<'a>,
+        params: Option<&'a Value>,
+        remote: &'a str,
+    ) -> Call<'a> {
+        Call {
+            authorization: head.authorization.clone().map(|r| &buf[r]),
+            intent_prompt: None,
+            tool: method,
+            method,
+            target,
+            arguments: None,
+            params,
             remote_ip: remote,
             now: Timestamp::now(),
         }

@@ -152,6 +152,11 @@ enum Backend {
 #[derive(Clone)]
 pub struct Policy {
     backend: Arc<Backend>,
+    /// The policy reads `input.method`, `input.params` or `input.phase`: it decides every
+    /// MCP method and every list entry. One that reads none of them (every Go-gateway
+    /// policy) was written for `tools/call` alone and is consulted for it only
+    /// (COMPATIBILITY.md "Different on purpose").
+    governs_methods: bool,
 }
 
 impl fmt::Debug for Policy {
@@ -160,7 +165,10 @@ impl fmt::Debug for Policy {
             Backend::Vm(..) => "vm",
             Backend::Interpreter(_) => "interpreter",
         };
-        f.debug_struct("Policy").field("backend", &kind).finish()
+        f.debug_struct("Policy")
+            .field("backend", &kind)
+            .field("governs_methods", &self.governs_methods)
+            .finish()
     }
 }
 
@@ -207,7 +215,14 @@ impl Policy {
         };
         Ok(Self {
             backend: Arc::new(backend),
+            governs_methods: reads_method_input(source),
         })
+    }
+
+    /// True when the policy decides every MCP method and list entry, not only `tools/call`
+    /// (it reads `input.method`, `input.params` or `input.phase`).
+    pub fn governs_methods(&self) -> bool {
+        self.governs_methods
     }
 
     /// Identity of the compiled policy (stable across clones): per-core evaluator caches key on it.
@@ -464,8 +479,15 @@ impl AgentInput {
 /// caller can cache them.
 #[derive(Debug, Clone, Default)]
 pub struct Input<'a> {
-    /// Tool name (always present).
+    /// Tool name: present for `tools/call` and for `tools/list` entries, omitted otherwise.
     pub tool: &'a str,
+    /// The JSON-RPC method (`tools/call`, `resources/read`...); for a list entry, the
+    /// method that would use it (`tools/call`, `prompts/get`, `resources/read`).
+    pub method: &'a str,
+    /// `params` of the request (for a list entry: `{name}`, `{uri}` or `{uriTemplate}`).
+    pub params: Option<Value>,
+    /// `call` for a request, `list` for an entry of a list answer.
+    pub phase: &'a str,
     /// Tool arguments (an object), omitted when `None`.
     pub args: Option<Value>,
     /// Agent id, omitted when empty.
@@ -484,9 +506,12 @@ impl Input<'_> {
     /// The input document.
     pub fn to_value(&self) -> Value {
         let mut o = ObjectBuilder::new();
-        o.set("tool", Value::from(self.tool));
+        o.set_str("tool", self.tool);
+        o.set_str("method", self.method);
+        o.set_str("phase", self.phase);
         for (key, v) in [
             ("args", &self.args),
+            ("params", &self.params),
             ("intent", &self.intent),
             ("capability", &self.capability),
             ("agent", &self.agent),
@@ -499,6 +524,19 @@ impl Input<'_> {
         o.set_str("session_id", self.session_id);
         o.0
     }
+}
+
+/// Whether Rego `source` reads the method-level input, outside comments.
+fn reads_method_input(source: &str) -> bool {
+    const FIELDS: [&str; 3] = ["method", "params", "phase"];
+    source.lines().any(|line| {
+        let code = line.split('#').next().unwrap_or("");
+        let squeezed: String = code.chars().filter(|c| !c.is_whitespace()).collect();
+        FIELDS.iter().any(|f| {
+            squeezed.contains(&format!("input.{f}"))
+                || squeezed.contains(&format!("input[\"{f}\"]"))
+        })
+    })
 }
 
 /// Tool arguments that are not JSON.

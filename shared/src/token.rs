@@ -48,6 +48,33 @@ pub mod kind {
     pub const MAX_CALLS: &str = "max_calls";
     /// Step-up authentication happened at `step_up_at` (read by policy).
     pub const STEP_UP: &str = "step_up";
+    /// Resource URIs must start with one of `tools` (the list rides in the `tools` field so
+    /// the canonical encoding stays the Go gateway's; older verifiers deny the unknown type).
+    pub const RESOURCE_ALLOW: &str = "resource_allow";
+    /// Resource URIs must not start with any of `tools`.
+    pub const RESOURCE_DENY: &str = "resource_deny";
+    /// Prompt names must be one of `tools`.
+    pub const PROMPT_ALLOW: &str = "prompt_allow";
+    /// Prompt names must not be one of `tools`.
+    pub const PROMPT_DENY: &str = "prompt_deny";
+}
+
+/// What a request asks for, as the caveats see it: each caveat type governs one kind of
+/// target and lets the others pass (a `tool_allow` token may still read resources; COMPATIBILITY.md
+/// "Different on purpose").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target<'a> {
+    /// A tool (`tools/call`, a `tools/list` entry).
+    Tool(&'a str),
+    /// A resource URI (`resources/read`, `resources/subscribe`, a `resources/list` entry).
+    Resource(&'a str),
+    /// A resource template (`resources/templates/list` entry): its literal part before the
+    /// first `{` is compared with the prefixes.
+    ResourceTemplate(&'a str),
+    /// A prompt (`prompts/get`, a `prompts/list` entry).
+    Prompt(&'a str),
+    /// A request that names none of them (`initialize`, `ping`, list requests...).
+    Nothing,
 }
 
 /// Why a token could not be decoded or verified. Messages never contain token material.
@@ -158,6 +185,22 @@ pub enum CaveatFailure {
     /// Tool in the deny list.
     #[error("tool {0:?} is forbidden")]
     ToolDenied(String),
+    /// Resource URI under none of the allowed prefixes.
+    #[error("resource {0:?} not under an allowed prefix")]
+    ResourceNotAllowed(String),
+    /// Resource URI under a denied prefix.
+    #[error("resource {0:?} is forbidden")]
+    ResourceDenied(String),
+    /// A resource URI with dot segments or percent-encoded dots or slashes: a prefix
+    /// comparison cannot tell where it leads, so resource caveats refuse it.
+    #[error("resource {0:?} has dot segments or encoded separators; prefix caveats refuse it")]
+    AmbiguousResource(String),
+    /// Prompt not in the allow list.
+    #[error("prompt {0:?} not in allowed set")]
+    PromptNotAllowed(String),
+    /// Prompt in the deny list.
+    #[error("prompt {0:?} is forbidden")]
+    PromptDenied(String),
     /// `step_up_at` is negative.
     #[error("step_up caveat has negative step_up_at value")]
     NegativeStepUp,
@@ -177,7 +220,8 @@ pub enum CaveatFailure {
 pub struct Caveat {
     /// The type, `t` on the wire.
     pub kind: String,
-    /// Tool names for `tool_allow` / `tool_deny`.
+    /// Tool names for `tool_allow` / `tool_deny`; URI prefixes for `resource_allow` /
+    /// `resource_deny`; prompt names for `prompt_allow` / `prompt_deny`.
     pub tools: Vec<String>,
     /// Agent for `agent_lock`.
     pub agent: String,
@@ -224,6 +268,13 @@ impl Caveat {
             ..Self::of(kind::TOOL_DENY)
         }
     }
+    /// A list caveat of `kind` (`resource_allow`, `prompt_deny`...).
+    pub fn list<S: Into<String>>(kind: &str, values: impl IntoIterator<Item = S>) -> Self {
+        Self {
+            tools: values.into_iter().map(Into::into).collect(),
+            ..Self::of(kind)
+        }
+    }
     /// `max_calls` caveat.
     pub fn max_calls(limit: i64) -> Self {
         Self {
@@ -259,15 +310,8 @@ impl Caveat {
         out
     }
 
-    /// `tool` `None` skips the tool caveats (for calls that name no tool).
-    fn check(&self, now: i64, agent: &str, tool: Option<&str>) -> Result<(), CaveatFailure> {
-        let Some(tool) = tool else {
-            return match self.kind.as_str() {
-                kind::TOOL_ALLOW | kind::TOOL_DENY => Ok(()),
-                // Every other rule ignores the tool name.
-                _ => self.check(now, agent, Some("")),
-            };
-        };
+    /// Evaluates this caveat for `target` at `now`; list caveats of another target kind pass.
+    fn check(&self, now: i64, agent: &str, target: Target<'_>) -> Result<(), CaveatFailure> {
         match self.kind.as_str() {
             kind::EXP if self.exp == 0 => Err(CaveatFailure::MissingExp),
             kind::EXP if now >= self.exp => Err(CaveatFailure::Expired),
@@ -276,25 +320,104 @@ impl Caveat {
                 expected: self.agent.clone(),
                 actual: agent.to_owned(),
             }),
-            kind::TOOL_ALLOW if !self.tools.iter().any(|t| t == tool) => {
-                Err(CaveatFailure::ToolNotAllowed(tool.to_owned()))
-            }
-            kind::TOOL_DENY if self.tools.iter().any(|t| t == tool) => {
-                Err(CaveatFailure::ToolDenied(tool.to_owned()))
-            }
             kind::STEP_UP if self.step_up_at < 0 => Err(CaveatFailure::NegativeStepUp),
             kind::MAX_CALLS if self.max_calls < 0 => Err(CaveatFailure::NegativeMaxCalls),
             // Go skipped a zero (omitted) limit, so "zero calls" meant "no limit": deny instead.
             kind::MAX_CALLS if self.max_calls == 0 => Err(CaveatFailure::MissingMaxCalls),
-            kind::EXP
-            | kind::AGENT_LOCK
-            | kind::TOOL_ALLOW
-            | kind::TOOL_DENY
-            | kind::STEP_UP
-            | kind::MAX_CALLS => Ok(()),
+            kind::EXP | kind::AGENT_LOCK | kind::STEP_UP | kind::MAX_CALLS => Ok(()),
+            kind::TOOL_ALLOW | kind::TOOL_DENY => self.check_listed(
+                match target {
+                    Target::Tool(t) => Some(t),
+                    _ => None,
+                },
+                CaveatFailure::ToolNotAllowed,
+                CaveatFailure::ToolDenied,
+            ),
+            kind::PROMPT_ALLOW | kind::PROMPT_DENY => self.check_listed(
+                match target {
+                    Target::Prompt(p) => Some(p),
+                    _ => None,
+                },
+                CaveatFailure::PromptNotAllowed,
+                CaveatFailure::PromptDenied,
+            ),
+            kind::RESOURCE_ALLOW | kind::RESOURCE_DENY => self.check_resource(target),
             other => Err(CaveatFailure::UnknownType(other.to_owned())),
         }
     }
+
+    fn listed(&self, name: &str) -> bool {
+        self.tools.iter().any(|t| t == name)
+    }
+
+    /// A name list caveat (`*_allow` / `*_deny`) on the name of its own kind of target
+    /// (`None`: the request names none, and the caveat passes).
+    fn check_listed(
+        &self,
+        name: Option<&str>,
+        not_allowed: fn(String) -> CaveatFailure,
+        denied: fn(String) -> CaveatFailure,
+    ) -> Result<(), CaveatFailure> {
+        let Some(name) = name else {
+            return Ok(());
+        };
+        let allow = self.kind.ends_with("_allow");
+        match (allow, self.listed(name)) {
+            (true, false) => Err(not_allowed(name.to_owned())),
+            (false, true) => Err(denied(name.to_owned())),
+            _ => Ok(()),
+        }
+    }
+
+    fn check_resource(&self, target: Target<'_>) -> Result<(), CaveatFailure> {
+        let allow = self.kind == kind::RESOURCE_ALLOW;
+        let (uri, permitted) = match target {
+            Target::Resource(uri) => {
+                if ambiguous_uri(uri) {
+                    return Err(CaveatFailure::AmbiguousResource(uri.to_owned()));
+                }
+                let under = self.tools.iter().any(|p| uri.starts_with(p.as_str()));
+                (uri, under == allow)
+            }
+            Target::ResourceTemplate(template) => {
+                // The URIs a template yields all start with its literal part: it is shown
+                // when some of them may be allowed, hidden when all of them are denied.
+                let literal = template.split('{').next().unwrap_or("");
+                if ambiguous_uri(literal) {
+                    return Err(CaveatFailure::AmbiguousResource(template.to_owned()));
+                }
+                let permitted = if allow {
+                    self.tools
+                        .iter()
+                        .any(|p| literal.starts_with(p.as_str()) || p.starts_with(literal))
+                } else {
+                    !self.tools.iter().any(|p| literal.starts_with(p.as_str()))
+                };
+                (template, permitted)
+            }
+            _ => return Ok(()),
+        };
+        match (permitted, allow) {
+            (true, _) => Ok(()),
+            (false, true) => Err(CaveatFailure::ResourceNotAllowed(uri.to_owned())),
+            (false, false) => Err(CaveatFailure::ResourceDenied(uri.to_owned())),
+        }
+    }
+}
+
+/// A URI whose meaning a byte-prefix comparison cannot pin down: dot segments, or
+/// percent-encoded dots, slashes or backslashes (an upstream may decode them after the
+/// gateway compared), or a backslash.
+pub fn ambiguous_uri(uri: &str) -> bool {
+    let lower = uri.to_ascii_lowercase();
+    if ["%2e", "%2f", "%5c", "\\"]
+        .iter()
+        .any(|p| lower.contains(p))
+    {
+        return true;
+    }
+    let path = lower.split(['?', '#']).next().unwrap_or("");
+    path.split('/').any(|seg| seg == "." || seg == "..")
 }
 
 /// The signed claims (everything but caveats and signature).
@@ -520,22 +643,24 @@ impl Token {
     /// Evaluates `nbf` and every caveat in chain order at `now` for a call of `tool` by
     /// `agent`; the first failure is returned (COMPATIBILITY.md §4.4).
     pub fn check(&self, now: i64, agent: &str, tool: &str) -> Result<(), Denial> {
-        self.check_caveats(now, agent, Some(tool))
+        self.check_target(now, agent, Target::Tool(tool))
     }
 
     /// Like [`Token::check`] for a call that names no tool (`initialize`, `tools/list`):
     /// `nbf`, expiry, agent lock and unknown caveats apply; tool lists do not.
     pub fn check_validity(&self, now: i64, agent: &str) -> Result<(), Denial> {
-        self.check_caveats(now, agent, None)
+        self.check_target(now, agent, Target::Nothing)
     }
 
-    fn check_caveats(&self, now: i64, agent: &str, tool: Option<&str>) -> Result<(), Denial> {
+    /// Evaluates `nbf` and every caveat in chain order for a request of `target`; the list
+    /// caveats of other target kinds pass.
+    pub fn check_target(&self, now: i64, agent: &str, target: Target<'_>) -> Result<(), Denial> {
         if self.claims.nbf != 0 && now < self.claims.nbf {
             return Err(Denial::NotYetValid);
         }
         for (index, caveat) in self.caveats.iter().enumerate() {
             caveat
-                .check(now, agent, tool)
+                .check(now, agent, target)
                 .map_err(|reason| Denial::Caveat {
                     index,
                     kind: caveat.kind.clone(),

@@ -5,6 +5,7 @@
 
 use intentgate_shared::audit::{AuditEvent, Check, Decision};
 use intentgate_shared::timestamp::Timestamp;
+use intentgate_shared::token::Target;
 
 use super::checks::{
     Call, CapabilityRefusal, Core, Escalation, Verdict, VerifiedToken, capability_denied, deny,
@@ -81,7 +82,7 @@ impl Worker {
                 let _ = self.audit.borrow_mut().push(approved);
                 // The wait may have been long: the token must still be valid, unrevoked and
                 // the snapshot current before the approved call runs.
-                if let Some(refusal) = self.recheck(esc.token.as_deref(), call.tool) {
+                if let Some(refusal) = self.recheck(esc.token.as_deref(), call.target) {
                     return capability_denied(event, &refusal);
                 }
                 esc.event = event;
@@ -113,7 +114,11 @@ impl Worker {
     }
 
     /// Why a token that passed before an approval wait may no longer be used, if it may not.
-    fn recheck(&self, token: Option<&VerifiedToken>, tool: &str) -> Option<CapabilityRefusal> {
+    fn recheck(
+        &self,
+        token: Option<&VerifiedToken>,
+        target: Target<'_>,
+    ) -> Option<CapabilityRefusal> {
         if self.stale() {
             return Some(CapabilityRefusal::Stale);
         }
@@ -126,7 +131,7 @@ impl Worker {
             return Some(CapabilityRefusal::Revoked);
         }
         t.token
-            .check(Timestamp::now().unix_seconds(), &c.sub, tool)
+            .check_target(Timestamp::now().unix_seconds(), &c.sub, target)
             .err()
             .map(CapabilityRefusal::Caveat)
     }

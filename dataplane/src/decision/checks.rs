@@ -17,7 +17,7 @@ use intentgate_shared::audit::{AuditEvent, Check, Decision};
 use intentgate_shared::policy::{AgentInput, CapabilityInput, Evaluator, Input, IntentInput};
 use intentgate_shared::snapshot::Snapshot;
 use intentgate_shared::timestamp::Timestamp;
-use intentgate_shared::token::{Denial, Token, TokenError};
+use intentgate_shared::token::{CaveatFailure, Denial, Target, Token, TokenError};
 
 use crate::budget::Budget;
 use crate::intent::IntentRefusal;
@@ -54,6 +54,8 @@ pub struct Core {
     version: u64,
     tokens: HashMap<Box<[u8]>, Arc<VerifiedToken>, RandomState>,
     evaluators: HashMap<usize, Evaluator>,
+    /// List-phase decisions ([`Core::lists`]).
+    lists: HashMap<lists::ListKey, bool, RandomState>,
 }
 
 /// Why the capability stage refused. The text is the audit reason and the error data the
@@ -136,14 +138,38 @@ pub struct Call<'a> {
     pub authorization: Option<&'a [u8]>,
     /// `X-Intent-Prompt` header value.
     pub intent_prompt: Option<&'a [u8]>,
-    /// Tool name (`tools/call`) or method (other methods).
+    /// Tool name (`tools/call`) or method (other methods): the audit record's `tool`.
     pub tool: &'a str,
+    /// The JSON-RPC method ([`TOOLS_CALL`] for tool calls, `POST /v1/tool-call` included).
+    pub method: &'a str,
+    /// What the caveats check: the tool, resource or prompt the request names.
+    pub target: Target<'a>,
     /// Arguments, parsed.
     pub arguments: Option<&'a Value>,
+    /// `params` of a method other than `tools/call`, parsed (for `input.params`).
+    pub params: Option<&'a Value>,
     /// Caller address.
     pub remote_ip: &'a str,
     /// Decision time.
     pub now: Timestamp,
+}
+
+/// The method of tool calls.
+pub const TOOLS_CALL: &str = "tools/call";
+
+impl Call<'_> {
+    /// A `tools/call` (intent and budget apply only to these).
+    pub fn is_tool_call(&self) -> bool {
+        self.method == TOOLS_CALL
+    }
+
+    /// The request names a prompt or a resource: refusing it must look like "not found".
+    fn hides_refusals(&self) -> bool {
+        matches!(
+            self.target,
+            Target::Prompt(_) | Target::Resource(_) | Target::ResourceTemplate(_)
+        )
+    }
 }
 
 /// A call the policy escalated to a human: what resuming it needs.
@@ -205,7 +231,24 @@ pub enum Verdict {
         error: RpcError,
         /// Audit record (decision block).
         event: AuditEvent,
+        /// The refusal concerns the prompt or resource the request names (its caveats or
+        /// the policy), not the caller: it is answered like a missing one, so that a
+        /// refusal does not reveal what exists (the record keeps the reason).
+        about_target: bool,
     },
+}
+
+impl Verdict {
+    fn about_target(self, yes: bool) -> Self {
+        match self {
+            Self::Deny { error, event, .. } => Self::Deny {
+                error,
+                event,
+                about_target: yes,
+            },
+            allow => allow,
+        }
+    }
 }
 
 /// A denial at `check` with JSON-RPC `code`/`message`; `reason` becomes the error data and
@@ -221,7 +264,11 @@ pub fn deny(
     event.check = check.into();
     let error = RpcError::with_reason(code, message, &reason);
     event.reason = reason;
-    Verdict::Deny { error, event }
+    Verdict::Deny {
+        error,
+        event,
+        about_target: false,
+    }
 }
 
 /// A denial at the capability stage.
@@ -258,6 +305,7 @@ impl Core {
             version: 0,
             tokens: HashMap::default(),
             evaluators: HashMap::new(),
+            lists: HashMap::default(),
         }
     }
 
@@ -266,6 +314,7 @@ impl Core {
             self.version = snap.version;
             self.tokens.clear();
             self.evaluators.clear();
+            self.lists.clear();
         }
     }
 
@@ -319,8 +368,9 @@ impl Core {
         Ok(verified)
     }
 
-    /// The capability stage alone, for methods other than `tools/call`: a present token must
-    /// verify, be unrevoked and be valid now (nbf, exp, agent lock); tool caveats do not apply.
+    /// The capability stage alone, for `GET`/`DELETE` (no JSON-RPC request): a present
+    /// token must verify, be unrevoked and be valid now (nbf, exp, agent lock); the caveats
+    /// of `call.target` apply (none, for a target of [`Target::Nothing`]).
     pub fn authorize_session(
         &mut self,
         snap: &Snapshot,
@@ -330,7 +380,7 @@ impl Core {
         let mut event = AuditEvent::new(call.now, Decision::Allow, call.tool);
         event.remote_ip = call.remote_ip.to_owned();
         let mut facts = TokenFacts::default();
-        let verdict = match self.capability(snap, settings, call, &mut event, false, &mut facts) {
+        let verdict = match self.capability(snap, settings, call, &mut event, &mut facts) {
             Ok(_) => Verdict::Allow { event },
             Err(refusal) => capability_denied(event, &refusal),
         };
@@ -343,7 +393,6 @@ impl Core {
         settings: &Settings,
         call: &Call<'_>,
         event: &mut AuditEvent,
-        tool_caveats: bool,
         facts: &mut TokenFacts,
     ) -> Result<Option<Arc<VerifiedToken>>, CapabilityRefusal> {
         let Some(auth) = call.authorization else {
@@ -373,12 +422,8 @@ impl Core {
         if revoked {
             return Err(CapabilityRefusal::Revoked);
         }
-        let now = call.now.unix_seconds();
-        if tool_caveats {
-            v.token.check(now, &claims.sub, call.tool)?;
-        } else {
-            v.token.check_validity(now, &claims.sub)?;
-        }
+        v.token
+            .check_target(call.now.unix_seconds(), &claims.sub, call.target)?;
         Ok(Some(v))
     }
 
@@ -419,7 +464,8 @@ impl Core {
         }
     }
 
-    /// The capability stage of a `tools/call`.
+    /// The capability stage of a request: token, revocation, validity and the caveats of
+    /// its target.
     pub fn capability_stage(
         &mut self,
         snap: &Snapshot,
@@ -429,12 +475,12 @@ impl Core {
         let mut event = AuditEvent::new(call.now, Decision::Allow, call.tool);
         event.remote_ip = call.remote_ip.to_owned();
         let mut facts = TokenFacts::default();
-        let outcome = match self.capability(snap, settings, call, &mut event, true, &mut facts) {
+        let outcome = match self.capability(snap, settings, call, &mut event, &mut facts) {
             Ok(token) => Ok(Passed { token, event }),
-            Err(refusal) => Err(Box::new(capability_denied(
-                with_arg_keys(event, call.arguments),
-                &refusal,
-            ))),
+            Err(refusal) => Err(Box::new(
+                capability_denied(with_arg_keys(event, call.arguments), &refusal)
+                    .about_target(call.hides_refusals() && refusal.is_about_target()),
+            )),
         };
         CapabilityStage { outcome, facts }
     }
@@ -472,27 +518,21 @@ impl Core {
             .as_ref()
             .map_or("", |t| t.token.claims.tenant.as_str());
         let agent = token.as_ref().map_or("", |t| t.token.claims.sub.as_str());
-        let stats = budget.stats(tenant, agent, call.tool, call.now.unix_seconds());
-        let input = Input {
-            tool: call.tool,
-            args,
-            agent_id: agent,
-            session_id: "",
-            intent: intent_value,
-            capability: token.as_ref().map(|t| t.capability.clone()),
-            agent: Some(
-                AgentInput {
-                    id: agent.to_owned(),
-                    calls_today: stats.calls_today,
-                    calls_today_for_tool: stats.calls_today_for_tool,
-                    calls_this_hour: stats.calls_this_hour,
-                }
-                .to_value(),
-            ),
-        }
-        .to_value();
         self.sync(snap);
         let policy = snap.policy_for(tenant);
+        let governs = policy.governs_methods();
+        if !call.is_tool_call() && !governs {
+            // A policy written for tools/call alone (the Go gateway's): other methods pass
+            // on the capability check, as they did there.
+            event.reason =
+                "policy governs tools/call only; method passed the capability check".into();
+            return Finish {
+                outcome: Finished::Done(Verdict::Allow { event }),
+                policy_done: None,
+            };
+        }
+        let stats = budget.stats(tenant, agent, call.tool, call.now.unix_seconds());
+        let input = policy_input(call, token.as_ref(), args, intent_value, stats, governs);
         let decision = self
             .evaluators
             .entry(policy.id())
@@ -507,13 +547,16 @@ impl Core {
                 policy_reason: decision.reason,
             }))
         } else if !decision.allow {
-            Finished::Done(deny(
-                event,
-                Check::Policy,
-                code::POLICY,
-                "policy check failed",
-                decision.reason,
-            ))
+            Finished::Done(
+                deny(
+                    event,
+                    Check::Policy,
+                    code::POLICY,
+                    "policy check failed",
+                    decision.reason,
+                )
+                .about_target(call.hides_refusals()),
+            )
         } else {
             event.reason = decision.reason;
             Finished::Done(Self::budget_stage(
@@ -552,6 +595,10 @@ impl Core {
         token: Option<&Arc<VerifiedToken>>,
         event: AuditEvent,
     ) -> Verdict {
+        if !call.is_tool_call() {
+            // Budgets count tool calls; other methods cost nothing.
+            return Verdict::Allow { event };
+        }
         if token.is_none() && settings.require_budget {
             let reason = "budget enforcement requires a verified capability token".to_string();
             return deny(
@@ -574,13 +621,18 @@ impl Core {
             call.tool,
             call.now.unix_seconds(),
         ) {
-            return deny(
+            let mut verdict = deny(
                 event,
                 Check::Budget,
                 code::BUDGET,
                 "budget check failed",
                 d.to_string(),
             );
+            // The agent can act on the numbers: which limit, how much was used, when to retry.
+            if let Verdict::Deny { error, .. } = &mut verdict {
+                error.data = Some(d.data(call.now.unix_seconds()));
+            }
+            return verdict;
         }
         Verdict::Allow { event }
     }
@@ -606,14 +658,83 @@ pub enum IntentOutcome {
     Failed(IntentRefusal),
 }
 
+/// The policy's input for a request in the call phase. `input.params` is built only for a
+/// policy that reads it (the Go gateway's kind does not).
+fn policy_input(
+    call: &Call<'_>,
+    token: Option<&Arc<VerifiedToken>>,
+    args: Option<Value>,
+    intent: Option<Value>,
+    stats: crate::budget::AgentStats,
+    governs: bool,
+) -> Value {
+    let agent = token.map_or("", |t| t.token.claims.sub.as_str());
+    let params = match (governs, call.is_tool_call()) {
+        (false, _) => None,
+        (true, true) => Some(tool_call_params(call.tool, args.as_ref())),
+        (true, false) => call.params.cloned(),
+    };
+    Input {
+        tool: if call.is_tool_call() { call.tool } else { "" },
+        method: call.method,
+        params,
+        phase: "call",
+        args,
+        agent_id: agent,
+        session_id: "",
+        intent,
+        capability: token.map(|t| t.capability.clone()),
+        agent: Some(
+            AgentInput {
+                id: agent.to_owned(),
+                calls_today: stats.calls_today,
+                calls_today_for_tool: stats.calls_today_for_tool,
+                calls_this_hour: stats.calls_this_hour,
+            }
+            .to_value(),
+        ),
+    }
+    .to_value()
+}
+
+/// `input.params` of a `tools/call`: `{name, arguments}`, as the request carried them.
+fn tool_call_params(name: &str, args: Option<&Value>) -> Value {
+    let mut params = std::collections::BTreeMap::new();
+    params.insert(Value::from("name"), Value::from(name));
+    if let Some(a) = args {
+        params.insert(Value::from("arguments"), a.clone());
+    }
+    Value::from(params)
+}
+
+impl CapabilityRefusal {
+    /// The refusal names the prompt or resource itself (its caveats), not the caller.
+    pub fn is_about_target(&self) -> bool {
+        matches!(
+            self,
+            Self::Caveat(Denial::Caveat {
+                reason: CaveatFailure::ResourceNotAllowed(_)
+                    | CaveatFailure::ResourceDenied(_)
+                    | CaveatFailure::AmbiguousResource(_)
+                    | CaveatFailure::PromptNotAllowed(_)
+                    | CaveatFailure::PromptDenied(_),
+                ..
+            })
+        )
+    }
+}
+
 /// The intent stage: the intent as a policy value, or why the call is refused. The summary
-/// is put on the record either way.
+/// is put on the record either way. Only tool calls have an intent.
 fn intent_stage(
     settings: &Settings,
     call: &Call<'_>,
     intent: IntentOutcome,
     event: &mut AuditEvent,
 ) -> Result<Option<Value>, IntentRefusal> {
+    if !call.is_tool_call() {
+        return Ok(None);
+    }
     match intent {
         IntentOutcome::Failed(refusal) => Err(refusal),
         IntentOutcome::Extracted(i) => {
@@ -632,6 +753,9 @@ fn intent_stage(
         IntentOutcome::NotConsulted => Ok(None),
     }
 }
+
+mod lists;
+pub use lists::LIST_CACHE_ENTRIES;
 
 #[cfg(test)]
 mod tests;

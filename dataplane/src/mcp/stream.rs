@@ -63,7 +63,7 @@ impl Worker {
         let what = if get { "GET /v1/mcp" } else { "DELETE /v1/mcp" };
         let snap = self.shared.snapshot.load();
         let mut event = match self.session_verdict(&snap, buf, head, what, remote) {
-            Verdict::Deny { error, event } => {
+            Verdict::Deny { error, event, .. } => {
                 self.audit.borrow_mut().push_reserved(slot, event);
                 return Refusal::Rpc {
                     status: 403,

@@ -1,21 +1,19 @@
 //! An upstream event stream relayed to the agent as it arrives: a chunked
 //! `text/event-stream` answer written as whole events only, the response to the request
-//! watched for (and a `tools/list` answer narrowed as it passes), the call's record written
+//! watched for (and a list answer narrowed as it passes), the call's record written
 //! when the stream ends. The response head is already gone when a stream breaks, so a
 //! failure reaches the agent as a final JSON-RPC error event.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use monoio::net::TcpStream;
 
 use intentgate_shared::audit::AuditEvent;
 
-use crate::decision::VerifiedToken;
 use crate::forward::{Forwarded, UpstreamFault, malformed_upstream};
 use crate::jsonrpc;
+use crate::list_filter::ListFilter;
 use crate::stages::Stages;
-use crate::tool_list::narrow_tools;
 use crate::upstream::EventStream;
 use crate::worker::{Worker, elapsed_ms};
 
@@ -30,8 +28,8 @@ pub(crate) struct Relay {
     pub(crate) id: Option<Vec<u8>>,
     pub(crate) started: Instant,
     pub(crate) close: bool,
-    /// A `tools/list` answer is narrowed to this token's tools.
-    pub(crate) narrow: Option<Arc<VerifiedToken>>,
+    /// A list answer is narrowed with this filter as it passes.
+    pub(crate) narrow: Option<ListFilter>,
 }
 
 impl std::fmt::Debug for Relay {
@@ -121,7 +119,7 @@ impl Worker {
                         // at the agent.
                         let mut chunk = Vec::with_capacity(bytes.len() + 64);
                         for e in &mut events {
-                            answered |= watch_event(e, &want, job);
+                            answered |= self.watch_event(e, &want, job);
                             crate::sse::write_event(&mut chunk, e);
                         }
                         if !chunk.is_empty() {
@@ -144,21 +142,28 @@ impl Worker {
     }
 }
 
-/// True when `e` is the response to the request; a `tools/list` response is narrowed in
-/// place.
-fn watch_event(e: &mut crate::sse::Event, want: &serde_json::Value, job: &mut Relay) -> bool {
-    let parsed = serde_json::from_str::<serde_json::Value>(&e.data).ok();
-    let Some(mut v) = parsed.filter(|v| {
-        v.get("id") == Some(want) && (v.get("result").is_some() || v.get("error").is_some())
-    }) else {
-        return false;
-    };
-    if let Some(token) = &job.narrow
-        && narrow_tools(&mut v, token, &mut job.event)
-    {
-        e.data = v.to_string();
+impl Worker {
+    /// True when `e` is the response to the request; a list response is narrowed in place.
+    fn watch_event(
+        &self,
+        e: &mut crate::sse::Event,
+        want: &serde_json::Value,
+        job: &mut Relay,
+    ) -> bool {
+        let parsed = serde_json::from_str::<serde_json::Value>(&e.data).ok();
+        let Some(mut v) = parsed.filter(|v| {
+            v.get("id") == Some(want) && (v.get("result").is_some() || v.get("error").is_some())
+        }) else {
+            return false;
+        };
+        if let Some(filter) = &job.narrow {
+            let snap = self.shared.snapshot.load();
+            if self.narrow_list(&snap, filter, &mut v, &mut job.event) {
+                e.data = v.to_string();
+            }
+        }
+        true
     }
-    true
 }
 
 /// The relayed answer's head: a chunked event stream, with the upstream's session.

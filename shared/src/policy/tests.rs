@@ -264,3 +264,78 @@ fn policy_and_values_cross_threads() {
     assert_send::<Evaluator>();
     assert!(args_from_json("{").is_err());
 }
+
+fn method_input(method: &str, phase: &str, tool: &str, params: Option<&str>) -> Value {
+    Input {
+        tool,
+        method,
+        phase,
+        params: params.map(|p| args_from_json(p).unwrap()),
+        ..Input::default()
+    }
+    .to_value()
+}
+
+#[test]
+fn the_default_policy_governs_every_method_and_the_list_phase() {
+    let p = Policy::default_policy().unwrap();
+    assert!(p.governs_methods());
+    let mut ev = p.evaluator();
+    let cases: &[(&str, &str, &str, Option<&str>, bool)] = &[
+        (
+            "initialize",
+            "call",
+            "",
+            Some(r#"{"protocolVersion":"2025-06-18"}"#),
+            true,
+        ),
+        ("notifications/initialized", "call", "", None, true),
+        ("ping", "call", "", None, true),
+        ("tools/list", "call", "", None, true),
+        ("resources/templates/list", "call", "", None, true),
+        (
+            "resources/read",
+            "call",
+            "",
+            Some(r#"{"uri":"file:///a"}"#),
+            true,
+        ),
+        ("prompts/get", "call", "", Some(r#"{"name":"p"}"#), true),
+        ("completion/complete", "call", "", None, true),
+        ("sampling/createMessage", "call", "", None, false),
+        ("made/up", "call", "", None, false),
+        // The list phase: entries a call could use are listed.
+        ("tools/call", "list", "read_invoice", None, true),
+        ("tools/call", "list", "transfer_funds", None, true),
+        ("tools/call", "list", "purge_audit", None, false),
+        ("tools/call", "list", "launch_rocket", None, false),
+        // tools/call with the method set decides as without it.
+        ("tools/call", "call", "transfer_funds", None, false),
+        ("tools/call", "call", "read_invoice", None, true),
+    ];
+    for &(method, phase, tool, params, allow) in cases {
+        let d = ev.evaluate(method_input(method, phase, tool, params));
+        assert_eq!(d.allow, allow, "{method} {phase} {tool}: {}", d.reason);
+    }
+}
+
+#[test]
+fn a_policy_governs_methods_when_its_code_reads_them() {
+    let with = |body: &str| {
+        let src = format!(
+            "package intentgate.policy\nimport rego.v1\ndefault decision := {{\"allow\": false, \"reason\": \"no\"}}\n{body}\n"
+        );
+        Policy::compile(&src, Syntax::V1).unwrap().governs_methods()
+    };
+    assert!(!with(
+        "decision := {\"allow\": true, \"reason\": \"t\"} if input.tool == \"x\""
+    ));
+    assert!(!with("# input.method is not read: a comment\nx := 1"));
+    assert!(with(
+        "decision := {\"allow\": true, \"reason\": \"m\"} if input.method == \"ping\""
+    ));
+    assert!(with(
+        "decision := {\"allow\": true, \"reason\": \"m\"} if input[\"phase\"] == \"list\""
+    ));
+    assert!(with("x if startswith(input.params.uri, \"a\")"));
+}

@@ -353,6 +353,86 @@ fn alternative_spellings_of_absent_or_escaped_fields_are_refused() {
 }
 
 #[test]
+fn resource_and_prompt_caveats_govern_their_own_targets() {
+    let t = mint(vec![
+        Caveat::tool_allow(["read_invoice"]),
+        Caveat::list(kind::RESOURCE_ALLOW, ["file:///public/", "db://reports/"]),
+        Caveat::list(kind::RESOURCE_DENY, ["file:///public/secret/"]),
+        Caveat::list(kind::PROMPT_DENY, ["leak"]),
+    ]);
+    let ok = |target| t.check_target(NOW, "agent-1", target).is_ok();
+    let why = |target| {
+        t.check_target(NOW, "agent-1", target)
+            .unwrap_err()
+            .to_string()
+    };
+    assert!(ok(Target::Resource("file:///public/a.txt")));
+    assert!(ok(Target::Resource("db://reports/q1")));
+    assert!(ok(Target::Prompt("summarize")));
+    assert!(ok(Target::Nothing));
+    // Tool caveats do not govern resources, resource caveats do not govern tools.
+    assert!(ok(Target::Tool("read_invoice")));
+    assert_eq!(
+        why(Target::Tool("pay")),
+        "caveat 0 (tool_allow): tool \"pay\" not in allowed set"
+    );
+    assert_eq!(
+        why(Target::Resource("file:///etc/passwd")),
+        "caveat 1 (resource_allow): resource \"file:///etc/passwd\" not under an allowed prefix"
+    );
+    assert_eq!(
+        why(Target::Resource("file:///public/secret/k")),
+        "caveat 2 (resource_deny): resource \"file:///public/secret/k\" is forbidden"
+    );
+    assert_eq!(
+        why(Target::Prompt("leak")),
+        "caveat 3 (prompt_deny): prompt \"leak\" is forbidden"
+    );
+    for sneaky in [
+        "file:///public/../etc/passwd",
+        "file:///public/%2e%2e/etc/passwd",
+        "file:///public/%2E%2E%2Fetc",
+        "file:///public/.",
+        "file:///public\\..\\x",
+    ] {
+        assert!(
+            why(Target::Resource(sneaky)).contains("dot segments or encoded separators"),
+            "{sneaky}"
+        );
+    }
+    // Templates: shown when some URIs they yield may be allowed, hidden when all are denied.
+    assert!(ok(Target::ResourceTemplate("file:///{path}")));
+    assert!(ok(Target::ResourceTemplate("file:///public/{name}")));
+    assert!(!ok(Target::ResourceTemplate("s3://{bucket}")));
+    assert!(!ok(Target::ResourceTemplate("file:///public/secret/{k}")));
+    let p = mint(vec![Caveat::list(kind::PROMPT_ALLOW, ["summarize"])]);
+    assert!(
+        p.check_target(NOW, "agent-1", Target::Prompt("summarize"))
+            .is_ok()
+    );
+    assert_eq!(
+        p.check_target(NOW, "agent-1", Target::Prompt("other"))
+            .unwrap_err()
+            .to_string(),
+        "caveat 0 (prompt_allow): prompt \"other\" not in allowed set"
+    );
+}
+
+#[test]
+fn new_caveat_types_keep_the_go_encoding() {
+    // The list rides in `tools`, so the canonical bytes (and the signature chain) follow the
+    // Go gateway's rules; a Go verifier denies the unknown type, as it should.
+    let c = Caveat::list(kind::RESOURCE_ALLOW, ["file:///a/"]);
+    assert_eq!(
+        String::from_utf8(c.canonical()).unwrap(),
+        r#"{"t":"resource_allow","tools":["file:///a/"]}"#
+    );
+    let t = mint(vec![c]);
+    let back = Token::decode_verified(&t.encode(), &ring()).unwrap();
+    assert_eq!(back.caveats[0].kind, "resource_allow");
+}
+
+#[test]
 fn debug_never_shows_the_signature() {
     let t = mint(vec![]);
     let shown = format!("{t:?}");
@@ -370,6 +450,39 @@ fn arb_caveat() -> impl Strategy<Value = Caveat> {
         (-1i64..4).prop_map(Caveat::max_calls),
         (-1i64..NOW).prop_map(Caveat::step_up),
         "[a-z_]{1,8}".prop_map(|k| Caveat::of(&k)),
+        (
+            prop::sample::select(vec![kind::RESOURCE_ALLOW, kind::RESOURCE_DENY]),
+            prop::collection::vec(
+                prop::sample::select(vec!["f:/a/", "f:/a/b/", "f:/c", "g:"]),
+                0..3
+            ),
+        )
+            .prop_map(|(k, v)| Caveat::list(k, v)),
+        (
+            prop::sample::select(vec![kind::PROMPT_ALLOW, kind::PROMPT_DENY]),
+            prop::collection::vec(prop::sample::select(vec!["a", "b", "p"]), 0..3),
+        )
+            .prop_map(|(k, v)| Caveat::list(k, v)),
+    ]
+}
+
+fn arb_target() -> impl Strategy<Value = Target<'static>> {
+    prop_oneof![
+        prop::sample::select(vec!["a", "b", "c", "d", "e"]).prop_map(Target::Tool),
+        prop::sample::select(vec![
+            "f:/a/x",
+            "f:/a/b/y",
+            "f:/c",
+            "f:/cd",
+            "g:z",
+            "f:/a/../c",
+            "f:/a/%2e%2e/c"
+        ])
+        .prop_map(Target::Resource),
+        prop::sample::select(vec!["f:/{p}", "f:/a/{p}", "f:/a/b/{p}", "g:{x}", "h:{x}"])
+            .prop_map(Target::ResourceTemplate),
+        prop::sample::select(vec!["a", "b", "p", "q"]).prop_map(Target::Prompt),
+        Just(Target::Nothing),
     ]
 }
 
@@ -392,6 +505,31 @@ proptest! {
             prop_assert!(parent.check(now, agent, tool).is_ok());
         }
         prop_assert!(child.max_calls().unwrap_or(i64::MAX) <= parent.max_calls().unwrap_or(i64::MAX));
+    }
+
+    /// The same for every kind of target: resources, templates, prompts, nothing.
+    #[test]
+    fn attenuation_never_widens_any_target(
+        base in prop::collection::vec(arb_caveat(), 0..4),
+        extra in arb_caveat(),
+        agent in prop::sample::select(vec!["ag1", "ag2"]),
+        target in arb_target(),
+    ) {
+        let parent = mint(base);
+        let child = parent.clone().attenuate(extra).unwrap();
+        if child.check_target(NOW, agent, target).is_ok() {
+            prop_assert!(parent.check_target(NOW, agent, target).is_ok());
+        }
+        // A token whose caveats say nothing about resources or prompts lets them pass.
+        let nothing_about_it = child.caveats.iter().all(|c| {
+            !c.kind.starts_with("resource_") && !c.kind.starts_with("prompt_")
+        });
+        if nothing_about_it && matches!(target, Target::Resource(_) | Target::Prompt(_)) {
+            prop_assert_eq!(
+                child.check_target(NOW, agent, target).is_ok(),
+                child.check_validity(NOW, agent).is_ok()
+            );
+        }
     }
 
     /// Changing any byte of the wire token makes it fail to decode or to verify.

@@ -26,5 +26,6 @@ use support::*;
 mod durability;
 mod enforcement;
 mod mcp;
+mod methods;
 mod replicas;
 mod services;

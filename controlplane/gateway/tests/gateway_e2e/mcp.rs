@@ -88,10 +88,13 @@ fn budget_exhaustion_is_shared_with_attenuated_children() {
         .encode();
     assert!(call(gw.addr, Some(&parent), "read_invoice", json!({}))["result"].is_object());
     assert!(call(gw.addr, Some(&child), "read_invoice", json!({}))["result"].is_object());
-    let (code, reason) = error_of(&call(gw.addr, Some(&child), "read_invoice", json!({})));
+    // The refusal says which limit, what was used, and (no retry_after_s) that a lifetime
+    // limit never frees up.
+    let refused = call(gw.addr, Some(&child), "read_invoice", json!({}));
+    assert_eq!(refused["error"]["code"], -32013, "{refused}");
     assert_eq!(
-        (code, reason.as_str()),
-        (-32013, "max_calls exceeded (3 > 2)")
+        refused["error"]["data"],
+        json!({"reason": "max_calls exceeded (3 > 2)", "scope": "max_calls", "limit": 2, "used": 2})
     );
 }
 

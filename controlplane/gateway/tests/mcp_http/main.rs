@@ -108,12 +108,18 @@ fn tools_list_answers_show_only_the_tools_the_token_may_call() {
                 .to_string(),
         )
     });
+    // A policy that allows everything and never reads input.method: the token alone narrows
+    // the list (the policy's list phase is gateway_e2e::methods' subject).
+    let policy = temp_file("tools-list-allow.rego", ALLOW_ALL_POLICY);
     let gw = spawn(
         "serve",
-        &[(
-            "INTENTGATE_UPSTREAM_URL",
-            &format!("http://{}/mcp", upstream.addr),
-        )],
+        &[
+            (
+                "INTENTGATE_UPSTREAM_URL",
+                &format!("http://{}/mcp", upstream.addr),
+            ),
+            ("INTENTGATE_POLICY_FILE", policy.to_str().unwrap()),
+        ],
     );
     let names = |v: &serde_json::Value| -> Vec<String> {
         v["result"]["tools"]

@@ -308,6 +308,14 @@ impl Probe {
             .block_on(sqlx::query_scalar::<_, i64>(sql).fetch_one(conn))
             .unwrap()
     }
+
+    /// Every row of a one-text-column query.
+    pub fn strings(&mut self, sql: &'static str) -> Vec<String> {
+        let conn = &mut self.conn;
+        self.rt
+            .block_on(sqlx::query_scalar::<_, String>(sql).fetch_all(conn))
+            .unwrap()
+    }
 }
 
 /// Writes `text` to a fresh file `name` in a directory of its own under the system temp dir.

@@ -2,7 +2,9 @@ use super::*;
 use intentgate_shared::key_ring::{KeyRing, MasterKey};
 use intentgate_shared::policy::{Policy, Syntax};
 use intentgate_shared::snapshot::{RevocationSet, SnapshotCell};
-use intentgate_shared::token::{Caveat, MintRequest};
+use intentgate_shared::token::{Caveat, MintRequest, kind};
+
+use crate::list_filter::ListKind;
 
 const NOW_S: i64 = 1_790_000_000;
 
@@ -43,17 +45,38 @@ fn call<'a>(auth: Option<&'a str>, tool: &'a str, args: Option<&'a Value>) -> Ca
         authorization: auth.map(str::as_bytes),
         intent_prompt: None,
         tool,
+        method: TOOLS_CALL,
+        target: Target::Tool(tool),
         arguments: args,
+        params: None,
         remote_ip: "127.0.0.1:1",
         now: Timestamp::from_unix_micros(NOW_S * 1_000_000),
     }
 }
 
+fn method<'a>(
+    auth: Option<&'a str>,
+    method: &'a str,
+    target: Target<'a>,
+    params: Option<&'a Value>,
+) -> Call<'a> {
+    Call {
+        tool: method,
+        method,
+        target,
+        arguments: None,
+        params,
+        ..call(auth, method, None)
+    }
+}
+
 fn denied(v: Verdict) -> (i32, String, AuditEvent) {
     match v {
-        Verdict::Deny { error, event } => {
-            let data: String = serde_json::from_slice(&error.data.unwrap()).unwrap();
-            (error.code, data, event)
+        Verdict::Deny { error, event, .. } => {
+            let data: serde_json::Value = serde_json::from_slice(&error.data.unwrap()).unwrap();
+            // Budget refusals carry an object whose `reason` is the text.
+            let reason = data.get("reason").unwrap_or(&data);
+            (error.code, reason.as_str().unwrap().to_owned(), event)
         }
         Verdict::Allow { event } => panic!("expected deny, got allow: {event:?}"),
     }
@@ -278,16 +301,237 @@ fn session_methods_check_validity_but_not_tool_lists() {
     let mut core = Core::new();
     let (auth, _) = bearer(vec![Caveat::tool_allow(["read_x"])]);
     allowed(
-        core.authorize_session(&snap, &STRICT, &call(Some(&auth), "tools/list", None))
-            .0,
+        core.authorize_session(
+            &snap,
+            &STRICT,
+            &method(Some(&auth), "tools/list", Target::Nothing, None),
+        )
+        .0,
     );
     let (expired, _) = bearer(vec![Caveat::exp(NOW_S - 1)]);
     let (code, reason, _) = denied(
-        core.authorize_session(&snap, &STRICT, &call(Some(&expired), "tools/list", None))
-            .0,
+        core.authorize_session(
+            &snap,
+            &STRICT,
+            &method(Some(&expired), "tools/list", Target::Nothing, None),
+        )
+        .0,
     );
     assert_eq!(
         (code, reason.as_str()),
         (code::CAPABILITY, "caveat 0 (exp): expired")
     );
+}
+
+/// A method-aware policy: resources under /public only, prompts but "leak", lists of tools
+/// without "hidden_", and it echoes what it saw in the reason.
+const METHODS_POLICY: &str = r#"package intentgate.policy
+import rego.v1
+default decision := {"allow": false, "reason": "default deny"}
+decision := {"allow": true, "reason": sprintf("tool %s %v", [input.tool, input.params])} if {
+	input.method == "tools/call"
+	input.phase == "call"
+}
+decision := {"allow": true, "reason": "listed"} if {
+	input.method == "tools/call"
+	input.phase == "list"
+	not startswith(input.tool, "hidden_")
+}
+decision := {"allow": true, "reason": "public resource"} if {
+	input.method == "resources/read"
+	startswith(input.params.uri, "file:///public/")
+}
+decision := {"allow": true, "reason": "prompt"} if {
+	input.method == "prompts/get"
+	input.params.name != "leak"
+}
+decision := {"allow": true, "reason": "plumbing"} if input.method in {"initialize", "ping"}
+"#;
+
+fn args(json: &str) -> Value {
+    intentgate_shared::policy::args_from_json(json).unwrap()
+}
+
+#[test]
+fn every_method_meets_a_method_aware_policy() {
+    let snap = snapshot(Policy::compile(METHODS_POLICY, Syntax::V1).unwrap());
+    let budget = Budget::new(None, None);
+    let mut core = Core::new();
+    let (auth, _) = bearer(vec![Caveat::max_calls(2)]);
+    let auth = Some(auth.as_str());
+    // tools/call keeps input.tool/input.args and gains input.method/input.params.
+    let a = args(r#"{"id":"7"}"#);
+    let e = allowed(core.decide(&snap, &STRICT, &budget, &call(auth, "read_x", Some(&a))));
+    assert_eq!(
+        e.reason,
+        r#"tool read_x {"arguments": {"id": "7"}, "name": "read_x"}"#
+    );
+    // Other methods: allowed or refused by the policy; refusals about a named resource or
+    // prompt are marked, so the handler answers them like missing ones.
+    let public = args(r#"{"uri":"file:///public/a"}"#);
+    let secret = args(r#"{"uri":"file:///etc/shadow"}"#);
+    let leak = args(r#"{"name":"leak"}"#);
+    let m = |name, target, params| method(auth, name, target, params);
+    allowed(core.decide(
+        &snap,
+        &STRICT,
+        &budget,
+        &m(
+            "resources/read",
+            Target::Resource("file:///public/a"),
+            Some(&public),
+        ),
+    ));
+    allowed(core.decide(
+        &snap,
+        &STRICT,
+        &budget,
+        &m("initialize", Target::Nothing, None),
+    ));
+    allowed(core.decide(&snap, &STRICT, &budget, &m("ping", Target::Nothing, None)));
+    for (name, target, params) in [
+        (
+            "resources/read",
+            Target::Resource("file:///etc/shadow"),
+            Some(&secret),
+        ),
+        ("prompts/get", Target::Prompt("leak"), Some(&leak)),
+    ] {
+        match core.decide(&snap, &STRICT, &budget, &m(name, target, params)) {
+            Verdict::Deny {
+                error,
+                event,
+                about_target,
+            } => {
+                assert!(about_target, "{name}");
+                assert_eq!(error.code, code::POLICY);
+                assert_eq!(event.check, Check::Policy);
+                assert_eq!(event.tool, name);
+            }
+            Verdict::Allow { .. } => panic!("{name} allowed"),
+        }
+    }
+    // A method the policy does not name is refused, and not as "not found".
+    match core.decide(
+        &snap,
+        &STRICT,
+        &budget,
+        &m("logging/setLevel", Target::Nothing, None),
+    ) {
+        Verdict::Deny {
+            about_target,
+            event,
+            ..
+        } => {
+            assert!(!about_target);
+            assert_eq!(event.reason, "default deny");
+        }
+        Verdict::Allow { .. } => panic!("allowed"),
+    }
+    // Methods cost no budget: the second call max_calls allows is still there.
+    allowed(core.decide(&snap, &STRICT, &budget, &call(auth, "read_y", None)));
+    let (code, _, _) = denied(core.decide(&snap, &STRICT, &budget, &call(auth, "read_z", None)));
+    assert_eq!(code, code::BUDGET);
+}
+
+#[test]
+fn a_tools_only_policy_leaves_other_methods_to_the_capability_check() {
+    // The Go gateway's kind of policy: it never reads input.method.
+    let legacy = "package intentgate.policy\nimport rego.v1\ndefault decision := {\"allow\": false, \"reason\": \"no\"}\ndecision := {\"allow\": true, \"reason\": \"ok\"} if input.tool == \"read_x\"\n";
+    let policy = Policy::compile(legacy, Syntax::V1).unwrap();
+    assert!(!policy.governs_methods());
+    let snap = snapshot(policy);
+    let budget = Budget::new(None, None);
+    let mut core = Core::new();
+    let (auth, _) = bearer(vec![Caveat::list(
+        kind::RESOURCE_DENY,
+        ["file:///private/"],
+    )]);
+    let auth = Some(auth.as_str());
+    let e = allowed(core.decide(
+        &snap,
+        &STRICT,
+        &budget,
+        &method(
+            auth,
+            "resources/read",
+            Target::Resource("file:///public/a"),
+            None,
+        ),
+    ));
+    assert!(
+        e.reason.contains("policy governs tools/call only"),
+        "{}",
+        e.reason
+    );
+    // The caveats still apply, and their refusal is about the resource.
+    match core.decide(
+        &snap,
+        &STRICT,
+        &budget,
+        &method(
+            auth,
+            "resources/read",
+            Target::Resource("file:///private/k"),
+            None,
+        ),
+    ) {
+        Verdict::Deny {
+            about_target,
+            event,
+            ..
+        } => {
+            assert!(about_target);
+            assert_eq!(event.check, Check::Capability);
+            assert_eq!(
+                event.reason,
+                r#"caveat 0 (resource_deny): resource "file:///private/k" is forbidden"#
+            );
+        }
+        Verdict::Allow { .. } => panic!("allowed"),
+    }
+    // A refusal about the caller (an expired token) is not dressed as "not found".
+    let (expired, _) = bearer(vec![Caveat::exp(NOW_S - 1)]);
+    match core.decide(
+        &snap,
+        &STRICT,
+        &budget,
+        &method(
+            Some(&expired),
+            "resources/read",
+            Target::Resource("file:///public/a"),
+            None,
+        ),
+    ) {
+        Verdict::Deny { about_target, .. } => assert!(!about_target),
+        Verdict::Allow { .. } => panic!("allowed"),
+    }
+    // Lists: a tools-only policy hides nothing (its argument rules would hide callable tools).
+    assert!(core.lists(&snap, None, ListKind::Tools, "anything"));
+}
+
+#[test]
+fn the_list_phase_asks_the_policy_once_per_entry_and_snapshot() {
+    let mut snap = snapshot(Policy::compile(METHODS_POLICY, Syntax::V1).unwrap());
+    let mut core = Core::new();
+    let (_, token) = bearer(vec![]);
+    let verified = core
+        .verify(&snap, format!("Bearer {}", token.encode()).as_bytes())
+        .token
+        .unwrap();
+    assert!(core.lists(&snap, Some(&verified), ListKind::Tools, "read_x"));
+    assert!(!core.lists(&snap, Some(&verified), ListKind::Tools, "hidden_y"));
+    // Prompts in the list phase: the prompt rule reads params.name, which the entry gives.
+    assert!(core.lists(&snap, Some(&verified), ListKind::Prompts, "p"));
+    assert!(!core.lists(&snap, Some(&verified), ListKind::Prompts, "leak"));
+    assert_eq!(core.lists.len(), 4);
+    assert!(core.lists(&snap, Some(&verified), ListKind::Tools, "read_x"));
+    assert_eq!(core.lists.len(), 4, "answered from the cache");
+    // A new snapshot (new policy) clears the cache.
+    snap.version += 1;
+    snap.default_policy = Policy::default_policy().unwrap();
+    assert!(core.lists(&snap, None, ListKind::Tools, "transfer_funds"));
+    assert!(!core.lists(&snap, None, ListKind::Tools, "factory_reset"));
+    assert!(!core.lists(&snap, None, ListKind::Tools, "launch_rocket"));
+    assert_eq!(core.lists.len(), 3);
 }
