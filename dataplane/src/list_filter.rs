@@ -11,7 +11,7 @@ use intentgate_shared::snapshot::Snapshot;
 use intentgate_shared::timestamp::Timestamp;
 use intentgate_shared::token::Target;
 
-use crate::decision::VerifiedToken;
+use crate::decision::{Core, VerifiedToken};
 use crate::forward::Answer;
 use crate::worker::Worker;
 
@@ -174,18 +174,15 @@ impl Worker {
             else {
                 return false;
             };
-            if let Some(t) = &filter.token {
-                let sub = &t.token.claims.sub;
-                if t.token
-                    .check_target(now, sub, filter.kind.target(name))
-                    .is_err()
-                {
-                    return false;
+            let token = filter.token.as_deref();
+            match visible(&mut core, snap, token, filter.kind, name, now) {
+                Visible::Shown => true,
+                Visible::HiddenByToken => false,
+                Visible::HiddenByPolicy => {
+                    by_policy += 1;
+                    false
                 }
             }
-            let allowed = core.lists(snap, filter.token.as_deref(), filter.kind, name);
-            by_policy += usize::from(!allowed);
-            allowed
         });
         let hidden = before - entries.len();
         if hidden == 0 {
@@ -199,6 +196,41 @@ impl Worker {
             filter.kind.noun()
         ));
         true
+    }
+}
+
+/// Whether a list entry is shown, and if not, what hides it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Visible {
+    /// A call using it could pass the token and the policy.
+    Shown,
+    /// The token's caveats refuse it.
+    HiddenByToken,
+    /// The policy's list phase refuses it.
+    HiddenByPolicy,
+}
+
+/// Whether the holder of `token` sees entry `name` of a `kind` list at `now`: the token's
+/// caveats for the entry, then the policy's list phase.
+pub fn visible(
+    core: &mut Core,
+    snap: &Snapshot,
+    token: Option<&VerifiedToken>,
+    kind: ListKind,
+    name: &str,
+    now: i64,
+) -> Visible {
+    if let Some(t) = token
+        && t.token
+            .check_target(now, &t.token.claims.sub, kind.target(name))
+            .is_err()
+    {
+        return Visible::HiddenByToken;
+    }
+    if core.lists(snap, token, kind, name) {
+        Visible::Shown
+    } else {
+        Visible::HiddenByPolicy
     }
 }
 

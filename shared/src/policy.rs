@@ -157,6 +157,9 @@ pub struct Policy {
     /// policy) was written for `tools/call` alone and is consulted for it only
     /// (COMPATIBILITY.md "Different on purpose").
     governs_methods: bool,
+    /// The policy reads `input.params`: only then is it built for a `tools/call` (it repeats
+    /// `input.tool` and `input.args`, and building it costs every call).
+    reads_params: bool,
 }
 
 impl fmt::Debug for Policy {
@@ -215,7 +218,8 @@ impl Policy {
         };
         Ok(Self {
             backend: Arc::new(backend),
-            governs_methods: reads_method_input(source),
+            governs_methods: reads_method_input(source, &["method", "params", "phase"]),
+            reads_params: reads_method_input(source, &["params"]),
         })
     }
 
@@ -223,6 +227,11 @@ impl Policy {
     /// (it reads `input.method`, `input.params` or `input.phase`).
     pub fn governs_methods(&self) -> bool {
         self.governs_methods
+    }
+
+    /// True when the policy reads `input.params`.
+    pub fn reads_params(&self) -> bool {
+        self.reads_params
     }
 
     /// Identity of the compiled policy (stable across clones): per-core evaluator caches key on it.
@@ -526,13 +535,12 @@ impl Input<'_> {
     }
 }
 
-/// Whether Rego `source` reads the method-level input, outside comments.
-fn reads_method_input(source: &str) -> bool {
-    const FIELDS: [&str; 3] = ["method", "params", "phase"];
+/// Whether Rego `source` reads any of the input `fields`, outside comments.
+fn reads_method_input(source: &str, fields: &[&str]) -> bool {
     source.lines().any(|line| {
         let code = line.split('#').next().unwrap_or("");
         let squeezed: String = code.chars().filter(|c| !c.is_whitespace()).collect();
-        FIELDS.iter().any(|f| {
+        fields.iter().any(|f| {
             squeezed.contains(&format!("input.{f}"))
                 || squeezed.contains(&format!("input[\"{f}\"]"))
         })

@@ -532,7 +532,8 @@ impl Core {
             };
         }
         let stats = budget.stats(tenant, agent, call.tool, call.now.unix_seconds());
-        let input = policy_input(call, token.as_ref(), args, intent_value, stats, governs);
+        let params = governs && (!call.is_tool_call() || policy.reads_params());
+        let input = policy_input(call, token.as_ref(), args, intent_value, stats, params);
         let decision = self
             .evaluators
             .entry(policy.id())
@@ -658,18 +659,19 @@ pub enum IntentOutcome {
     Failed(IntentRefusal),
 }
 
-/// The policy's input for a request in the call phase. `input.params` is built only for a
-/// policy that reads it (the Go gateway's kind does not).
+/// The policy's input for a request in the call phase. `input.params` is built only when
+/// `with_params` (a tool call's repeats `input.tool`/`input.args`: built only for a policy
+/// that reads it).
 fn policy_input(
     call: &Call<'_>,
     token: Option<&Arc<VerifiedToken>>,
     args: Option<Value>,
     intent: Option<Value>,
     stats: crate::budget::AgentStats,
-    governs: bool,
+    with_params: bool,
 ) -> Value {
     let agent = token.map_or("", |t| t.token.claims.sub.as_str());
-    let params = match (governs, call.is_tool_call()) {
+    let params = match (with_params, call.is_tool_call()) {
         (false, _) => None,
         (true, true) => Some(tool_call_params(call.tool, args.as_ref())),
         (true, false) => call.params.cloned(),

@@ -338,4 +338,6 @@ fn a_policy_governs_methods_when_its_code_reads_them() {
         "decision := {\"allow\": true, \"reason\": \"m\"} if input[\"phase\"] == \"list\""
     ));
     assert!(with("x if startswith(input.params.uri, \"a\")"));
+    let default = Policy::default_policy().unwrap();
+    assert!(default.governs_methods() && !default.reads_params());
 }

@@ -535,3 +535,5 @@ fn the_list_phase_asks_the_policy_once_per_entry_and_snapshot() {
     assert!(!core.lists(&snap, None, ListKind::Tools, "launch_rocket"));
     assert_eq!(core.lists.len(), 3);
 }
+
+mod lists;
