@@ -6,7 +6,8 @@
 
 use ring::signature;
 
-use intentgate_shared::audit::{AuditEvent, ChainWalker, ChainedEvent};
+pub use intentgate_shared::audit::export_line::{LineError, row_from_line};
+use intentgate_shared::audit::ChainWalker;
 use intentgate_shared::key_ring::decode_base64_any;
 use intentgate_shared::timestamp::{Timestamp, TimestampError};
 
@@ -40,21 +41,6 @@ pub fn verify(
     signature::UnparsedPublicKey::new(&signature::ED25519, public)
         .verify(message, &sig)
         .map_err(|_| SignatureError::Mismatch)
-}
-
-/// Why one export line was not read.
-#[derive(Debug, thiserror::Error)]
-pub enum LineError {
-    /// Not JSON at all.
-    #[error("not a JSON line: {0}")]
-    NotJson(#[source] serde_json::Error),
-    /// JSON, but a field does not read as the event's (a bad `ts`, a string where a number
-    /// belongs, a repeated key): the message names what was wrong.
-    #[error("{}", without_position(.0))]
-    Field(#[source] serde_json::Error),
-    /// An event line of a CSV-era or database-less export.
-    #[error("line without the chain columns (export with format=json)")]
-    NoChainColumns,
 }
 
 /// Why an export does not verify against a checkpoint.
@@ -126,43 +112,6 @@ fn text(v: &serde_json::Value, key: &str) -> String {
         .and_then(|x| x.as_str())
         .unwrap_or_default()
         .to_owned()
-}
-
-/// One NDJSON export line: the event JSON plus the chain columns.
-#[derive(serde::Deserialize)]
-struct ExportLine {
-    #[serde(flatten)]
-    event: AuditEvent,
-    id: Option<i64>,
-    seq: Option<i64>,
-    prev_hash: Option<String>,
-    hash: Option<String>,
-}
-
-/// Rebuilds a stored row (id, seq, row) from one NDJSON export line.
-/// serde_json's message without its ` at line 1 column N` suffix: an export line is one
-/// line, and the caller numbers lines itself.
-fn without_position(e: &serde_json::Error) -> String {
-    let text = e.to_string();
-    let suffix = format!(" at line {} column {}", e.line(), e.column());
-    text.strip_suffix(&suffix).unwrap_or(&text).to_owned()
-}
-
-fn row_from_line(line: &str) -> Result<(i64, Option<i64>, ChainedEvent), LineError> {
-    let parsed: ExportLine = serde_json::from_str(line).map_err(|e| {
-        if e.is_data() {
-            LineError::Field(e)
-        } else {
-            LineError::NotJson(e)
-        }
-    })?;
-    let id = parsed.id.ok_or(LineError::NoChainColumns)?;
-    let row = ChainedEvent {
-        event: parsed.event,
-        prev_hash: parsed.prev_hash.unwrap_or_default(),
-        hash: parsed.hash.unwrap_or_default(),
-    };
-    Ok((id, parsed.seq, row))
 }
 
 /// Verifies an NDJSON export against a signed checkpoint without the database: the

@@ -66,6 +66,10 @@ impl Parser {
             if let Some(e) = self.line(line) {
                 events.push(e);
             }
+            // Checked per line, not only per push: one read may hold a whole oversized event.
+            if self.current.data.len() > self.max_event {
+                return Err(SseError::TooLarge(self.max_event));
+            }
         }
         if self.pending.len() + self.current.data.len() > self.max_event {
             return Err(SseError::TooLarge(self.max_event));
@@ -168,6 +172,11 @@ mod tests {
         let mut p = Parser::new(16);
         assert_eq!(
             p.push(b"data: 0123456789012345678901234\n"),
+            Err(SseError::TooLarge(16))
+        );
+        // A whole oversized event in one read is refused too, not passed because it ended.
+        assert_eq!(
+            Parser::new(16).push(b"data: 0123456789012345678901234\n\n"),
             Err(SseError::TooLarge(16))
         );
         assert_eq!(

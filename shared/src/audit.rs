@@ -6,6 +6,7 @@
 //! latency_ms`, Go escaping, `arg_values` excluded. A chain written by the Go gateway and one
 //! written by us verify with the same code.
 
+pub mod export_line;
 mod recorded;
 pub mod redaction;
 
