@@ -19,6 +19,7 @@ use crate::http::Head;
 use crate::intent::IntentCache;
 use crate::jsonrpc;
 use crate::runtime::{ServerConfig, Shared};
+use crate::session_seal::SessionSeal;
 use crate::stages::Stages;
 use crate::upstream::Upstream;
 
@@ -40,6 +41,8 @@ pub(crate) struct Worker {
     pub(crate) index: usize,
     /// Trace and span ids for sampled calls.
     pub(crate) ids: RefCell<IdGen>,
+    /// Seals and opens the session ids clients see.
+    pub(crate) sessions: Arc<SessionSeal>,
 }
 
 impl Worker {
@@ -48,6 +51,7 @@ impl Worker {
         shared: Arc<Shared>,
         audit: AuditProducer,
         index: usize,
+        sessions: Arc<SessionSeal>,
     ) -> Rc<Self> {
         let upstream = config.upstream.clone().map(Upstream::new);
         let extractor = config.extractor.clone().map(Upstream::new);
@@ -70,6 +74,7 @@ impl Worker {
                     .build_hasher()
                     .finish()
             })),
+            sessions,
         })
     }
 
