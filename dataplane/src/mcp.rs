@@ -39,6 +39,13 @@ struct Exchange<'r, 'b> {
     session: &'r ClientSession,
 }
 
+impl Exchange<'_, '_> {
+    /// The `Authorization` header's value.
+    fn authorization(&self) -> Option<&[u8]> {
+        self.head.authorization.clone().map(|r| &self.buf[r])
+    }
+}
+
 impl Worker {
     /// `POST /v1/mcp`.
     #[expect(
@@ -243,7 +250,7 @@ impl Worker {
         {
             self.note_server_requests(s, &answer.body);
         }
-        answer.session_id = self.reply_session(x.session, upstream.as_deref());
+        answer.session_id = self.reply_session(x.session, upstream.as_deref(), x.authorization());
     }
 
     /// A relayed stream's session id for the agent (sealed), and the upstream session its
@@ -257,10 +264,9 @@ impl Worker {
             .session_id
             .clone()
             .or_else(|| x.session.upstream().map(str::to_owned));
-        (
-            self.reply_session(x.session, upstream.session_id.as_deref()),
-            requests_on,
-        )
+        let auth = x.authorization();
+        let sealed = self.reply_session(x.session, upstream.session_id.as_deref(), auth);
+        (sealed, requests_on)
     }
 
     /// The token a relayed `tools/list` answer is narrowed to.

@@ -207,7 +207,15 @@ impl Worker {
             return Refusal::AuditFull.write(out, p.close);
         };
         let mut event = AuditEvent::new(Timestamp::now(), Decision::Block, RESPONSE);
-        session.stamp(&mut event);
+        if session.is_resolved() {
+            session.stamp(&mut event);
+        } else {
+            // No session named: the caller is read for the record only.
+            let auth = p.head.authorization.clone().map(|r| &p.buf[r]);
+            if let Some(caller) = self.caller(&self.shared.snapshot.load(), auth) {
+                caller.stamp(&mut event);
+            }
+        }
         event.remote_ip = p.remote.to_owned();
         block(&mut event, refusal);
         self.audit.borrow_mut().push_reserved(slot, event);

@@ -14,9 +14,15 @@ use crate::routing::Refusal;
 use crate::session_seal::{Owner, SessionRefusal};
 use crate::worker::Worker;
 
-/// A request's caller and the session it named.
+/// A request's caller and the session it named. The caller is read from its token only
+/// when needed (a named session, or an answer starting one): a request without a session
+/// costs no token lookup here.
 #[derive(Debug, Default)]
 pub(crate) struct ClientSession {
+    /// The fields below were read from the caller's token (or its absence).
+    resolved: bool,
+    /// The token or its root is revoked.
+    revoked: bool,
     /// The tenant of the caller's verified token ("" without one).
     tenant: String,
     /// Its root token id ("" without a token).
@@ -73,6 +79,11 @@ impl ClientSession {
         }
     }
 
+    /// Whether the caller was read from its token.
+    pub(crate) fn is_resolved(&self) -> bool {
+        self.resolved
+    }
+
     /// Puts the caller's token on an audit record.
     pub(crate) fn stamp(&self, event: &mut AuditEvent) {
         event.tenant.clone_from(&self.tenant);
@@ -84,10 +95,37 @@ impl ClientSession {
 }
 
 impl Worker {
+    /// The caller as its token says (empty without a token); None when the token does not
+    /// verify (the capability check refuses the request: it names no session and starts
+    /// none).
+    pub(crate) fn caller(
+        &self,
+        snap: &Snapshot,
+        authorization: Option<&[u8]>,
+    ) -> Option<ClientSession> {
+        let mut session = ClientSession {
+            resolved: true,
+            ..ClientSession::default()
+        };
+        let Some(auth) = authorization else {
+            return Some(session);
+        };
+        let v = self.core.borrow_mut().verify(snap, auth).token.ok()?;
+        let c = &v.token.claims;
+        session.tenant.clone_from(&c.tenant);
+        session.root.clone_from(&c.root_jti);
+        session.agent.clone_from(&c.sub);
+        session.jti.clone_from(&c.jti);
+        session.caveats = v.token.caveats.len() as i64;
+        session.token_expires_at = v.token.expires_at();
+        session.revoked = snap.revoked.is_revoked(&c.jti, &c.tenant)
+            || snap.revoked.is_revoked(&c.root_jti, &c.tenant);
+        Some(session)
+    }
+
     /// Resolves the request's `Mcp-Session-Id` for the caller (`what`: the tool or method,
     /// for the audit record). 2026-07-28 requests have no sessions: the header is ignored
-    /// and not passed on. A token that does not verify names no session here (the
-    /// capability check refuses the request).
+    /// and not passed on.
     pub(crate) fn client_session(
         &self,
         snap: &Snapshot,
@@ -96,38 +134,26 @@ impl Worker {
         what: &str,
         remote: &str,
     ) -> Result<ClientSession, SessionDenied> {
-        let mut session = ClientSession::default();
-        let mut event = AuditEvent::new(Timestamp::now(), Decision::Block, what);
-        let mut revoked = false;
-        if let Some(auth) = head.authorization.clone() {
-            let Ok(v) = self.core.borrow_mut().verify(snap, &buf[auth]).token else {
-                return Ok(session);
-            };
-            let c = &v.token.claims;
-            session.tenant.clone_from(&c.tenant);
-            session.root.clone_from(&c.root_jti);
-            session.agent.clone_from(&c.sub);
-            session.jti.clone_from(&c.jti);
-            session.caveats = v.token.caveats.len() as i64;
-            session.token_expires_at = v.token.expires_at();
-            revoked = snap.revoked.is_revoked(&c.jti, &c.tenant)
-                || snap.revoked.is_revoked(&c.root_jti, &c.tenant);
-        }
         let version = head.mcp_protocol_version.clone().map(|r| &buf[r]);
         let Some(named) = head
             .mcp_session_id
             .clone()
             .filter(|_| mcp_transport::revision(version) != Ok(Revision::Modern))
         else {
-            return Ok(session);
+            return Ok(ClientSession::default());
         };
+        let authorization = head.authorization.clone().map(|r| &buf[r]);
+        let Some(mut session) = self.caller(snap, authorization) else {
+            return Ok(ClientSession::default());
+        };
+        let mut event = AuditEvent::new(Timestamp::now(), Decision::Block, what);
         let sealed = &buf[named];
         let opened = self
             .sessions
             .open(sealed, event.ts.unix_seconds())
             .and_then(|o| o.belongs_to(session.owner()).map(|()| o))
             .and_then(|o| {
-                if revoked {
+                if session.revoked {
                     Err(SessionRefusal::Revoked)
                 } else {
                     Ok(o)
@@ -158,17 +184,25 @@ impl Worker {
     }
 
     /// The session id an answer carries for the upstream's `upstream` id: the client's own
-    /// id while the upstream keeps the session, a newly sealed one (owned by the caller)
-    /// when it starts one.
+    /// id while the upstream keeps the session, a newly sealed one (owned by the caller,
+    /// read from `authorization` if not yet) when it starts one.
     pub(crate) fn reply_session(
         &self,
         session: &ClientSession,
         upstream: Option<&str>,
+        authorization: Option<&[u8]>,
     ) -> Option<String> {
         let upstream = upstream?;
         if let Some(named) = session.named.as_ref().filter(|n| n.upstream == upstream) {
             return Some(named.sealed.clone());
         }
+        let read;
+        let session = if session.resolved {
+            session
+        } else {
+            read = self.caller(&self.shared.snapshot.load(), authorization)?;
+            &read
+        };
         let now = Timestamp::now().unix_seconds();
         match self
             .sessions

@@ -103,7 +103,8 @@ impl Worker {
                     .session_id
                     .clone()
                     .or_else(|| session.upstream().map(str::to_owned));
-                let session_id = self.reply_session(&session, stream.session_id.as_deref());
+                let auth = head.authorization.clone().map(|r| &buf[r]);
+                let session_id = self.reply_session(&session, stream.session_id.as_deref(), auth);
                 *relay = Some(Relay {
                     upstream: stream,
                     record: None,
@@ -120,7 +121,8 @@ impl Worker {
             Ok(Answered::Whole(resp)) => {
                 event.upstream_status = i64::from(resp.status);
                 self.audit.borrow_mut().push_reserved(slot, event);
-                self.answer_whole(&session, &resp, close, out);
+                let auth = head.authorization.clone().map(|r| &buf[r]);
+                self.answer_whole(&session, &resp, auth, close, out);
             }
             Err(e) => {
                 event.upstream_status = i64::from(e.status());
@@ -141,6 +143,7 @@ impl Worker {
         &self,
         session: &ClientSession,
         resp: &Response,
+        authorization: Option<&[u8]>,
         close: bool,
         out: &mut Vec<u8>,
     ) {
@@ -153,7 +156,7 @@ impl Worker {
         {
             self.note_server_requests(on, &resp.body);
         }
-        let sealed = self.reply_session(session, resp.session_id.as_deref());
+        let sealed = self.reply_session(session, resp.session_id.as_deref(), authorization);
         let sealed = sealed.as_deref().map(|s| ("Mcp-Session-Id", s));
         let extra: &[(&str, &str)] = match &sealed {
             Some(h) => std::slice::from_ref(h),
