@@ -23,8 +23,6 @@ use crate::server_requests::id_key;
 use crate::upstream::{Answered, UpstreamError};
 use crate::worker::{Worker, elapsed_ms};
 
-use super::ClientSession;
-
 /// The audit record's tool for a response that answers no known request.
 const RESPONSE: &str = "response";
 
@@ -73,30 +71,10 @@ impl Worker {
             Ok(s) => s,
             Err(denied) => return denied.refusal(Some(None)).write(out, p.close),
         };
-        let key = serde_json::from_slice(response.id)
-            .ok()
-            .as_ref()
-            .and_then(id_key);
-        let unsolicited = || {
-            let shown = String::from_utf8_lossy(&response.id[..response.id.len().min(64)]);
-            ResponseRefusal::Unsolicited(shown.into_owned())
-        };
-        let Some(upstream_session) = session.upstream() else {
-            return self.refuse_response(p, &session, &ResponseRefusal::NoSession, out);
-        };
-        let Some((key, method)) = key.and_then(|k| {
-            let m = self
-                .shared
-                .server_requests
-                .method_of(upstream_session, &k, Instant::now())?;
-            Some((k, m))
-        }) else {
-            return self.refuse_response(p, &session, &unsolicited(), out);
-        };
         let Some(slot) = self.audit.borrow_mut().reserve() else {
             return Refusal::AuditFull.write(out, p.close);
         };
-        let mut event = match self.session_verdict(&snap, p.buf, p.head, &method, p.remote) {
+        let mut event = match self.session_verdict(&snap, p.buf, p.head, RESPONSE, p.remote) {
             Verdict::Deny { error, event } => {
                 self.audit.borrow_mut().push_reserved(slot, event);
                 let status = 403;
@@ -108,17 +86,29 @@ impl Worker {
             }
             Verdict::Allow { event } => event,
         };
-        // Consumed before it leaves: two copies of one response race for one request.
-        let taken = self
-            .shared
-            .server_requests
-            .take(upstream_session, &key, Instant::now());
-        let Some(upstream) = self.upstream.as_ref().filter(|_| taken.is_some()) else {
-            let refusal = unsolicited();
+        // Consumed only now, once every check passed, and before the response leaves: two
+        // copies of one response race for one request.
+        let pending = session.upstream().map(|on| {
+            let key = serde_json::from_slice(response.id)
+                .ok()
+                .as_ref()
+                .and_then(id_key);
+            let method = key.and_then(|k| self.shared.server_requests.take(on, &k, Instant::now()));
+            (on, method)
+        });
+        let found = pending.and_then(|(on, method)| Some((on, method?, self.upstream.as_ref()?)));
+        let Some((upstream_session, method, upstream)) = found else {
+            let refusal = if session.upstream().is_none() {
+                ResponseRefusal::NoSession
+            } else {
+                let shown = &response.id[..response.id.len().min(64)];
+                ResponseRefusal::Unsolicited(String::from_utf8_lossy(shown).into_owned())
+            };
             block(&mut event, &refusal);
             self.audit.borrow_mut().push_reserved(slot, event);
             return refused(&refusal, p.close, out);
         };
+        event.tool.clone_from(&method);
         let kind = if response.is_error {
             "an error"
         } else {
@@ -139,8 +129,7 @@ impl Worker {
         let version = p.head.mcp_protocol_version.clone().map(|r| &p.buf[r]);
         match mcp_transport::revision(version) {
             Ok(Revision::Modern) => {
-                let session = ClientSession::default();
-                self.refuse_response(p, &session, &ResponseRefusal::Modern, out);
+                self.refuse_response(p, &ResponseRefusal::Modern, out);
                 false
             }
             Ok(_) => true,
@@ -195,26 +184,15 @@ impl Worker {
         }
     }
 
-    /// Refuses a client's response before any check: audited, then 400.
-    fn refuse_response(
-        &self,
-        p: &Post<'_>,
-        session: &ClientSession,
-        refusal: &ResponseRefusal,
-        out: &mut Vec<u8>,
-    ) {
+    /// Refuses a client's response before any check (a 2026-07-28 client): audited, 400.
+    fn refuse_response(&self, p: &Post<'_>, refusal: &ResponseRefusal, out: &mut Vec<u8>) {
         let Some(slot) = self.audit.borrow_mut().reserve() else {
             return Refusal::AuditFull.write(out, p.close);
         };
         let mut event = AuditEvent::new(Timestamp::now(), Decision::Block, RESPONSE);
-        if session.is_resolved() {
-            session.stamp(&mut event);
-        } else {
-            // No session named: the caller is read for the record only.
-            let auth = p.head.authorization.clone().map(|r| &p.buf[r]);
-            if let Some(caller) = self.caller(&self.shared.snapshot.load(), auth) {
-                caller.stamp(&mut event);
-            }
+        let auth = p.head.authorization.clone().map(|r| &p.buf[r]);
+        if let Some(caller) = self.caller(&self.shared.snapshot.load(), auth) {
+            caller.stamp(&mut event);
         }
         event.remote_ip = p.remote.to_owned();
         block(&mut event, refusal);

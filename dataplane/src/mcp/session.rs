@@ -79,11 +79,6 @@ impl ClientSession {
         }
     }
 
-    /// Whether the caller was read from its token.
-    pub(crate) fn is_resolved(&self) -> bool {
-        self.resolved
-    }
-
     /// Puts the caller's token on an audit record.
     pub(crate) fn stamp(&self, event: &mut AuditEvent) {
         event.tenant.clone_from(&self.tenant);

@@ -418,6 +418,12 @@ fn client_responses_answer_only_requests_the_upstream_sent_on_that_session_once(
     assert_refused_response(&r, 400, "must carry the Mcp-Session-Id");
     let r = post(Some(&first), &mint_for("globex"), &response(json!(0), true));
     assert_unknown_session(&r, Value::Null, "another tenant's response");
+    let r = post(Some(&first), "not-a-token", &response(json!(0), true));
+    assert_eq!(
+        r.status, 403,
+        "a token that does not verify: the capability check refuses"
+    );
+    assert_eq!(r.json()["error"]["code"], -32010);
     let modern = send(
         gw.addr,
         Some(&token),
