@@ -6,8 +6,8 @@
 
 use ring::signature;
 
-pub use intentgate_shared::audit::export_line::{LineError, row_from_line};
 use intentgate_shared::audit::ChainWalker;
+pub use intentgate_shared::audit::export_line::{LineError, row_from_line};
 use intentgate_shared::key_ring::decode_base64_any;
 use intentgate_shared::timestamp::{Timestamp, TimestampError};
 

@@ -278,7 +278,8 @@ pub(crate) struct Answer {
     pub(crate) body: Vec<u8>,
     /// The body is an event stream (relayed as `text/event-stream`).
     pub(crate) sse: bool,
-    /// The upstream's `Mcp-Session-Id`, passed back.
+    /// The `Mcp-Session-Id` written: the upstream's as it answered, replaced by the
+    /// sealed id the agent sees before the answer is written (`mcp::session`).
     pub(crate) session_id: Option<String>,
 }
 

@@ -393,11 +393,46 @@ pub struct ToolCall<'a> {
 /// What a request that cannot be parsed is answered with, and the id to answer it under.
 pub type Rejection<'a> = (RpcError, Option<&'a [u8]>);
 
-/// Parses one request. Errors carry the request id when it was readable.
+/// A JSON-RPC response a client POSTs: its answer to a request the server sent it
+/// (`sampling/createMessage`, `elicitation/create`, `roots/list`, …).
+#[derive(Debug, Clone, Copy)]
+pub struct Response<'a> {
+    /// Raw `id` exactly as sent (a string or a number).
+    pub id: &'a [u8],
+    /// An `error` rather than a `result`.
+    pub is_error: bool,
+}
+
+/// One POSTed message: a request (or notification), or a response.
+#[derive(Debug)]
+pub enum Message<'a> {
+    /// Has a `method`.
+    Request(Request<'a>),
+    /// Has no `method`, and a `result` or an `error`.
+    Response(Response<'a>),
+}
+
+/// Parses one request; a response is refused as a request without a method. Errors carry
+/// the request id when it was readable.
 pub fn parse_request<'a>(
     scratch: &'a mut Scratch,
     body: &'a [u8],
 ) -> Result<Request<'a>, Rejection<'a>> {
+    match parse_message(scratch, body)? {
+        Message::Request(r) => Ok(r),
+        Message::Response(r) => Err((
+            RpcError::new(code::INVALID_REQUEST, "method is required"),
+            Some(r.id),
+        )),
+    }
+}
+
+/// Parses one message: a request, or a client's response. Errors carry the id when it was
+/// readable.
+pub fn parse_message<'a>(
+    scratch: &'a mut Scratch,
+    body: &'a [u8],
+) -> Result<Message<'a>, Rejection<'a>> {
     let invalid = |msg: Cow<'static, str>| (RpcError::new(code::INVALID_REQUEST, msg), None);
     if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
         return Err(invalid(
@@ -419,8 +454,8 @@ pub fn parse_request<'a>(
         let err = RpcError::with_reason(code::INVALID_REQUEST, "invalid request", &e.to_string());
         (err, None)
     })?;
-    let [jsonrpc, id, method, params] = doc
-        .pick(0, ["jsonrpc", "id", "method", "params"])
+    let [jsonrpc, id, method, params, result, error] = doc
+        .pick(0, ["jsonrpc", "id", "method", "params", "result", "error"])
         .map_err(|dup| {
             let err =
                 RpcError::with_reason(code::INVALID_REQUEST, "invalid request", &dup.to_string());
@@ -444,6 +479,10 @@ pub fn parse_request<'a>(
             id,
         ));
     }
+    if method.is_none() && (result.is_some() || error.is_some()) {
+        let kinds = [result, error].map(|m| m.and_then(|(_, v)| doc.node(v)));
+        return response_of(id, params.is_some(), kinds).map(Message::Response);
+    }
     let method = match method.and_then(|(_, v)| doc.str_at(v)) {
         Some(m) if !m.is_empty() => m,
         _ => {
@@ -465,12 +504,40 @@ pub fn parse_request<'a>(
             (err, id)
         })?;
     }
-    Ok(Request {
+    Ok(Message::Request(Request {
         id,
         method,
         params,
         doc,
-    })
+    }))
+}
+
+/// A response's envelope: an id that is not null (it names the request answered), no
+/// `params`, and exactly one of `result` and `error`, an object.
+fn response_of<'a>(
+    id: Option<&'a [u8]>,
+    has_params: bool,
+    [result, error]: [Option<Node<'a>>; 2],
+) -> Result<Response<'a>, Rejection<'a>> {
+    let invalid = |msg: &'static str| (RpcError::new(code::INVALID_REQUEST, msg), None);
+    let Some(id) = id.filter(|i| *i != b"null") else {
+        return Err(invalid(
+            "a response must carry the id of the request it answers",
+        ));
+    };
+    let fail = |msg: &'static str| Err((RpcError::new(code::INVALID_REQUEST, msg), Some(id)));
+    if has_params {
+        return fail("a response has no params");
+    }
+    match (result, error) {
+        (Some(Node::Object { .. }), None) => Ok(Response {
+            id,
+            is_error: false,
+        }),
+        (None, Some(Node::Object { .. })) => Ok(Response { id, is_error: true }),
+        (Some(_), Some(_)) => fail("a response carries a result or an error, not both"),
+        _ => fail("a response's result or error must be an object"),
+    }
 }
 
 impl<'a> Request<'a> {

@@ -40,6 +40,8 @@ pub mod resource_metadata;
 mod routing;
 pub mod runtime;
 pub mod scrape;
+pub mod server_requests;
+pub mod session_seal;
 pub mod socket_peek;
 pub mod sse;
 pub mod stages;

@@ -4,20 +4,27 @@
 //! `tools/call` through the four checks, every other method through capability (with the
 //! caveats of the prompt or resource it names, [`method`]) and policy. Allowed requests are
 //! forwarded (`forward`) and answered, or relayed as an event stream (`relay::events`); list
-//! answers are narrowed (`list_filter`). `GET`/`DELETE /v1/mcp` are in [`stream`].
+//! answers are narrowed (`list_filter`). Before any of it, the request's `Mcp-Session-Id`
+//! must be the caller's ([`session`]); a client's response to the upstream's request is
+//! [`client_response`]. `GET`/`DELETE /v1/mcp` are in [`stream`].
 
+mod client_response;
 mod method;
+mod session;
 mod stream;
 
 use std::time::Instant;
 
 use crate::decision::Authorized;
-use crate::forward::UpstreamReply;
+use crate::forward::{Answer, UpstreamReply};
 use crate::http::{self, Head};
 use crate::jsonrpc::{self, RpcError, code};
 use crate::relay::events::Relay;
 use crate::routing::Refusal;
+use crate::upstream::EventStream;
 use crate::worker::{Worker, elapsed_ms};
+
+pub(crate) use session::ClientSession;
 
 /// One parsed `POST /v1/mcp` request and what its answer needs.
 struct Exchange<'r, 'b> {
@@ -28,6 +35,15 @@ struct Exchange<'r, 'b> {
     remote: &'b str,
     close: bool,
     started: Instant,
+    /// The caller and the session it named.
+    session: &'r ClientSession,
+}
+
+impl Exchange<'_, '_> {
+    /// The `Authorization` header's value.
+    fn authorization(&self) -> Option<&[u8]> {
+        self.head.authorization.clone().map(|r| &self.buf[r])
+    }
 }
 
 impl Worker {
@@ -48,8 +64,18 @@ impl Worker {
     ) {
         let started = Instant::now();
         let mut scratch = self.scratch.take();
-        let req = match jsonrpc::parse_request(&mut scratch, body) {
-            Ok(r) => r,
+        let req = match jsonrpc::parse_message(&mut scratch, body) {
+            Ok(jsonrpc::Message::Request(r)) => r,
+            Ok(jsonrpc::Message::Response(response)) => {
+                let post = client_response::Post {
+                    buf,
+                    head,
+                    body,
+                    remote,
+                    close,
+                };
+                return self.mcp_client_response(&post, response, out).await;
+            }
             Err((err, id)) => {
                 let mut payload = Vec::with_capacity(256);
                 jsonrpc::write_error(&mut payload, id, &err);
@@ -63,6 +89,15 @@ impl Worker {
             }
             .write(out, close);
         }
+        let what = match req.method {
+            "tools/call" => req.param_str("name").unwrap_or(req.method),
+            other => other,
+        };
+        let snap = self.shared.snapshot.load();
+        let session = match self.client_session(&snap, buf, head, what, remote) {
+            Ok(s) => s,
+            Err(denied) => return denied.refusal(Some(req.id)).write(out, close),
+        };
         let x = Exchange {
             req: &req,
             buf,
@@ -71,6 +106,7 @@ impl Worker {
             remote,
             close,
             started,
+            session: &session,
         };
         if req.method == "tools/call" {
             self.mcp_tool_call(&x, out, relay).await;
@@ -114,15 +150,16 @@ impl Worker {
         let Some(record) = self.before_forward(slot, &event).await else {
             return Refusal::AuditUnconfirmed.write(out, true);
         };
-        let mcp = McpIn::of(x.buf, x.head);
+        let mcp = McpIn::of(x.buf, x.head, x.session.upstream());
         let reply = self
             .forward_call(req, x.body, &mut event, x.started, &mut stages, mcp)
             .await;
-        let answer = match reply {
+        let mut answer = match reply {
             UpstreamReply::Whole(a) => a,
             UpstreamReply::Stream(upstream) => {
                 // Relayed by the connection loop, which owns the socket; audited when the
                 // stream ends.
+                let (session_id, requests_on) = self.stream_sessions(x, &upstream);
                 *relay = Some(Relay {
                     upstream,
                     record: Some(record),
@@ -132,10 +169,13 @@ impl Worker {
                     started: x.started,
                     close: x.close,
                     narrow: None,
+                    session_id,
+                    requests_on,
                 });
                 return;
             }
         };
+        self.seal_answer(x, &mut answer);
         event.latency_ms = elapsed_ms(x.started);
         stages.finish(&mut event);
         self.after_forward(record, event);
@@ -187,9 +227,8 @@ impl Worker {
         let Some(record) = self.before_forward(slot, &event).await else {
             return Refusal::AuditUnconfirmed.write(out, true);
         };
-        let authorization = x.head.authorization.clone().map(|r| &x.buf[r]);
-        let filter = self.list_filter(&snap, req.method, authorization);
-        let mcp = McpIn::of(x.buf, x.head);
+        let filter = self.list_filter(&snap, req.method, x.authorization());
+        let mcp = McpIn::of(x.buf, x.head, x.session.upstream());
         let mut answer = match self
             .passthrough(req, x.body, &mut event, mcp, !notification)
             .await
@@ -197,6 +236,7 @@ impl Worker {
             UpstreamReply::Whole(a) => a,
             UpstreamReply::Stream(upstream) => {
                 // A list stream is narrowed as its answer passes.
+                let (session_id, requests_on) = self.stream_sessions(x, &upstream);
                 *relay = Some(Relay {
                     upstream,
                     record: Some(record),
@@ -206,10 +246,13 @@ impl Worker {
                     started: x.started,
                     close: x.close,
                     narrow: filter,
+                    session_id,
+                    requests_on,
                 });
                 return;
             }
         };
+        self.seal_answer(x, &mut answer);
         if let Some(filter) = &filter {
             self.filter_answer(&snap, filter, &mut answer, &mut event);
         }
@@ -217,6 +260,34 @@ impl Worker {
         stages.finish(&mut event);
         self.after_forward(record, event);
         answer.write(out, notification, x.close);
+    }
+
+    /// An answer as the agent gets it: the upstream's requests to the client in an event
+    /// stream noted, and the session id sealed for the caller.
+    fn seal_answer(&self, x: &Exchange<'_, '_>, answer: &mut Answer) {
+        let upstream = answer.session_id.take();
+        if answer.sse
+            && let Some(s) = upstream.as_deref().or(x.session.upstream())
+        {
+            self.note_server_requests(s, &answer.body);
+        }
+        answer.session_id = self.reply_session(x.session, upstream.as_deref(), x.authorization());
+    }
+
+    /// A relayed stream's session id for the agent (sealed), and the upstream session its
+    /// requests to the client are noted under.
+    fn stream_sessions(
+        &self,
+        x: &Exchange<'_, '_>,
+        upstream: &EventStream,
+    ) -> (Option<String>, Option<String>) {
+        let requests_on = upstream
+            .session_id
+            .clone()
+            .or_else(|| x.session.upstream().map(str::to_owned));
+        let auth = x.authorization();
+        let sealed = self.reply_session(x.session, upstream.session_id.as_deref(), auth);
+        (sealed, requests_on)
     }
 
     /// A JSON-RPC error the gateway answers itself, before or instead of a decision.
@@ -296,6 +367,7 @@ impl Worker {
 /// The MCP transport headers of an agent's request, passed on to the upstream.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct McpIn<'a> {
+    /// The upstream's own session id (the agent's was opened: [`session`]).
     session: Option<&'a [u8]>,
     version: Option<&'a [u8]>,
     /// `Mcp-Method` and `Mcp-Name` (2026-07-28), already checked against the body.
@@ -307,9 +379,9 @@ pub(crate) struct McpIn<'a> {
 }
 
 impl<'a> McpIn<'a> {
-    pub(crate) fn of(buf: &'a [u8], head: &'a Head) -> Self {
+    pub(crate) fn of(buf: &'a [u8], head: &'a Head, session: Option<&'a str>) -> Self {
         Self {
-            session: head.mcp_session_id.clone().map(|r| &buf[r]),
+            session: session.map(str::as_bytes),
             version: head.mcp_protocol_version.clone().map(|r| &buf[r]),
             method: head.mcp_method.clone().map(|r| &buf[r]),
             name: head.mcp_name.clone().map(|r| &buf[r]),

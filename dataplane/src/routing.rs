@@ -58,6 +58,13 @@ pub(crate) enum Refusal<'a> {
         /// The request id, when the body was parsed.
         id: Option<&'a [u8]>,
     },
+    /// An `Mcp-Session-Id` that is unknown, expired or not the caller's (404: the client
+    /// starts a new session). One answer whatever the reason, which only the audit record
+    /// tells: the id's owner is nobody else's business.
+    UnknownSession {
+        /// `Some(id)`: a POST, answered as a JSON-RPC error with its id; `None`: plain.
+        rpc: Option<Option<&'a [u8]>>,
+    },
     /// A JSON-RPC error answered with a non-200 status (403 for a refused stream, 502 for an
     /// upstream failure of one).
     Rpc {
@@ -155,6 +162,7 @@ impl Refusal<'_> {
                 }
                 http::write_response(out, 400, &body, close, &[]);
             }
+            Self::UnknownSession { rpc } => unknown_session(out, rpc, close),
             Self::Rpc { status, error } => {
                 let mut body = Vec::with_capacity(256);
                 jsonrpc::write_error(&mut body, Some(b"null"), error);
@@ -163,6 +171,27 @@ impl Refusal<'_> {
         }
     }
 }
+
+/// 404 for an `Mcp-Session-Id` not served: a JSON-RPC error with the request's id for a
+/// POST, a plain error otherwise.
+fn unknown_session(out: &mut Vec<u8>, rpc: Option<Option<&[u8]>>, close: bool) {
+    let mut body = Vec::with_capacity(256);
+    match rpc {
+        Some(id) => {
+            let e = RpcError::with_reason(
+                jsonrpc::code::INVALID_REQUEST,
+                "session not found",
+                UNKNOWN_SESSION,
+            );
+            jsonrpc::write_error(&mut body, id, &e);
+        }
+        None => plain_error(&mut body, UNKNOWN_SESSION),
+    }
+    http::write_response(out, 404, &body, close, &[]);
+}
+
+/// What an unknown session's answer says.
+const UNKNOWN_SESSION: &str = "session not found: unknown, expired or opened by another token; start a new session with initialize";
 
 /// Why a call's body is refused before it is parsed: compressed, or declared as not JSON
 /// (`application/json`, parameters such as `charset` allowed; no header: JSON assumed).

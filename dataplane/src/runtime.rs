@@ -19,6 +19,8 @@ use crate::approvals::ApprovalQueue;
 use crate::audit_ring::{AuditProducer, CommitWatch};
 use crate::budget::Budget;
 use crate::decision::Settings;
+use crate::server_requests::ServerRequests;
+use crate::session_seal::SessionSeal;
 use crate::upstream::UpstreamTarget;
 use crate::worker::Worker;
 
@@ -64,7 +66,15 @@ pub struct ServerConfig {
     pub origins: crate::origin::OriginPolicy,
     /// OAuth protected resource metadata, when published.
     pub oauth: Option<crate::resource_metadata::ResourceMetadata>,
+    /// The keys and lifetime of the MCP session ids clients see (`session_seal`), derived
+    /// once from the master key so every replica opens every replica's ids. None: a random
+    /// key for this process, whose ids no other process opens.
+    pub sessions: Option<Arc<SessionSeal>>,
 }
+
+/// How long a session lives when the configuration does not say (and never past its
+/// token's expiry).
+pub const DEFAULT_SESSION_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 
 impl ServerConfig {
     /// Defaults for `addr`: 5 s head timeout, 120 s idle, 10k connections per core.
@@ -89,6 +99,7 @@ impl ServerConfig {
             trace_sampler: None,
             origins: crate::origin::OriginPolicy::default(),
             oauth: None,
+            sessions: None,
         }
     }
 }
@@ -115,6 +126,9 @@ pub struct Shared {
     pub commit_watch: Option<Arc<CommitWatch>>,
     /// Per-core counters and histograms, summed when scraped.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The requests upstreams sent to their clients that await a response (a client's
+    /// response may be relayed through any core).
+    pub server_requests: ServerRequests,
 }
 
 /// A running data plane.
@@ -190,12 +204,18 @@ const MAX_CPUS: usize = 8192;
 /// What a worker thread reports once its listener is bound: the address and driver.
 type Ready = io::Result<(SocketAddr, &'static str)>;
 
-/// One worker thread: pin, build the runtime, bind, report, serve until stopped.
-fn worker_thread(
-    config: ServerConfig,
+/// What one worker is built with besides the configuration.
+struct WorkerParts {
     shared: Arc<Shared>,
     producer: AuditProducer,
     index: usize,
+    sessions: Arc<SessionSeal>,
+}
+
+/// One worker thread: pin, build the runtime, bind, report, serve until stopped.
+fn worker_thread(
+    config: ServerConfig,
+    parts: WorkerParts,
     cpu: usize,
     ready: &std::sync::mpsc::Sender<Ready>,
 ) {
@@ -224,7 +244,13 @@ fn worker_thread(
         };
         let local = listener.local_addr().unwrap_or(config.addr);
         let _ = ready.send(Ok((local, kind)));
-        Worker::new(config, shared, producer, index)
+        let WorkerParts {
+            shared,
+            producer,
+            index,
+            sessions,
+        } = parts;
+        Worker::new(config, shared, producer, index, sessions)
             .serve(listener)
             .await;
     });
@@ -242,6 +268,12 @@ pub fn start(
             "one audit producer per worker is required",
         ));
     }
+    // One key for every core of this process: a session opened on one core is used on
+    // any other.
+    let sessions = match &config.sessions {
+        Some(s) => Arc::clone(s),
+        None => Arc::new(SessionSeal::random(DEFAULT_SESSION_LIFETIME).map_err(io::Error::other)?),
+    };
     let cpus = allowed_cpus();
     let mut addr = config.addr;
     let mut threads = Vec::new();
@@ -253,10 +285,19 @@ pub fn start(
             ..config.clone()
         };
         let shared = Arc::clone(&shared);
+        let sessions = Arc::clone(&sessions);
         let cpu = cpus.get(i % cpus.len().max(1)).copied().unwrap_or(i);
         let t = std::thread::Builder::new()
             .name(format!("dataplane-{i}"))
-            .spawn(move || worker_thread(config, shared, producer, i, cpu, &ready_tx))?;
+            .spawn(move || {
+                let worker = WorkerParts {
+                    shared,
+                    producer,
+                    index: i,
+                    sessions,
+                };
+                worker_thread(config, worker, cpu, &ready_tx);
+            })?;
         let (local, kind) = ready_rx
             .recv()
             .map_err(|_| io::Error::other("data plane worker died during startup"))??;

@@ -21,6 +21,7 @@ use crate::http::Head;
 use crate::intent::IntentCache;
 use crate::jsonrpc;
 use crate::runtime::{ServerConfig, Shared};
+use crate::session_seal::SessionSeal;
 use crate::stages::Stages;
 use crate::upstream::Upstream;
 
@@ -42,6 +43,8 @@ pub(crate) struct Worker {
     pub(crate) index: usize,
     /// Trace and span ids for sampled calls.
     pub(crate) ids: RefCell<IdGen>,
+    /// Seals and opens the session ids clients see.
+    pub(crate) sessions: Arc<SessionSeal>,
 }
 
 impl Worker {
@@ -50,6 +53,7 @@ impl Worker {
         shared: Arc<Shared>,
         audit: AuditProducer,
         index: usize,
+        sessions: Arc<SessionSeal>,
     ) -> Rc<Self> {
         let upstream = config.upstream.clone().map(Upstream::new);
         let extractor = config.extractor.clone().map(Upstream::new);
@@ -72,6 +76,7 @@ impl Worker {
                     .build_hasher()
                     .finish()
             })),
+            sessions,
         })
     }
 

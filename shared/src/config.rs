@@ -146,6 +146,9 @@ pub struct Config {
     pub snapshot_max_staleness_s: u64,
     /// `INTENTGATE_REPLICA_ID` (None: derive from the host name and port).
     pub replica_id: Option<String>,
+    /// `INTENTGATE_MCP_SESSION_TTL_S`: the longest an MCP session id the gateway issued
+    /// stays valid (never past its token's expiry).
+    pub mcp_session_ttl_s: u64,
     /// `INTENTGATE_SHUTDOWN_DELAY_S`: after SIGTERM, how long `/healthz` reports draining
     /// while calls are still served, so load balancers stop routing here first.
     pub shutdown_delay_s: u64,
@@ -259,6 +262,7 @@ impl Config {
             admin_on_data_port: r.bool("INTENTGATE_ADMIN_ON_DATA_PORT", true),
             snapshot_max_staleness_s: r.u64("INTENTGATE_SNAPSHOT_MAX_STALENESS_S", 30, 1),
             replica_id: r.raw("INTENTGATE_REPLICA_ID"),
+            mcp_session_ttl_s: r.u64("INTENTGATE_MCP_SESSION_TTL_S", 86_400, 1),
             shutdown_delay_s: r.u64("INTENTGATE_SHUTDOWN_DELAY_S", 0, 0),
             allowed_origins: r.list("INTENTGATE_ALLOWED_ORIGINS"),
             budget_agent_per_hour: r.opt_u64("INTENTGATE_BUDGET_AGENT_PER_HOUR", 1),

@@ -9,7 +9,9 @@ use std::fmt;
 
 use base64::Engine as _;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use hkdf::Hkdf;
 use ring::{digest, hmac, rand::SecureRandom};
+use sha2::Sha256;
 
 /// Shortest master key accepted, in bytes (COMPATIBILITY.md §4.1).
 pub const MIN_KEY_BYTES: usize = 16;
@@ -47,12 +49,25 @@ pub enum KeyError {
     /// The system random generator failed.
     #[error("system random number generator failed")]
     Random,
+    /// HKDF refused the requested output length (never for [`DERIVED_KEY_BYTES`]).
+    #[error("key derivation failed")]
+    Derivation,
 }
 
-/// One HMAC-SHA256 master key, pre-keyed so each use skips the key schedule.
+/// Length of the keys [`MasterKey::derive_key`] derives, in bytes.
+pub const DERIVED_KEY_BYTES: usize = 32;
+
+/// HKDF salt of every key derived from a master key: fixed, so every replica holding the
+/// master key derives the same keys; each use is told apart by its `info` label.
+const DERIVATION_SALT: &[u8] = b"intentgate master key derivation v1";
+
+/// One HMAC-SHA256 master key, pre-keyed so each use skips the key schedule, with its
+/// HKDF-SHA256 pseudorandom key for the keys other features derive from it (the raw bytes
+/// are not kept).
 #[derive(Clone)]
 pub struct MasterKey {
     key: hmac::Key,
+    derivation: Hkdf<Sha256>,
     fingerprint: [u8; 8],
 }
 
@@ -91,8 +106,20 @@ impl MasterKey {
         fingerprint.copy_from_slice(&hash.as_ref()[..8]);
         Self {
             key: hmac::Key::new(hmac::HMAC_SHA256, bytes),
+            derivation: Hkdf::new(Some(DERIVATION_SALT), bytes),
             fingerprint,
         }
+    }
+
+    /// A key for one purpose, derived with HKDF-SHA256 (RFC 5869) from this key: `info`
+    /// names the purpose, so keys for different purposes are independent, and a feature's
+    /// keys rotate with the master key. Callers derive once at startup, never per request.
+    pub fn derive_key(&self, info: &[u8]) -> Result<[u8; DERIVED_KEY_BYTES], KeyError> {
+        let mut out = [0u8; DERIVED_KEY_BYTES];
+        self.derivation
+            .expand(info, &mut out)
+            .map_err(|_| KeyError::Derivation)?;
+        Ok(out)
     }
 
     /// Generates a fresh random key and returns it with its raw-url base64 text, which the
@@ -268,6 +295,31 @@ mod tests {
             err.to_string(),
             "previous master key #1: master key decodes to 2 bytes; at least 16 are required"
         );
+    }
+
+    #[test]
+    fn derived_keys_are_hkdf_sha256_per_purpose_and_per_master_key() {
+        // RFC 5869 computed independently: HKDF-SHA256(salt, IKM = KEY_BYTES, info).
+        let key = MasterKey::from_bytes(&KEY_BYTES);
+        let a = key.derive_key(b"purpose a").unwrap();
+        let prk = hmac::sign(
+            &hmac::Key::new(hmac::HMAC_SHA256, DERIVATION_SALT),
+            &KEY_BYTES,
+        );
+        let okm = hmac::sign(
+            &hmac::Key::new(hmac::HMAC_SHA256, prk.as_ref()),
+            b"purpose a\x01",
+        );
+        assert_eq!(&a[..], okm.as_ref());
+        assert_eq!(key.clone().derive_key(b"purpose a").unwrap(), a);
+        assert_ne!(key.derive_key(b"purpose b").unwrap(), a);
+        assert_ne!(
+            MasterKey::from_bytes(&[0xfc; 20])
+                .derive_key(b"purpose a")
+                .unwrap(),
+            a
+        );
+        assert!(!format!("{key:?}").contains("derivation"));
     }
 
     #[test]

@@ -582,3 +582,88 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn a_client_response_is_told_from_a_request_and_its_envelope_is_checked() {
+    let mut scratch = Scratch::new();
+    for (body, id, is_error) in [
+        (
+            r#"{"jsonrpc":"2.0","id":0,"result":{"role":"assistant"}}"#,
+            "0",
+            false,
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":"r-1","error":{"code":-1,"message":"no"}}"#,
+            r#""r-1""#,
+            true,
+        ),
+    ] {
+        match parse_message(&mut scratch, body.as_bytes()) {
+            Ok(Message::Response(r)) => {
+                assert_eq!((r.id, r.is_error), (id.as_bytes(), is_error), "{body}");
+            }
+            other => panic!("{body}: {other:?}"),
+        }
+    }
+    let cases: [(&str, &str, Option<&str>); 7] = [
+        (
+            r#"{"jsonrpc":"2.0","result":{}}"#,
+            "a response must carry the id of the request it answers",
+            None,
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":null,"error":{"code":1,"message":"x"}}"#,
+            "a response must carry the id of the request it answers",
+            None,
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":1,"result":{},"error":{"code":1,"message":"x"}}"#,
+            "a response carries a result or an error, not both",
+            Some("1"),
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":1,"result":[1]}"#,
+            "a response's result or error must be an object",
+            Some("1"),
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":1,"error":"bad"}"#,
+            "a response's result or error must be an object",
+            Some("1"),
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":1,"params":{},"result":{}}"#,
+            "a response has no params",
+            Some("1"),
+        ),
+        (
+            r#"{"id":1,"result":{}}"#,
+            "jsonrpc must be \"2.0\"",
+            Some("1"),
+        ),
+    ];
+    for (body, message, id) in cases {
+        let Err((e, got)) = parse_message(&mut scratch, body.as_bytes()) else {
+            panic!("{body} parsed");
+        };
+        assert_eq!(
+            (e.code, e.message.as_ref()),
+            (code::INVALID_REQUEST, message),
+            "{body}"
+        );
+        assert_eq!(
+            got.map(|i| String::from_utf8_lossy(i).into_owned())
+                .as_deref(),
+            id
+        );
+    }
+    // The request parser refuses a response as a request without a method.
+    let (e, id) = err_of(r#"{"jsonrpc":"2.0","id":3,"result":{}}"#);
+    assert_eq!(
+        (e.message.as_ref(), id.as_deref()),
+        ("method is required", Some("3"))
+    );
+    // A repeated member is refused as in requests.
+    let (e, _) = err_of(r#"{"jsonrpc":"2.0","id":3,"result":{},"result":{}}"#);
+    assert_eq!(e.code, code::INVALID_REQUEST);
+}

@@ -1,19 +1,20 @@
 //! `GET /v1/mcp` (the server-to-client stream, resumed with `Last-Event-ID`) and
-//! `DELETE /v1/mcp` (ending a session) of the revisions with sessions: the capability
-//! check, then passed to the upstream with the session headers; the upstream's answer
-//! (often 405) goes back as it is, a GET's event stream is relayed for as long as both
-//! ends keep it open. 2026-07-28 has neither: 405.
+//! `DELETE /v1/mcp` (ending a session) of the revisions with sessions: the session must be
+//! the caller's (plain 404 otherwise), the capability check, then passed to the upstream
+//! with its own session id; the upstream's answer (often 405) goes back with the session
+//! id sealed, a GET's event stream is relayed for as long as both ends keep it open (the
+//! upstream's requests to the client on it noted). 2026-07-28 has neither: 405.
 
 use std::time::Instant;
 
 use crate::decision::Verdict;
 use crate::forward::upstream_failure;
 use crate::http::{self, Head, Method};
-use crate::mcp::McpIn;
+use crate::mcp::{ClientSession, McpIn};
 use crate::mcp_transport::{self, Revision};
 use crate::relay::events::Relay;
 use crate::routing::Refusal;
-use crate::upstream::{Answered, Outgoing};
+use crate::upstream::{Answered, Outgoing, Response};
 use crate::worker::Worker;
 
 /// Whether the client's revision has sessions and streams; if not, its answer is written:
@@ -57,11 +58,15 @@ impl Worker {
         let Some(upstream) = &self.upstream else {
             return Refusal::NoStream.write(out, close);
         };
+        let what = if get { "GET /v1/mcp" } else { "DELETE /v1/mcp" };
+        let snap = self.shared.snapshot.load();
+        let session = match self.client_session(&snap, buf, head, what, remote) {
+            Ok(s) => s,
+            Err(denied) => return denied.refusal(None).write(out, close),
+        };
         let Some(slot) = self.audit.borrow_mut().reserve() else {
             return Refusal::AuditFull.write(out, close);
         };
-        let what = if get { "GET /v1/mcp" } else { "DELETE /v1/mcp" };
-        let snap = self.shared.snapshot.load();
         let mut event = match self.session_verdict(&snap, buf, head, what, remote) {
             Verdict::Deny { error, event, .. } => {
                 self.audit.borrow_mut().push_reserved(slot, event);
@@ -73,7 +78,7 @@ impl Worker {
             }
             Verdict::Allow { event } => event,
         };
-        let mcp = McpIn::of(buf, head);
+        let mcp = McpIn::of(buf, head, session.upstream());
         let mut headers = mcp.headers();
         headers.push(("Accept", b"text/event-stream"));
         if let Some(r) = head.last_event_id.clone() {
@@ -94,6 +99,12 @@ impl Worker {
                 event.reason.push_str(" (stream opened)");
                 // Recorded now: the stream may stay open for hours.
                 self.audit.borrow_mut().push_reserved(slot, event.clone());
+                let requests_on = stream
+                    .session_id
+                    .clone()
+                    .or_else(|| session.upstream().map(str::to_owned));
+                let auth = head.authorization.clone().map(|r| &buf[r]);
+                let session_id = self.reply_session(&session, stream.session_id.as_deref(), auth);
                 *relay = Some(Relay {
                     upstream: stream,
                     record: None,
@@ -103,18 +114,15 @@ impl Worker {
                     started,
                     close,
                     narrow: None,
+                    session_id,
+                    requests_on,
                 });
             }
             Ok(Answered::Whole(resp)) => {
                 event.upstream_status = i64::from(resp.status);
                 self.audit.borrow_mut().push_reserved(slot, event);
-                let session = resp.session_id.as_deref().map(|s| ("Mcp-Session-Id", s));
-                let extra: &[(&str, &str)] = match &session {
-                    Some(h) => std::slice::from_ref(h),
-                    None => &[],
-                };
-                let ct = resp.content_type.as_deref().unwrap_or("application/json");
-                http::write_response_as(out, resp.status, &resp.body, ct, close, extra);
+                let auth = head.authorization.clone().map(|r| &buf[r]);
+                self.answer_whole(&session, &resp, auth, close, out);
             }
             Err(e) => {
                 event.upstream_status = i64::from(e.status());
@@ -127,5 +135,34 @@ impl Worker {
                 .write(out, close);
             }
         }
+    }
+
+    /// The upstream's whole answer to a GET or DELETE, with the session id sealed (and the
+    /// requests to the client in an event stream noted).
+    fn answer_whole(
+        &self,
+        session: &ClientSession,
+        resp: &Response,
+        authorization: Option<&[u8]>,
+        close: bool,
+        out: &mut Vec<u8>,
+    ) {
+        let event_stream = resp
+            .content_type
+            .as_deref()
+            .is_some_and(|c| c.trim_start().starts_with("text/event-stream"));
+        if let Some(on) = resp.session_id.as_deref().or(session.upstream())
+            && event_stream
+        {
+            self.note_server_requests(on, &resp.body);
+        }
+        let sealed = self.reply_session(session, resp.session_id.as_deref(), authorization);
+        let sealed = sealed.as_deref().map(|s| ("Mcp-Session-Id", s));
+        let extra: &[(&str, &str)] = match &sealed {
+            Some(h) => std::slice::from_ref(h),
+            None => &[],
+        };
+        let ct = resp.content_type.as_deref().unwrap_or("application/json");
+        http::write_response_as(out, resp.status, &resp.body, ct, close, extra);
     }
 }

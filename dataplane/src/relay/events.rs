@@ -1,7 +1,8 @@
 //! An upstream event stream relayed to the agent as it arrives: a chunked
 //! `text/event-stream` answer written as whole events only, the response to the request
-//! watched for (and a list answer narrowed as it passes), the call's record written
-//! when the stream ends. The response head is already gone when a stream breaks, so a
+//! watched for (and a list answer narrowed as it passes), the upstream's requests to the
+//! client noted (`server_requests`), the call's record written when the stream ends. The
+//! response head is already gone when a stream breaks, so a
 //! failure reaches the agent as a final JSON-RPC error event.
 
 use std::time::Instant;
@@ -13,6 +14,7 @@ use intentgate_shared::audit::AuditEvent;
 use crate::forward::{Forwarded, UpstreamFault, malformed_upstream};
 use crate::jsonrpc;
 use crate::list_filter::ListFilter;
+use crate::server_requests::id_key;
 use crate::stages::Stages;
 use crate::upstream::EventStream;
 use crate::worker::{Worker, elapsed_ms};
@@ -30,6 +32,11 @@ pub(crate) struct Relay {
     pub(crate) close: bool,
     /// A list answer is narrowed with this filter as it passes.
     pub(crate) narrow: Option<ListFilter>,
+    /// The session id the agent sees on the answer (sealed; never the upstream's).
+    pub(crate) session_id: Option<String>,
+    /// The upstream session whose requests to the client (sampling, elicitation, roots)
+    /// are noted as they pass, so the client's responses can be matched to them.
+    pub(crate) requests_on: Option<String>,
 }
 
 impl std::fmt::Debug for Relay {
@@ -50,7 +57,7 @@ impl Worker {
     /// Relays `job`'s stream, then writes the call's audit record. False: close the
     /// connection.
     pub(crate) async fn relay(&self, stream: &mut TcpStream, mut job: Relay) -> bool {
-        let head = stream_head(job.upstream.session_id.as_deref(), job.close);
+        let head = stream_head(job.session_id.as_deref(), job.close);
         let client_ok = self.send_to_agent(stream, head).await;
         let Pumped {
             mut client_ok,
@@ -144,18 +151,25 @@ impl Worker {
 
 impl Worker {
     /// True when `e` is the response to the request; a list response is narrowed in place.
+    /// A request of the upstream to the client is noted before the client sees it.
     fn watch_event(
         &self,
         e: &mut crate::sse::Event,
         want: &serde_json::Value,
         job: &mut Relay,
     ) -> bool {
-        let parsed = serde_json::from_str::<serde_json::Value>(&e.data).ok();
-        let Some(mut v) = parsed.filter(|v| {
-            v.get("id") == Some(want) && (v.get("result").is_some() || v.get("error").is_some())
-        }) else {
+        let Ok(mut v) = serde_json::from_str::<serde_json::Value>(&e.data) else {
             return false;
         };
+        if v.get("result").is_none() && v.get("error").is_none() {
+            if let Some(session) = &job.requests_on {
+                self.note_server_request(session, &v);
+            }
+            return false;
+        }
+        if v.get("id") != Some(want) {
+            return false;
+        }
         if let Some(filter) = &job.narrow {
             let snap = self.shared.snapshot.load();
             if self.narrow_list(&snap, filter, &mut v, &mut job.event) {
@@ -163,6 +177,27 @@ impl Worker {
             }
         }
         true
+    }
+
+    /// Notes `message` if it is a request of the upstream to its client on `session`.
+    pub(crate) fn note_server_request(&self, session: &str, message: &serde_json::Value) {
+        let method = message.get("method").and_then(serde_json::Value::as_str);
+        let id = message.get("id").and_then(id_key);
+        if let (Some(method), Some(id)) = (method, id) {
+            self.shared
+                .server_requests
+                .record(session, id, method, Instant::now());
+        }
+    }
+
+    /// Notes the upstream's requests to the client in an event-stream answer read whole.
+    pub(crate) fn note_server_requests(&self, session: &str, body: &[u8]) {
+        let mut parser = crate::sse::Parser::new(self.config.max_body.max(1));
+        for e in parser.push(body).unwrap_or_default() {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&e.data) {
+                self.note_server_request(session, &v);
+            }
+        }
     }
 }
 

@@ -180,6 +180,11 @@ pub const VARIABLES: &[VarDoc] = &[
         help: "this process's name on shared pending approvals; unique per replica",
     },
     VarDoc {
+        name: "INTENTGATE_MCP_SESSION_TTL_S",
+        default: "86400",
+        help: "seconds an MCP session id the gateway issued stays valid (never past its token's expiry); ids are sealed with a key derived from INTENTGATE_MASTER_KEY, so replicas sharing it accept each other's",
+    },
+    VarDoc {
         name: "INTENTGATE_SHUTDOWN_DELAY_S",
         default: "0",
         help: "after SIGTERM, seconds /healthz answers 503 draining while calls are still served",

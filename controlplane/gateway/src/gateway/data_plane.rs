@@ -11,6 +11,8 @@ use intentgate_dataplane::approvals::ApprovalQueue;
 use intentgate_dataplane::audit_ring::{AuditProducer, CommitWatch};
 use intentgate_dataplane::budget::Budget;
 use intentgate_dataplane::runtime::{self as server, Running, ServerConfig, Shared};
+use intentgate_dataplane::server_requests::ServerRequests;
+use intentgate_dataplane::session_seal::SessionSeal;
 use intentgate_dataplane::upstream::UpstreamTarget;
 use intentgate_shared::config::{AuditDurability, Config};
 use intentgate_shared::snapshot::{Snapshot, SnapshotCell};
@@ -45,11 +47,13 @@ pub(super) fn state(
         approvals,
         commit_watch,
         metrics: Arc::new(intentgate_dataplane::metrics::Metrics::new(p.threads)),
+        server_requests: ServerRequests::default(),
     })
 }
 
 /// The server settings: listener, threads, limits, upstream and extractor, approvals,
-/// tracing, origins, OAuth metadata, and the relay to the admin API on the data port.
+/// tracing, origins, OAuth metadata, the MCP session keys, and the relay to the admin API
+/// on the data port.
 pub(super) fn config(
     p: &Process,
     upstream: Option<UpstreamTarget>,
@@ -71,6 +75,13 @@ pub(super) fn config(
         .oauth
         .as_ref()
         .map(intentgate_dataplane::resource_metadata::ResourceMetadata::new);
+    // Derived once, here: from the master key ring, so every replica with the same keys
+    // opens every replica's session ids, and they rotate with it. Without a configured
+    // master key the ring's key is random, and so are the sessions': one process only.
+    let lifetime = Duration::from_secs(cfg.mcp_session_ttl_s);
+    let seal = SessionSeal::from_ring(&cfg.keys, lifetime)
+        .context("cannot derive the MCP session key from the master key")?;
+    sc.sessions = Some(Arc::new(seal));
     // In-flight forwards may take the whole upstream timeout: give them that long to finish
     // (and be audited) before a worker stops.
     sc.drain_timeout =

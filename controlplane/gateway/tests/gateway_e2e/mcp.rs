@@ -365,8 +365,7 @@ fn sigterm_stops_gracefully() {
 /// `cargo xtask test` provides).
 #[test]
 fn python_sdk_drives_the_gateway() {
-    let Some(python) = std::env::var_os("INTENTGATE_SDK_PYTHON") else {
-        eprintln!("note: INTENTGATE_SDK_PYTHON unset; skipping the SDK end-to-end test");
+    let Some(python) = python_from("INTENTGATE_SDK_PYTHON") else {
         return;
     };
     let gw = spawn("dev", &[]);

@@ -145,5 +145,6 @@ fn tools_list_answers_show_only_the_tools_the_token_may_call() {
     );
 }
 
+mod sessions;
 mod streams;
 mod surface;

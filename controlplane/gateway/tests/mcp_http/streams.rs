@@ -77,7 +77,7 @@ fn sse_upstream() -> Receiver {
 }
 
 #[test]
-fn sessions_pass_through_and_event_stream_answers_are_relayed_checked_and_audited() {
+fn sessions_are_sealed_and_event_stream_answers_are_relayed_checked_and_audited() {
     use intentgate_shared::token::Caveat;
     let db = TempDb::new();
     let upstream = sse_upstream();
@@ -97,7 +97,8 @@ fn sessions_pass_through_and_event_stream_answers_are_relayed_checked_and_audite
     );
     let token = mint(&["read_invoice", "cut_stream", "no_answer", "html"], vec![]);
 
-    // initialize: the protocol version goes up, the session id comes back.
+    // initialize: the protocol version goes up, the session id comes back sealed (the
+    // client never sees the upstream's own id).
     let r = mcp_post(
         gw.addr,
         &token,
@@ -105,7 +106,8 @@ fn sessions_pass_through_and_event_stream_answers_are_relayed_checked_and_audite
         r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#,
     );
     assert_eq!(r.status, 200);
-    assert_eq!(header(&r.head, "mcp-session-id"), "sess-123");
+    let sealed = header(&r.head, "mcp-session-id").to_owned();
+    assert!(!sealed.contains("sess-123"), "{sealed}");
     let seen = upstream.requests();
     assert_eq!(seen[0].header("mcp-protocol-version"), "2025-06-18");
     assert_eq!(
@@ -113,9 +115,9 @@ fn sessions_pass_through_and_event_stream_answers_are_relayed_checked_and_audite
         "application/json, text/event-stream"
     );
 
-    // Later requests carry the session to the upstream.
+    // Later requests carry the session to the upstream, as the upstream's own id.
     let session = [
-        ("Mcp-Session-Id", "sess-123"),
+        ("Mcp-Session-Id", sealed.as_str()),
         ("MCP-Protocol-Version", "2025-06-18"),
     ];
     let r = mcp_post(
@@ -140,7 +142,14 @@ fn sessions_pass_through_and_event_stream_answers_are_relayed_checked_and_audite
     assert_eq!(seen[1].header("mcp-protocol-version"), "2025-06-18");
 
     // A tools/list answered as an event stream is filtered inside the stream.
-    let narrow = mint(&["read_invoice"], vec![Caveat::tool_deny(["pay"])]);
+    // (by a token attenuated from the session's: the session belongs to its root token)
+    let narrow = intentgate_shared::token::Token::decode(&token)
+        .unwrap()
+        .attenuate(Caveat::tool_allow(["read_invoice"]))
+        .unwrap()
+        .attenuate(Caveat::tool_deny(["pay"]))
+        .unwrap()
+        .encode();
     let r = mcp_post(
         gw.addr,
         &narrow,

@@ -294,8 +294,7 @@ fn sdk_exchange(
 /// sessions; needs `INTENTGATE_SDK_PYTHON`, which `cargo xtask test` provides).
 #[test]
 fn the_official_mcp_sdk_works_through_the_gateway() {
-    let Some(python) = std::env::var_os("INTENTGATE_SDK_PYTHON") else {
-        eprintln!("note: INTENTGATE_SDK_PYTHON unset; skipping the MCP SDK end-to-end test");
+    let Some(python) = python_from("INTENTGATE_SDK_PYTHON") else {
         return;
     };
     sdk_exchange(
@@ -311,8 +310,7 @@ fn the_official_mcp_sdk_works_through_the_gateway() {
 /// revision, whose headers the gateway checks (needs `INTENTGATE_MCP2_PYTHON`).
 #[test]
 fn the_official_mcp_sdk_2_speaks_2026_07_28_through_the_gateway() {
-    let Some(python) = std::env::var_os("INTENTGATE_MCP2_PYTHON") else {
-        eprintln!("note: INTENTGATE_MCP2_PYTHON unset; skipping the 2026-07-28 SDK test");
+    let Some(python) = python_from("INTENTGATE_MCP2_PYTHON") else {
         return;
     };
     sdk_exchange(
@@ -321,6 +319,40 @@ fn the_official_mcp_sdk_2_speaks_2026_07_28_through_the_gateway() {
         "mcp2_client.py",
         &["read_invoice"],
         "mcp2 e2e: all checks passed",
+    );
+}
+
+/// The official MCP Python SDK 1.x: during a tool call the server asks the client for a
+/// sampled message, an elicitation (both on the call's stream) and its roots (on the GET
+/// stream); the client's POSTed responses go through the gateway on its sealed session,
+/// and the tool's result shows each arrived.
+#[test]
+fn the_official_mcp_sdk_answers_sampling_elicitation_and_roots_through_the_gateway() {
+    let Some(python) = python_from("INTENTGATE_SDK_PYTHON") else {
+        return;
+    };
+    sdk_exchange(
+        &python,
+        "mcp_server.py",
+        "mcp_client_requests.py",
+        &["ask_client"],
+        "mcp requests e2e: all checks passed",
+    );
+}
+
+/// The same with the SDK 2.x, on a legacy session (POSTed responses) and on 2026-07-28
+/// (`input_required` rounds, each retried call checked by the gateway).
+#[test]
+fn the_official_mcp_sdk_2_answers_server_requests_in_both_eras_through_the_gateway() {
+    let Some(python) = python_from("INTENTGATE_MCP2_PYTHON") else {
+        return;
+    };
+    sdk_exchange(
+        &python,
+        "mcp2_server.py",
+        "mcp2_client_requests.py",
+        &["ask_client"],
+        "mcp2 requests e2e: all checks passed",
     );
 }
 
@@ -346,6 +378,14 @@ fn get_and_delete_pass_through_with_the_session_after_the_capability_check() {
                 status: 200,
                 headers: vec![],
                 body: String::new(),
+            },
+            ("POST", _) => Answer {
+                status: 200,
+                headers: vec![
+                    ("Content-Type".into(), "application/json".into()),
+                    ("Mcp-Session-Id".into(), "sess-9".into()),
+                ],
+                body: r#"{"jsonrpc":"2.0","id":1,"result":{"protocolVersion":"2025-06-18","capabilities":{},"serverInfo":{"name":"up","version":"1"}}}"#.into(),
             },
             _ => Answer {
                 status: 500,
@@ -376,14 +416,29 @@ fn get_and_delete_pass_through_with_the_session_after_the_capability_check() {
         )
     };
     // No token: refused before the upstream is asked.
-    let r = send("GET", None, &[("Mcp-Session-Id", "sess-9")]);
+    let r = send("GET", None, &[]);
     assert_eq!(r.status, 403);
     assert_eq!(error_of(&r.json()).0, -32010);
     assert!(upstream.requests().is_empty());
+    // The session the client sees is the gateway's sealed id for the upstream's.
+    let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+    let r = mcp_post(
+        gw.addr,
+        &token,
+        &[("MCP-Protocol-Version", "2025-06-18")],
+        init,
+    );
+    let sealed = header(&r.head, "mcp-session-id").to_owned();
+    // Not the caller's (no token) or the upstream's raw id: a plain 404, nothing upstream.
+    for (token, id) in [(None, sealed.as_str()), (Some(token.as_str()), "sess-9")] {
+        let r = send("GET", token, &[("Mcp-Session-Id", id)]);
+        assert_eq!(r.status, 404, "{id}");
+    }
+    assert_eq!(upstream.requests().len(), 1);
 
     // Resuming the server-to-client stream: relayed as the upstream sends it.
     let session = [
-        ("Mcp-Session-Id", "sess-9"),
+        ("Mcp-Session-Id", sealed.as_str()),
         ("MCP-Protocol-Version", "2025-06-18"),
     ];
     let r = send(
@@ -401,10 +456,10 @@ fn get_and_delete_pass_through_with_the_session_after_the_capability_check() {
         [Some("5"), Some("6")]
     );
     let seen = upstream.requests();
-    assert_eq!(seen[0].method, "GET");
-    assert_eq!(seen[0].header("mcp-session-id"), "sess-9");
-    assert_eq!(seen[0].header("last-event-id"), "4");
-    assert_eq!(seen[0].header("accept"), "text/event-stream");
+    assert_eq!(seen[1].method, "GET");
+    assert_eq!(seen[1].header("mcp-session-id"), "sess-9");
+    assert_eq!(seen[1].header("last-event-id"), "4");
+    assert_eq!(seen[1].header("accept"), "text/event-stream");
 
     // The upstream's own refusal goes back as it is.
     assert_eq!(send("GET", Some(&token), &session).status, 405);

@@ -472,6 +472,22 @@ pub fn wait_until(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
     cond()
 }
 
+/// The Python interpreter named by `var` (a virtualenv `cargo xtask test` sets up), or None
+/// with a note: the calling SDK test is then skipped, except under `CI=true`, where a
+/// missing environment fails it (CI must never pass without running it).
+pub fn python_from(var: &str) -> Option<std::ffi::OsString> {
+    match std::env::var_os(var) {
+        Some(python) => Some(python),
+        None if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("{var} is unset under CI=true: the SDK end-to-end test must run, not skip")
+        }
+        None => {
+            eprintln!("note: {var} unset; skipping this SDK end-to-end test");
+            None
+        }
+    }
+}
+
 /// Runs `tests/python/<script> http://<gateway> <token>` with `python` and asserts it
 /// succeeded and printed `marker` (its output is the failure message otherwise).
 pub fn run_python_check(
