@@ -37,6 +37,8 @@ def heads():
         "GET / HTTP/1.1\r\nX-Intent-Prompt: pay the invoice\r\nX-IntentGate-Elevation-Id: e1\r\n\r\n",
         "GET /\x00 HTTP/1.1\r\n\r\n",
         "POST /v1/mcp HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
+        "POST /v1/mcp HTTP/1.1\r\nAuthorization: Bearer a\r\nauthorization: Bearer b\r\n\r\n",
+        "GET / HTTP/1.1\r\nX-Forwarded-For: 1.1.1.1\r\nX-Forwarded-For: 2.2.2.2\r\n\r\n",
     ]
 
 

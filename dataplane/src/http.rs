@@ -149,31 +149,60 @@ impl Head {
         Ok(true)
     }
 
-    /// Where a header the gateway only records (its value's range) is kept, if it is one.
-    fn slot_for(&mut self, name: &str) -> Option<&mut Option<std::ops::Range<usize>>> {
+    /// Where a header the gateway only records (its value's range) is kept, if it is one,
+    /// and the refusal of a second copy (None: a repeat replaces, as for `X-Forwarded-For`,
+    /// which proxies may legitimately send twice and which decides nothing).
+    #[expect(
+        clippy::type_complexity,
+        reason = "a slot and its refusal, used once by parse_head"
+    )]
+    fn slot_for(
+        &mut self,
+        name: &str,
+    ) -> Option<(&mut Option<std::ops::Range<usize>>, Option<&'static str>)> {
         let is = |n: &str| name.eq_ignore_ascii_case(n);
+        // A header read by a check must have one value: two copies are two readings, and
+        // whichever one a proxy in front or the upstream takes may not be ours.
         Some(if is("authorization") {
-            &mut self.authorization
+            (
+                &mut self.authorization,
+                Some("repeated Authorization header"),
+            )
         } else if is("x-intent-prompt") {
-            &mut self.intent_prompt
+            (
+                &mut self.intent_prompt,
+                Some("repeated X-Intent-Prompt header"),
+            )
         } else if is("origin") {
-            &mut self.origin
+            (&mut self.origin, Some("repeated Origin header"))
         } else if is("x-forwarded-for") {
-            &mut self.forwarded_for
+            (&mut self.forwarded_for, None)
         } else if is("x-intentgate-elevation-id") {
-            &mut self.elevation_id
+            (
+                &mut self.elevation_id,
+                Some("repeated X-IntentGate-Elevation-Id header"),
+            )
         } else if is("traceparent") {
-            &mut self.traceparent
+            (&mut self.traceparent, Some("repeated traceparent header"))
         } else if is("mcp-session-id") {
-            &mut self.mcp_session_id
+            (
+                &mut self.mcp_session_id,
+                Some("repeated Mcp-Session-Id header"),
+            )
         } else if is("mcp-protocol-version") {
-            &mut self.mcp_protocol_version
+            (
+                &mut self.mcp_protocol_version,
+                Some("repeated MCP-Protocol-Version header"),
+            )
         } else if is("mcp-method") {
-            &mut self.mcp_method
+            (&mut self.mcp_method, Some("repeated Mcp-Method header"))
         } else if is("mcp-name") {
-            &mut self.mcp_name
+            (&mut self.mcp_name, Some("repeated Mcp-Name header"))
         } else if is("last-event-id") {
-            &mut self.last_event_id
+            (
+                &mut self.last_event_id,
+                Some("repeated Last-Event-ID header"),
+            )
         } else {
             return None;
         })
@@ -247,7 +276,10 @@ pub fn parse_head(buf: &[u8], max_body: usize) -> Result<Option<(Head, usize)>, 
                     head.close = false;
                 }
             }
-        } else if let Some(slot) = head.slot_for(name) {
+        } else if let Some((slot, repeated)) = head.slot_for(name) {
+            if let (Some(_), Some(message)) = (&slot, repeated) {
+                return Err(HttpError::new(400, message));
+            }
             *slot = Some(range_of(buf, value));
         } else if name.len() > 10 && name[..10].eq_ignore_ascii_case("mcp-param-") {
             head.mcp_params

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Duration;
 
+mod fuzz;
+
 const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 /// The SDK version whose tokens we must accept; pinned, as the vectors were generated with it.
 const SDK_REQUIREMENT: &str = "intentgate==0.3.0";
@@ -22,8 +24,13 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("test") => test(&args[1..]),
         Some("bench") => bench(&args[1..]),
+        Some("fuzz") => match args.get(1).map(|s| s.parse::<u64>()) {
+            None => fuzz::fuzz(60),
+            Some(Ok(seconds)) if seconds > 0 => fuzz::fuzz(seconds),
+            Some(_) => Err("usage: cargo xtask fuzz [SECONDS per target, > 0]".into()),
+        },
         _ => {
-            Err("usage: cargo xtask test [cargo test args...] | cargo xtask bench [filter]".into())
+            Err("usage: cargo xtask test [cargo test args...] | cargo xtask bench [filter] | cargo xtask fuzz [SECONDS]".into())
         }
     };
     match result {
@@ -40,6 +47,13 @@ fn root() -> PathBuf {
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_default()
+}
+
+/// The cargo target directory (`CARGO_TARGET_DIR`, else `target/`).
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
 }
 
 fn cargo() -> Command {
@@ -132,10 +146,7 @@ fn redact(url: &str) -> String {
 /// `check` (a Python expression exiting 0) holds. None, with a note, when Python or the
 /// package index is unavailable.
 fn python_env(name: &str, requirements: &[&str], check: &str, note: &str) -> Option<PathBuf> {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target"));
-    let venv = target.join(name);
+    let venv = target_dir().join(name);
     let python = venv.join("bin/python");
     let ready = |p: &Path| {
         Command::new(p)
@@ -218,7 +229,27 @@ fn test(extra: &[String]) -> Result<(), String> {
     if let Some(python) = mcp2_python() {
         cmd.env("INTENTGATE_MCP2_PYTHON", python);
     }
-    run_tests(&mut cmd)
+    run_tests(&mut cmd)?;
+    short_fuzz()
+}
+
+/// Seconds per fuzz target in `cargo xtask test` under CI.
+const CI_FUZZ_SECONDS: u64 = 15;
+
+/// Under CI (or with `INTENTGATE_FUZZ_SECONDS`), every fuzz target briefly: a crash fails the
+/// run. Longer runs: `cargo xtask fuzz [SECONDS]`.
+fn short_fuzz() -> Result<(), String> {
+    let seconds = match std::env::var("INTENTGATE_FUZZ_SECONDS") {
+        Ok(v) => v
+            .parse::<u64>()
+            .map_err(|_| format!("INTENTGATE_FUZZ_SECONDS={v:?} is not a number of seconds"))?,
+        Err(_) if std::env::var("CI").is_ok_and(|v| v == "true") => CI_FUZZ_SECONDS,
+        Err(_) => return Ok(()),
+    };
+    if seconds == 0 {
+        return Ok(());
+    }
+    fuzz::fuzz(seconds)
 }
 
 /// Runs `cargo test`, passing its output through, and closes with one line summing every

@@ -99,6 +99,36 @@ fn every_bad_head_gets_its_status() {
             "unsupported Expect header",
         ),
     ];
+    // Every header a check reads, sent twice (in any case): refused, never "last wins".
+    let repeated = [
+        ("Authorization", "Bearer a", "repeated Authorization header"),
+        ("x-intent-prompt", "p", "repeated X-Intent-Prompt header"),
+        ("Origin", "http://a", "repeated Origin header"),
+        (
+            "X-IntentGate-Elevation-Id",
+            "e",
+            "repeated X-IntentGate-Elevation-Id header",
+        ),
+        ("traceparent", "00-a-b-01", "repeated traceparent header"),
+        ("mcp-session-id", "s", "repeated Mcp-Session-Id header"),
+        (
+            "MCP-Protocol-Version",
+            "2025-06-18",
+            "repeated MCP-Protocol-Version header",
+        ),
+        ("Mcp-Method", "tools/call", "repeated Mcp-Method header"),
+        ("Mcp-Name", "x", "repeated Mcp-Name header"),
+        ("Last-Event-ID", "1", "repeated Last-Event-ID header"),
+    ];
+    let mut cases = cases;
+    for (name, value, message) in repeated {
+        let upper = name.to_ascii_uppercase();
+        cases.push((
+            format!("POST / HTTP/1.1\r\n{name}: {value}\r\n{upper}: {value}x\r\n\r\n"),
+            400,
+            message,
+        ));
+    }
     for (raw, status, message) in cases {
         assert_eq!(
             parse_head(raw.as_bytes(), MAX),
@@ -107,6 +137,16 @@ fn every_bad_head_gets_its_status() {
             &raw[..raw.len().min(60)]
         );
     }
+}
+
+#[test]
+fn a_repeated_forwarded_for_is_not_refused() {
+    let (h, _) =
+        head("GET / HTTP/1.1\r\nX-Forwarded-For: 1.1.1.1\r\nX-Forwarded-For: 2.2.2.2\r\n\r\n")
+            .unwrap()
+            .unwrap();
+    let raw = "GET / HTTP/1.1\r\nX-Forwarded-For: 1.1.1.1\r\nX-Forwarded-For: 2.2.2.2\r\n\r\n";
+    assert_eq!(text(raw, &h.forwarded_for), "2.2.2.2");
 }
 
 #[test]
