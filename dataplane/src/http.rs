@@ -152,10 +152,6 @@ impl Head {
     /// Where a header the gateway only records (its value's range) is kept, if it is one,
     /// and the refusal of a second copy (None: a repeat replaces, as for `X-Forwarded-For`,
     /// which proxies may legitimately send twice and which decides nothing).
-    #[expect(
-        clippy::type_complexity,
-        reason = "a slot and its refusal, used once by parse_head"
-    )]
     fn slot_for(
         &mut self,
         name: &str,
