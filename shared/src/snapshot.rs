@@ -40,6 +40,13 @@ impl RevocationSet {
             .is_some_and(|ts| ts.iter().any(|t| t.is_empty() || &**t == tenant))
     }
 
+    /// True when a token with these claims may no longer be used: it, or the root it was
+    /// attenuated from, is revoked for its tenant or globally.
+    pub fn revokes(&self, claims: &crate::token::Claims) -> bool {
+        self.is_revoked(&claims.jti, &claims.tenant)
+            || self.is_revoked(&claims.root_jti, &claims.tenant)
+    }
+
     /// True when exactly `(jti, tenant)` was recorded.
     pub fn contains(&self, jti: &str, tenant: &str) -> bool {
         self.by_jti

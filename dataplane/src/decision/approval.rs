@@ -125,9 +125,7 @@ impl Worker {
         let t = token?;
         let snap = self.shared.snapshot.load();
         let c = &t.token.claims;
-        if snap.revoked.is_revoked(&c.jti, &c.tenant)
-            || snap.revoked.is_revoked(&c.root_jti, &c.tenant)
-        {
+        if snap.revoked.revokes(c) {
             return Some(CapabilityRefusal::Revoked);
         }
         t.token

@@ -412,8 +412,7 @@ impl Core {
         event.root_capability_token_id.clone_from(&claims.root_jti);
         event.caveat_count = v.token.caveats.len() as i64;
         let started = Instant::now();
-        let revoked = snap.revoked.is_revoked(&claims.jti, &claims.tenant)
-            || snap.revoked.is_revoked(&claims.root_jti, &claims.tenant);
+        let revoked = snap.revoked.revokes(claims);
         facts.revocation = Some(RevocationLookup {
             revoked,
             started,

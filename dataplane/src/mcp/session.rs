@@ -113,8 +113,7 @@ impl Worker {
         session.jti.clone_from(&c.jti);
         session.caveats = v.token.caveats.len() as i64;
         session.token_expires_at = v.token.expires_at();
-        session.revoked = snap.revoked.is_revoked(&c.jti, &c.tenant)
-            || snap.revoked.is_revoked(&c.root_jti, &c.tenant);
+        session.revoked = snap.revoked.revokes(c);
         Some(session)
     }
 
